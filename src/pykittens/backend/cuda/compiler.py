@@ -1,0 +1,151 @@
+"""NVRTC compilation to cubin, with an in-memory and an on-disk cache, and SASS / resource inspection.
+
+The cache key hashes everything that changes the binary: the generated source, the NVRTC options, the target arch,
+the NVRTC version and the pykittens version. A changed kernel body changes the source, so it never reuses a stale
+binary. Needs no GPU: NVRTC and cuobjdump come from PyPI wheels.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ...settings import settings
+
+_memory_cache: dict[str, bytes] = {}
+
+
+@dataclass
+class CompileResult:
+    cubin: bytes
+    arch: str
+    key: str
+    seconds: float
+    from_cache: str  # 'memory', 'disk' or '' (compiled now)
+    log: str = ""
+
+
+def nvrtc_version() -> tuple[int, int]:
+    from cuda.bindings import nvrtc
+    err, major, minor = nvrtc.nvrtcVersion()
+    _check(err, "nvrtcVersion")
+    return major, minor
+
+
+def _check(err, what, prog=None):
+    from cuda.bindings import nvrtc
+    if err != nvrtc.nvrtcResult.NVRTC_SUCCESS:
+        log = _log(prog) if prog is not None else ""
+        raise RuntimeError(f"{what} failed: {err.name}\n{log}")
+
+
+def _log(prog) -> str:
+    from cuda.bindings import nvrtc
+    _, n = nvrtc.nvrtcGetProgramLogSize(prog)
+    buf = b" " * n
+    nvrtc.nvrtcGetProgramLog(prog, buf)
+    return buf.decode(errors="replace").rstrip("\x00 \n")
+
+
+def options(arch: str) -> list[str]:
+    opts = [f"--gpu-architecture={arch}", "-std=c++17", "--use_fast_math", "-default-device"]
+    if settings.debug:
+        opts.append("-lineinfo")
+    return opts
+
+
+def compile_source(source: str, name: str, arch: str) -> CompileResult:
+    """Compile CUDA C++ ``source`` to a cubin for ``arch`` (e.g. 'sm_90a'), through the caches."""
+    from ... import __version__
+    t0 = time.perf_counter()
+    opts = options(arch)
+    key = hashlib.sha256("\0".join([source, *opts, arch, str(nvrtc_version()), __version__]).encode()).hexdigest()
+    if key in _memory_cache:
+        return CompileResult(_memory_cache[key], arch, key, time.perf_counter() - t0, "memory")
+    path = Path(settings.cache_dir) / f"{name}-{key[:32]}.cubin"
+    if not settings.disable_cache and path.exists():
+        cubin = path.read_bytes()
+        _memory_cache[key] = cubin
+        return CompileResult(cubin, arch, key, time.perf_counter() - t0, "disk")
+
+    from cuda.bindings import nvrtc
+    err, prog = nvrtc.nvrtcCreateProgram(source.encode(), f"{name}.cu".encode(), 0, [], [])
+    _check(err, "nvrtcCreateProgram")
+    try:
+        bopts = [o.encode() for o in opts]
+        (err,) = nvrtc.nvrtcCompileProgram(prog, len(bopts), bopts)
+        log = _log(prog)
+        if err != nvrtc.nvrtcResult.NVRTC_SUCCESS:
+            numbered = "\n".join(f"{i + 1:5d} {l}" for i, l in enumerate(source.splitlines()))
+            raise RuntimeError(f"NVRTC could not compile kernel '{name}' for {arch}:\n{log}\n--- source ---\n{numbered}")
+        err, n = nvrtc.nvrtcGetCUBINSize(prog)
+        _check(err, "nvrtcGetCUBINSize", prog)
+        cubin = b" " * n
+        (err,) = nvrtc.nvrtcGetCUBIN(prog, cubin)
+        _check(err, "nvrtcGetCUBIN", prog)
+    finally:
+        nvrtc.nvrtcDestroyProgram(prog)
+    _memory_cache[key] = cubin
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".tmp{os.getpid()}")
+        tmp.write_bytes(cubin)
+        tmp.replace(path)  # atomic: a concurrent reader never sees half a file
+    except OSError:
+        pass  # an unwritable cache only costs speed
+    return CompileResult(cubin, arch, key, time.perf_counter() - t0, "", log)
+
+
+def clear_memory_cache():
+    _memory_cache.clear()
+
+
+# ---------------------------------------------------------------------------------------------- inspection
+def _cuobjdump(args: list[str], cubin: bytes) -> str:
+    from cuda import pathfinder
+    exe = pathfinder.find_nvidia_binary_utility("cuobjdump")
+    if exe is None:
+        raise RuntimeError("cuobjdump not found: pip install nvidia-cuda-cuobjdump nvidia-cuda-nvdisasm")
+    env = dict(os.environ)
+    nvdisasm = pathfinder.find_nvidia_binary_utility("nvdisasm")
+    if nvdisasm:
+        env["PATH"] = os.path.dirname(nvdisasm) + os.pathsep + env.get("PATH", "")
+    with tempfile.NamedTemporaryFile(suffix=".cubin") as f:
+        f.write(cubin)
+        f.flush()
+        r = subprocess.run([exe, *args, f.name], capture_output=True, text=True, env=env)
+    if r.returncode:
+        raise RuntimeError(f"cuobjdump {' '.join(args)} failed: {r.stderr.strip()}")
+    return r.stdout
+
+
+def sass(cubin: bytes) -> str:
+    """Disassembly (SASS) of a cubin."""
+    return _cuobjdump(["-sass"], cubin)
+
+
+@dataclass
+class Resources:
+    registers: int
+    shared_static: int
+    local: int  # bytes of local memory per thread: > 0 means spills or a stack array
+    stack: int
+    raw: str = field(repr=False, default="")
+
+    @property
+    def spills(self) -> bool:
+        return self.local > 0 or self.stack > 0
+
+
+def resources(cubin: bytes) -> Resources:
+    """Registers per thread, static shared memory and local (spill) bytes, read by cuobjdump."""
+    out = _cuobjdump(["--dump-resource-usage"], cubin)
+    def num(tag):
+        m = re.search(rf"\b{tag}:(\d+)", out)
+        return int(m.group(1)) if m else 0
+    return Resources(num("REG"), num("SHARED"), num("LOCAL"), num("STACK"), out)

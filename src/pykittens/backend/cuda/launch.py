@@ -1,0 +1,75 @@
+"""Loading cubins and launching kernels on torch's current stream, through cuda-bindings' driver API."""
+from __future__ import annotations
+
+import ctypes
+
+import torch
+
+from ...types import GL, f32
+
+
+def _drv(result, what):
+    from cuda.bindings import driver
+    err, *rest = result if isinstance(result, tuple) else (result,)
+    if err != driver.CUresult.CUDA_SUCCESS:
+        _, msg = driver.cuGetErrorString(err)
+        raise RuntimeError(f"{what} failed: {err.name} ({msg.decode() if msg else ''})")
+    return rest[0] if len(rest) == 1 else rest
+
+
+def device_arch(device: torch.device) -> str:
+    """NVRTC target for a GPU: 'sm_90a' on Hopper (wgmma and setmaxnreg need the 'a' target), else 'sm_XY'."""
+    major, minor = torch.cuda.get_device_capability(device)
+    return f"sm_{major}{minor}{'a' if major == 9 else ''}"
+
+
+class LoadedKernel:
+    """A cubin loaded into the current CUDA context, ready to launch."""
+
+    def __init__(self, cubin: bytes, name: str, smem_bytes: int, threads: int, device: torch.device):
+        from cuda.bindings import driver
+        torch.cuda.init()
+        with torch.cuda.device(device):
+            torch.cuda.current_stream(device)  # make sure the primary context exists and is current
+            ctx = _drv(driver.cuCtxGetCurrent(), "cuCtxGetCurrent")
+            if int(ctx) == 0:
+                dev = _drv(driver.cuDeviceGet(device.index or 0), "cuDeviceGet")
+                ctx = _drv(driver.cuDevicePrimaryCtxRetain(dev), "cuDevicePrimaryCtxRetain")
+                _drv(driver.cuCtxSetCurrent(ctx), "cuCtxSetCurrent")
+            self.module = _drv(driver.cuModuleLoadData(cubin), "cuModuleLoadData")
+            self.function = _drv(driver.cuModuleGetFunction(self.module, name.encode()), "cuModuleGetFunction")
+        # dynamic shared memory: the kernel rounds its base up to 1024 B, so ask for that much slack
+        self.smem = smem_bytes + 1024 if smem_bytes else 0
+        self.threads = threads
+        if self.smem > 48 * 1024:
+            attr = driver.CUfunction_attribute.CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES
+            _drv(driver.cuFuncSetAttribute(self.function, attr, self.smem), "cuFuncSetAttribute")
+
+    def attribute(self, name: str) -> int:
+        from cuda.bindings import driver
+        attr = getattr(driver.CUfunction_attribute, f"CU_FUNC_ATTRIBUTE_{name}")
+        return _drv(driver.cuFuncGetAttribute(attr, self.function), "cuFuncGetAttribute")
+
+    def launch(self, grid: tuple, values: tuple, types: tuple, stream=None):
+        from cuda.bindings import driver
+        if stream is None:
+            stream = torch.cuda.current_stream().cuda_stream
+        gx, gy, gz = grid
+        _drv(driver.cuLaunchKernel(self.function, gx, gy, gz, self.threads, 1, 1, self.smem,
+                                   driver.CUstream(stream), (values, types), 0), "cuLaunchKernel")
+
+
+def pack_args(params, args) -> tuple[tuple, tuple]:
+    """Flatten launch arguments the way codegen declares them: a gl is (ptr, b, d, r, c, sb, sd, sr)."""
+    values, types = [], []
+    for p, a in zip(params, args):
+        if isinstance(p.type, GL):
+            values += [a.data_ptr(), *a.shape, *a.stride()[:3]]
+            types += [ctypes.c_void_p] + [ctypes.c_int] * 4 + [ctypes.c_longlong] * 3
+        elif p.type is f32:
+            values.append(float(a))
+            types.append(ctypes.c_float)
+        else:
+            values.append(int(a))
+            types.append(ctypes.c_int)
+    return tuple(values), tuple(types)

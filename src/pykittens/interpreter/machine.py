@@ -1,0 +1,314 @@
+"""The CPU interpreter: runs a kernel's IR on CPU tensors, one block after another.
+
+Inside a block all warps advance statement by statement together; every register tile holds one value per warp
+(a tensor of shape ``(warps, rows, cols)``), and an *active mask* says which warps execute the current statement
+(branches and loops whose bounds differ between warps narrow it). Because real warps do not run in lockstep, shared
+memory carries shadow state to catch what lockstep execution would hide: which warp last wrote each element and which
+warps read it since the last barrier (a race otherwise), and whether it was ever written (an uninitialised read).
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+
+from .. import ir
+from ..errors import (DeadlockError, InterpreterError, OutOfBoundsError, RaceError,
+                      UninitializedReadError)
+from ..types import GL, RT, RV, ST, SV
+
+
+class SharedArray:
+    """A shared tile/vector (array): logical values plus race and initialisation shadows, per element."""
+
+    def __init__(self, var: ir.Var):
+        shape = tuple(var.count) + tuple(var.type.shape)
+        self.var = var
+        # poison: NaN, so an unchecked read of garbage cannot look plausible
+        self.data = torch.full(shape, float("nan"), dtype=var.type.dtype.torch)
+        self.written = torch.zeros(shape, dtype=torch.bool)
+        self.writer = torch.full(shape, -1, dtype=torch.int16)
+        self.write_epoch = torch.full(shape, -1, dtype=torch.int32)
+        self.readers = torch.zeros(shape, dtype=torch.int64)  # bitmask of warps that read since read_epoch
+        self.read_epoch = torch.full(shape, -1, dtype=torch.int32)
+        self.pending = torch.zeros(shape, dtype=torch.bool)  # async copy issued, not yet waited for
+
+
+class Machine:
+    """State of one block while the interpreter runs it. Op ``interpret`` methods use this API."""
+
+    def __init__(self, kir: ir.KernelIR, block: tuple, grid: tuple, env: dict, globals_: dict):
+        self.kir = kir
+        self.W = kir.warps
+        self.env = dict(env)
+        self.env.update({"warp_id": torch.arange(self.W)})
+        for a, v in zip("xyz", block):
+            self.env[f"block_idx.{a}"] = v
+        for a, v in zip("xyz", grid):
+            self.env[f"grid_dim.{a}"] = v
+        self.globals = globals_  # Var -> 4-D CPU tensor (a view of the caller's tensor)
+        self.regs: dict = {}
+        self.reg_written: dict = {}
+        self.smem: dict = {}
+        self.epoch = 0
+        self.active = torch.ones(self.W, dtype=torch.bool)
+        self.loc = None
+        self.stmt = None
+
+    # ------------------------------------------------------------------------------------------ errors
+    def error(self, cls, msg: str):
+        raise cls(msg, self.loc)
+
+    # ------------------------------------------------------------------------------------------ scalars
+    def eval(self, e):
+        """Value of a scalar expression: a Python number (uniform) or a tensor with one value per warp."""
+        if isinstance(e, (int, float)):
+            return e
+        if isinstance(e, ir.Const):
+            return e.value
+        if isinstance(e, ir.Sym):
+            if e.name not in self.env:
+                self.error(InterpreterError, f"device scalar {e.name} used outside its scope")
+            return self.env[e.name]
+        if isinstance(e, ir.BinOp):
+            return _binop(e.op, self.eval(e.a), self.eval(e.b), e.type)
+        if isinstance(e, ir.Call):
+            args = [self.eval(a) for a in e.args]
+            if e.fn in ("min", "max"):
+                if any(isinstance(a, torch.Tensor) for a in args):
+                    t = [torch.as_tensor(a) for a in args]
+                    return torch.minimum(*t) if e.fn == "min" else torch.maximum(*t)
+                return min(args) if e.fn == "min" else max(args)
+            if e.fn == "not":
+                return ~torch.as_tensor(args[0]).bool() if isinstance(args[0], torch.Tensor) else int(not args[0])
+        raise TypeError(f"cannot evaluate {e!r}")
+
+    def scalar(self, e, w: int):
+        """Value of a scalar expression for warp ``w`` as a Python number."""
+        v = self.eval(e)
+        if isinstance(v, torch.Tensor):
+            v = v.reshape(-1)[w] if v.numel() > 1 else v.reshape(-1)[0]
+            return v.item()
+        return v
+
+    def warps(self):
+        """Indices of the warps executing the current statement."""
+        return [int(w) for w in torch.nonzero(self.active).flatten()]
+
+    # ------------------------------------------------------------------------------------------ registers
+    def read(self, var) -> torch.Tensor:
+        """A register tile/vector for all warps, as float32 (shape ``(warps, *shape)``); must be initialised."""
+        if var not in self.regs or not bool(self.reg_written[var][self.active].all()):
+            self.error(UninitializedReadError, f"{var.name} ({var.type}) is read before it was written")
+        return self.regs[var].float()
+
+    def write(self, var, value: torch.Tensor):
+        """Write ``value`` (shape ``(warps, *shape)`` or broadcastable) to the active warps' copies of ``var``."""
+        shape = (self.W,) + tuple(var.type.shape)
+        value = torch.as_tensor(value, dtype=torch.float32).expand(shape)
+        if var not in self.regs:
+            self.regs[var] = torch.full(shape, float("nan"), dtype=var.type.dtype.torch)
+            self.reg_written[var] = torch.zeros(self.W, dtype=torch.bool)
+        mask = self.active.view((self.W,) + (1,) * len(var.type.shape))
+        self.regs[var] = torch.where(mask, value.to(var.type.dtype.torch), self.regs[var])
+        self.reg_written[var] = self.reg_written[var] | self.active
+
+    def write_warp(self, var, w: int, value: torch.Tensor):
+        """Write one warp's copy of ``var``."""
+        if var not in self.regs:
+            self.regs[var] = torch.full((self.W,) + tuple(var.type.shape), float("nan"), dtype=var.type.dtype.torch)
+            self.reg_written[var] = torch.zeros(self.W, dtype=torch.bool)
+        self.regs[var][w] = value.to(var.type.dtype.torch)
+        self.reg_written[var][w] = True
+
+    # ------------------------------------------------------------------------------------------ shared memory
+    def _slot(self, ref, w: int):
+        if isinstance(ref, ir.Var):
+            return ref, ()
+        idx = tuple(int(self.scalar(i, w)) for i in ref.index)
+        for i, c in zip(idx, ref.var.count):
+            if not 0 <= i < c:
+                self.error(OutOfBoundsError, f"index {idx} out of range for {ref.var.name} with shape {ref.var.count}")
+        return ref.var, idx
+
+    def _array(self, var):
+        if var not in self.smem:
+            self.smem[var] = SharedArray(var)
+        return self.smem[var]
+
+    def smem_read(self, ref, w: int, region=None) -> torch.Tensor:
+        """Warp ``w`` reads (a region of) a shared tile/vector; returns float32. Checks races and initialisation."""
+        var, idx = self._slot(ref, w)
+        a = self._array(var)
+        sel = idx + (tuple(region) if region else ())
+        if bool(a.pending[sel].any()):
+            self.error(RaceError, f"{ref} is read while an async copy into it is still in flight "
+                                  f"(call tk.load_async_wait() first)")
+        if not bool(a.written[sel].all()):
+            self.error(UninitializedReadError, f"warp {w} reads elements of {ref} that were never written")
+        other = (a.write_epoch[sel] == self.epoch) & (a.writer[sel] != w)
+        if bool(other.any()):
+            writer = int(a.writer[sel][other][0])
+            self.error(RaceError, f"warp {w} reads {ref} written by warp {writer} with no barrier in between")
+        fresh = a.read_epoch[sel] != self.epoch
+        r = a.readers[sel]
+        r = torch.where(fresh, torch.zeros_like(r), r) | (1 << w)
+        a.readers[sel] = r
+        a.read_epoch[sel] = self.epoch
+        return a.data[sel].float()
+
+    def smem_write(self, ref, w: int, value: torch.Tensor, region=None, pending=False):
+        """Warp ``w`` writes (a region of) a shared tile/vector. Checks races against other warps' accesses."""
+        var, idx = self._slot(ref, w)
+        a = self._array(var)
+        sel = idx + (tuple(region) if region else ())
+        other_w = (a.write_epoch[sel] == self.epoch) & (a.writer[sel] != w)
+        other_r = (a.read_epoch[sel] == self.epoch) & ((a.readers[sel] & ~(1 << w)) != 0)
+        if bool(other_w.any()) or bool(other_r.any()):
+            who = "written" if bool(other_w.any()) else "read"
+            self.error(RaceError, f"warp {w} writes {ref}, which another warp {who} with no barrier in between")
+        a.data[sel] = value.to(a.data.dtype)
+        a.written[sel] = True
+        a.writer[sel] = w
+        a.write_epoch[sel] = self.epoch
+        if pending:
+            a.pending[sel] = True
+
+    def complete_async(self):
+        """Async copies issued so far have landed (cp.async wait)."""
+        for a in self.smem.values():
+            a.pending.zero_()
+
+    def barrier(self):
+        """Block-wide barrier: every warp must reach it; later accesses no longer race with earlier ones."""
+        if not bool(self.active.all()):
+            self.error(DeadlockError, "barrier inside a branch or loop that not every warp takes: on the GPU the "
+                                      "block would hang here")
+        self.epoch += 1
+
+    # ------------------------------------------------------------------------------------------ global memory
+    def gtensor(self, var) -> torch.Tensor:
+        return self.globals[var]
+
+    def global_read(self, var, b, d, r0, c0, nrows, ncols, oob=None) -> torch.Tensor:
+        """``nrows x ncols`` elements at (b, d, r0, c0) as float32. Out of bounds is an error unless ``oob`` gives
+        the value to read there instead."""
+        t = self.globals[var]
+        B, D, R, C = t.shape
+        if not (0 <= b < B and 0 <= d < D) or r0 < 0 or c0 < 0:
+            if oob is None:
+                self.error(OutOfBoundsError, f"{var.name}[{b}, {d}, {r0}, {c0}] is outside shape {tuple(t.shape)}")
+            return torch.full((nrows, ncols), float(oob))
+        if oob is None and (r0 + nrows > R or c0 + ncols > C):
+            self.error(OutOfBoundsError, f"reading {nrows}x{ncols} at {var.name}[{b}, {d}, {r0}, {c0}] goes past "
+                                         f"shape {tuple(t.shape)}")
+        out = torch.full((nrows, ncols), float(oob if oob is not None else 0.0))
+        rr, cc = max(0, min(nrows, R - r0)), max(0, min(ncols, C - c0))
+        out[:rr, :cc] = t[b, d, r0:r0 + rr, c0:c0 + cc].float()
+        return out
+
+    def global_write(self, var, b, d, r0, c0, value: torch.Tensor, clip=False):
+        """Write a 2-D block at (b, d, r0, c0). Out of bounds is an error unless ``clip`` drops those elements."""
+        t = self.globals[var]
+        B, D, R, C = t.shape
+        nrows, ncols = value.shape
+        inside = 0 <= b < B and 0 <= d < D and r0 >= 0 and c0 >= 0
+        if not clip and (not inside or r0 + nrows > R or c0 + ncols > C):
+            self.error(OutOfBoundsError, f"writing {nrows}x{ncols} at {var.name}[{b}, {d}, {r0}, {c0}] goes past "
+                                         f"shape {tuple(t.shape)}")
+        if not inside:
+            return
+        rr, cc = max(0, min(nrows, R - r0)), max(0, min(ncols, C - c0))
+        t[b, d, r0:r0 + rr, c0:c0 + cc] = value[:rr, :cc].to(t.dtype)
+
+    # ------------------------------------------------------------------------------------------ execution
+    def run(self, stmts):
+        for s in stmts:
+            self.loc, self.stmt = s.loc, s
+            if isinstance(s, ir.Decl):
+                continue
+            if isinstance(s, ir.Let):
+                v = self.eval(s.value)
+                old = self.env.get(s.sym.name)
+                if isinstance(v, torch.Tensor) or isinstance(old, torch.Tensor):
+                    v = torch.where(self.active, torch.as_tensor(v), torch.as_tensor(old if old is not None else 0))
+                self.env[s.sym.name] = v
+            elif isinstance(s, ir.OpStmt):
+                args = tuple(s.args)
+                try:
+                    s.op.interpret(self, *args, **s.attrs)
+                except InterpreterError:
+                    raise
+                except (RuntimeError, IndexError, ValueError) as e:
+                    self.error(InterpreterError, f"{s.op.name}: {e}")
+            elif isinstance(s, ir.If):
+                cond = torch.as_tensor(self.eval(s.cond)).bool().expand(self.W)
+                saved = self.active
+                self.active = saved & cond
+                if bool(self.active.any()):
+                    self.run(s.then)
+                self.active = saved & ~cond
+                if s.orelse and bool(self.active.any()):
+                    self.run(s.orelse)
+                self.active = saved
+            elif isinstance(s, ir.For):
+                self._run_for(s)
+            else:
+                raise TypeError(f"unknown statement {s!r}")
+
+    def _run_for(self, s: ir.For):
+        start = torch.as_tensor(self.eval(s.start)).expand(self.W)
+        stop = torch.as_tensor(self.eval(s.stop)).expand(self.W)
+        step = int(self.eval(s.step))
+        trips = torch.clamp((stop - start + step - 1) // step, min=0)
+        saved = self.active
+        n = int(trips[saved].max()) if bool(saved.any()) else 0
+        uniform = bool((trips[saved] == n).all()) and bool((start[saved] == start[saved][0]).all())
+        for k in range(n):
+            self.active = saved & (k < trips)
+            v = start + k * step
+            self.env[s.var.name] = int(v[saved][0]) if uniform else v
+            self.run(s.body)
+        self.active = saved
+        self.env.pop(s.var.name, None)
+
+
+def _binop(op, a, b, ty):
+    tensor = isinstance(a, torch.Tensor) or isinstance(b, torch.Tensor)
+    if op == "+":
+        return a + b
+    if op == "-":
+        return a - b
+    if op == "*":
+        return a * b
+    if op == "/":
+        return (a.float() if isinstance(a, torch.Tensor) else float(a)) / b
+    if op in ("//", "%"):  # C semantics: truncate toward zero
+        if tensor:
+            q = torch.div(torch.as_tensor(a), torch.as_tensor(b), rounding_mode="trunc")
+        else:
+            q = abs(a) // abs(b) if isinstance(a, int) and isinstance(b, int) else math.trunc(abs(a) / abs(b))
+            q = q if (a >= 0) == (b > 0) else -q
+        return q if op == "//" else a - q * b
+    if op in ("<", "<=", ">", ">=", "==", "!="):
+        r = {"<": lambda: a < b, "<=": lambda: a <= b, ">": lambda: a > b, ">=": lambda: a >= b,
+             "==": lambda: a == b, "!=": lambda: a != b}[op]()
+        return r if tensor else int(r)
+    if op == "&&":
+        return torch.as_tensor(a).bool() & torch.as_tensor(b).bool() if tensor else int(bool(a) and bool(b))
+    if op == "||":
+        return torch.as_tensor(a).bool() | torch.as_tensor(b).bool() if tensor else int(bool(a) or bool(b))
+    raise TypeError(f"unknown scalar op {op}")
+
+
+def run_kernel(kir: ir.KernelIR, grid: tuple, scalars: dict, tensors: dict):
+    """Run every block of ``grid`` in order. ``tensors`` maps gl Vars to 4-D CPU tensors (written in place)."""
+    env = dict(scalars)
+    for var, t in tensors.items():
+        for d, n in zip("bdrc", t.shape):
+            env[f"{var.name}.{d}"] = int(n)
+    gx, gy, gz = grid
+    for z in range(gz):
+        for y in range(gy):
+            for x in range(gx):
+                Machine(kir, (x, y, z), grid, env, tensors).run(kir.body)

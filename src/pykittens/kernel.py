@@ -1,0 +1,252 @@
+"""``@tk.kernel``: the user's function -> trace -> IR -> (CUDA backend | interpreter) -> launch.
+
+    @tk.kernel(warps=4)
+    def scale(x: tk.gl(tk.bf16), o: tk.gl(tk.bf16), s: tk.f32):
+        ...
+    scale[grid](x, o, 2.0)        # CUDA tensors: NVRTC-compiled kernel; CPU tensors: the interpreter
+
+Parameters are annotated with ``tk.gl(dtype)`` (a tensor of up to 4 dims, seen as (batch, depth, rows, cols)),
+``tk.i32`` / ``tk.f32`` (runtime scalars) or ``tk.constexpr`` (a Python value fixed at trace time; a new value
+traces and compiles a new specialization).
+"""
+from __future__ import annotations
+
+import inspect
+import time
+from dataclasses import dataclass
+
+import torch
+
+from . import ir, trace
+from .errors import LaunchError
+from .settings import settings
+from .types import GL, DType, ScalarType, dtype_of, f32, i32
+
+
+@dataclass(frozen=True)
+class gl:
+    """Annotation of a global-layout parameter; ``dtype=None`` accepts any tile dtype (one trace per dtype)."""
+    dtype: DType | None = None
+
+
+class _Constexpr:
+    def __repr__(self):
+        return "constexpr"
+
+
+constexpr = _Constexpr()
+
+
+def _check_tensor(name: str, t, dtype: DType | None) -> torch.Tensor:
+    if not isinstance(t, torch.Tensor):
+        raise LaunchError(f"argument '{name}': expected a torch.Tensor, got {type(t).__name__}")
+    if dtype is not None and t.dtype != dtype.torch:
+        raise LaunchError(f"argument '{name}': expected dtype {dtype.torch}, got {t.dtype}")
+    dtype_of_t = dtype or _tile_dtype(name, t)
+    if t.dim() > 4 or t.dim() == 0:
+        raise LaunchError(f"argument '{name}': expected a tensor of 1 to 4 dims, got shape {tuple(t.shape)}")
+    t4 = t[(None,) * (4 - t.dim())]
+    if t4.shape[-1] > 1 and t4.stride(-1) != 1:
+        raise LaunchError(f"argument '{name}': the last dim must be contiguous (stride 1), got strides {t.stride()}")
+    if t.numel() and t.data_ptr() % 16:
+        raise LaunchError(f"argument '{name}': data must be 16-byte aligned, got address {t.data_ptr():#x}")
+    for d in range(3):
+        if t4.shape[d] > 1 and (t4.stride(d) * dtype_of_t.size) % 16:
+            raise LaunchError(f"argument '{name}': strides of the leading dims must be multiples of 16 bytes, got "
+                              f"strides {t.stride()} ({dtype_of_t.size}-byte elements)")
+    if max(t4.shape) >= 2 ** 31:
+        raise LaunchError(f"argument '{name}': each dim must be < 2**31, got {tuple(t.shape)}")
+    return t4
+
+
+def _tile_dtype(name, t):
+    try:
+        return dtype_of(t.dtype)
+    except TypeError as e:
+        raise LaunchError(f"argument '{name}': {e}") from None
+
+
+@dataclass
+class Specialization:
+    """One traced signature of a kernel: its IR and, per arch, its compiled cubin."""
+    kir: ir.KernelIR
+    trace_seconds: float
+    compiled: dict  # arch -> CompiledKernel
+
+
+class CompiledKernel:
+    """A kernel built for one arch: its CUDA source, cubin, SASS and resource usage."""
+
+    def __init__(self, kir: ir.KernelIR, source: str, result, codegen_seconds: float):
+        self.kir, self.source, self.result = kir, source, result
+        self.codegen_seconds = codegen_seconds
+        self._loaded: dict = {}
+
+    @property
+    def cubin(self) -> bytes:
+        return self.result.cubin
+
+    def sass(self) -> str:
+        from .backend.cuda.compiler import sass
+        return sass(self.cubin)
+
+    def resources(self):
+        from .backend.cuda.compiler import resources
+        return resources(self.cubin)
+
+    def loaded(self, device: torch.device):
+        from .backend.cuda.launch import LoadedKernel
+        key = device.index or 0
+        if key not in self._loaded:
+            from .backend.cuda.codegen import symbol
+            self._loaded[key] = LoadedKernel(self.cubin, symbol(self.kir), self.kir.smem_bytes, self.kir.warps * 32, device)
+        return self._loaded[key]
+
+
+class Kernel:
+    """A pykittens kernel. Launch with ``kernel[grid](*args)``; inspect with ``ir``, ``source``, ``compile``."""
+
+    def __init__(self, fn, warps: int):
+        if not 1 <= warps <= 32:
+            raise ValueError(f"warps must be between 1 and 32, got {warps}")
+        self.fn, self.warps, self.name = fn, warps, fn.__name__
+        sig = inspect.signature(fn, eval_str=True)
+        self.params = []
+        for p in sig.parameters.values():
+            ann = p.annotation
+            if not (isinstance(ann, (gl, ScalarType)) or ann is constexpr):
+                raise TypeError(f"kernel '{self.name}': parameter '{p.name}' needs an annotation: tk.gl(dtype), "
+                                f"tk.i32, tk.f32 or tk.constexpr")
+            self.params.append((p.name, ann))
+        self._specs: dict = {}
+        self.last_compile = None  # CompileResult of the last compile, for reporting compile times
+
+    def __repr__(self):
+        return f"<pykittens kernel {self.name} ({self.warps} warps)>"
+
+    # ------------------------------------------------------------------------------------------ specialization
+    def _bind(self, args):
+        if len(args) != len(self.params):
+            raise LaunchError(f"kernel '{self.name}' takes {len(self.params)} arguments "
+                              f"({', '.join(n for n, _ in self.params)}), got {len(args)}")
+        key, runtime = [], []
+        for (name, ann), a in zip(self.params, args):
+            if isinstance(ann, gl):
+                t4 = _check_tensor(name, a, ann.dtype)
+                key.append(t4.dtype)
+                runtime.append(t4)
+            elif ann is constexpr:
+                key.append(("constexpr", a))
+            else:
+                if isinstance(a, torch.Tensor) or not isinstance(a, (int, float)):
+                    raise LaunchError(f"argument '{name}': expected a Python {'float' if ann is f32 else 'int'}, "
+                                      f"got {type(a).__name__}")
+                if ann is i32 and not isinstance(a, int):
+                    raise LaunchError(f"argument '{name}': expected a Python int, got {a!r}")
+                runtime.append(a)
+        return tuple(key), runtime
+
+    def specialize(self, *args) -> Specialization:
+        key, _ = self._bind(args)
+        spec = self._specs.get(key)
+        if spec is None:
+            t0 = time.perf_counter()
+            spec = Specialization(self._trace(args), 0.0, {})
+            spec.trace_seconds = time.perf_counter() - t0
+            self._specs[key] = spec
+        return spec
+
+    def _trace(self, args) -> ir.KernelIR:
+        b = trace.Builder(self.name, self.warps)
+        for reserved in ("warp_id", "tk", "tk_smem", "tk_smem_raw", "_x", "_y"):
+            b.fresh(reserved)
+        proxies, params, constexprs = [], [], {}
+        for (pname, ann), a in zip(self.params, args):
+            name = b.fresh(pname)
+            if isinstance(ann, gl):
+                v = ir.Var(name, GL(dtype_of(a.dtype)))
+                params.append(v)
+                proxies.append(v)
+            elif ann is constexpr:
+                constexprs[pname] = a
+                proxies.append(a)
+            else:
+                s = ir.Sym(name, ann)
+                params.append(s)
+                proxies.append(s)
+        with trace.tracing(b):
+            self.fn(*proxies)
+        return ir.KernelIR(self.name, self.warps, params, b.root, b.smem_bytes, constexprs)
+
+    # ------------------------------------------------------------------------------------------ inspection
+    def ir(self, *args) -> ir.KernelIR:
+        """The traced IR for these arguments (tensors may live on any device; only their dtypes matter)."""
+        return self.specialize(*args).kir
+
+    def compile(self, *args, arch: str | None = None) -> CompiledKernel:
+        """Generate CUDA and compile it with NVRTC for ``arch`` (default: settings.arch or 'sm_90a'). No GPU needed."""
+        from .backend.cuda.codegen import generate
+        from .backend.cuda.compiler import compile_source
+        arch = arch or settings.arch or "sm_90a"
+        spec = self.specialize(*args)
+        if arch not in spec.compiled:
+            t0 = time.perf_counter()
+            source = generate(spec.kir)
+            t1 = time.perf_counter()
+            result = compile_source(source, self.name, arch)
+            self.last_compile = result
+            spec.compiled[arch] = CompiledKernel(spec.kir, source, result, t1 - t0)
+        return spec.compiled[arch]
+
+    def source(self, *args, arch: str | None = None) -> str:
+        """The generated CUDA C++ for these arguments."""
+        from .backend.cuda.codegen import generate
+        return generate(self.specialize(*args).kir)
+
+    # ------------------------------------------------------------------------------------------ launch
+    def __getitem__(self, grid):
+        grid = _grid(grid)
+        return lambda *args: self.launch(grid, *args)
+
+    def launch(self, grid, *args):
+        grid = _grid(grid)
+        _, runtime = self._bind(args)
+        devices = {t.device for t in runtime if isinstance(t, torch.Tensor)}
+        if len({d.type for d in devices}) > 1 or len(devices) > 1:
+            raise LaunchError(f"kernel '{self.name}': all tensors must be on one device, got {sorted(map(str, devices))}")
+        device = devices.pop() if devices else torch.device("cpu")
+        spec = self.specialize(*args)
+        if device.type == "cpu" or settings.interpret:
+            return self._interpret(spec.kir, grid, runtime)
+        if device.type != "cuda":
+            raise LaunchError(f"kernel '{self.name}': tensors must be on a CUDA device or the CPU, got {device}")
+        from .backend.cuda.launch import device_arch, pack_args
+        ck = self.compile(*args, arch=settings.arch or device_arch(device))
+        values, types = pack_args(spec.kir.params, runtime)
+        ck.loaded(device).launch(grid, values, types)
+
+    def _interpret(self, kir, grid, runtime):
+        from .interpreter.machine import run_kernel
+        scalars, tensors = {}, {}
+        for p, a in zip(kir.params, runtime):
+            if isinstance(p.type, GL):
+                if a.device.type != "cpu":
+                    raise LaunchError("the interpreter runs on CPU tensors")
+                tensors[p] = a
+            else:
+                scalars[p.name] = a
+        run_kernel(kir, grid, scalars, tensors)
+
+
+def _grid(grid) -> tuple:
+    g = (grid,) if isinstance(grid, int) else tuple(grid)
+    if not 1 <= len(g) <= 3 or not all(isinstance(x, int) and x >= 1 for x in g):
+        raise LaunchError(f"grid must be 1 to 3 positive ints, got {grid!r}")
+    return g + (1,) * (3 - len(g))
+
+
+def kernel(fn=None, *, warps: int = 4):
+    """Decorator: ``@tk.kernel(warps=4)`` turns a tile program into a launchable ``Kernel``."""
+    if fn is not None:
+        return Kernel(fn, warps)
+    return lambda f: Kernel(f, warps)

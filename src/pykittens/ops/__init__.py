@@ -1,0 +1,5 @@
+"""All op families. Importing this registers every op; the flat user API is re-exported by ``pykittens``."""
+from .init import zero, one, neg_infty, pos_infty  # noqa: F401
+from .maps import exp, exp2, log, log2, abs, relu, copy, add, sub, mul, div, max, min  # noqa: F401
+from .memory import load, store, load_async  # noqa: F401
+from . import mem_global_reg  # noqa: F401  (registers its transfers)

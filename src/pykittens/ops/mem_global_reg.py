@@ -1,0 +1,99 @@
+"""Global memory <-> register tiles. Each lane reads/writes the elements of its fragment directly (pairs along a row
+are one 4- or 8-byte access in the row layout); ``oob`` / ``clip`` predicate each element against the tensor shape."""
+import torch
+
+from .base import Op, GL, RT, fail, kind, need_rt
+from .memory import register_load, register_store
+
+_PRELUDE = r"""
+namespace tk {
+template<class D, class T> __device__ __forceinline__ void load(D& d, const gl<T>& g, int b, int z, int r0, int c0, bool check, float fill) {
+  using L = typename D::layout; using U = typename D::dtype;
+  const bool bz = b < g.b && z < g.d && b >= 0 && z >= 0;
+  #pragma unroll
+  for (int i = 0; i < D::height; i++)
+  #pragma unroll
+  for (int j = 0; j < D::width; j++)
+  #pragma unroll
+  for (int k = 0; k < 4; k++) {
+    const int r = r0 + i * 16 + frag_row<L>(k, 0), c = c0 + j * 16 + frag_col<L>(k, 0);
+    const int r1 = r0 + i * 16 + frag_row<L>(k, 1), c1 = c0 + j * 16 + frag_col<L>(k, 1);
+    if constexpr (same<L, row_l>::value && same<U, T>::value) {
+      if (!check || (bz && r < g.r && c + 1 < g.c)) { d.data[i][j][k] = *(const packed_t<T>*)g.at(b, z, r, c); continue; }
+    }
+    const float x = (!check || (bz && r < g.r && c < g.c)) ? to_float(*g.at(b, z, r, c)) : fill;
+    const float y = (!check || (bz && r1 < g.r && c1 < g.c)) ? to_float(*g.at(b, z, r1, c1)) : fill;
+    d.data[i][j][k] = pack<U>(make_float2(x, y));
+  }
+}
+template<class S, class T> __device__ __forceinline__ void store(const gl<T>& g, const S& s, int b, int z, int r0, int c0, bool check) {
+  using L = typename S::layout; using U = typename S::dtype;
+  const bool bz = b < g.b && z < g.d && b >= 0 && z >= 0;
+  #pragma unroll
+  for (int i = 0; i < S::height; i++)
+  #pragma unroll
+  for (int j = 0; j < S::width; j++)
+  #pragma unroll
+  for (int k = 0; k < 4; k++) {
+    const int r = r0 + i * 16 + frag_row<L>(k, 0), c = c0 + j * 16 + frag_col<L>(k, 0);
+    const int r1 = r0 + i * 16 + frag_row<L>(k, 1), c1 = c0 + j * 16 + frag_col<L>(k, 1);
+    if constexpr (same<L, row_l>::value && same<U, T>::value) {
+      if (!check || (bz && r < g.r && c + 1 < g.c)) { *(packed_t<T>*)g.at(b, z, r, c) = s.data[i][j][k]; continue; }
+    }
+    const float2 v = unpack<U>(s.data[i][j][k]);
+    if (!check || (bz && r < g.r && c < g.c)) *g.at(b, z, r, c) = from_float<T>(v.x);
+    if (!check || (bz && r1 < g.r && c1 < g.c)) *g.at(b, z, r1, c1) = from_float<T>(v.y);
+  }
+}
+}  // namespace tk
+"""
+
+
+def _idx_c(g, idx, t):
+    b, d, r, c = (g(i) for i in idx)
+    return f"{b}, {d}, ({r}) * {t.rows}, ({c}) * {t.cols}"
+
+
+class GlobalToReg(Op):
+    name = "load_global_reg"
+    prelude = _PRELUDE
+
+    def check(self, dst, src, idx, oob=None):
+        need_rt(dst, "destination")
+        if not isinstance(kind(src), GL):
+            fail(f"source must be a global layout, got {kind(src)}")
+
+    def interpret(self, m, dst, src, idx, oob=None):
+        t = dst.type
+        for w in m.warps():
+            b, d, r, c = (int(m.scalar(i, w)) for i in idx)
+            m.write_warp(dst, w, m.global_read(src, b, d, r * t.rows, c * t.cols, t.rows, t.cols, oob))
+
+    def cuda(self, g, dst, src, idx, oob=None):
+        from ..backend.cuda.codegen import expr
+        chk = "true" if oob is not None else "false"
+        return f"tk::load({g(dst)}, {g(src)}, {_idx_c(g, idx, dst.type)}, {chk}, {expr(float(oob or 0.0))});"
+
+
+class RegToGlobal(Op):
+    name = "store_reg_global"
+    prelude = _PRELUDE
+
+    def check(self, dst, src, idx, clip=False):
+        need_rt(src, "source")
+        if not isinstance(kind(dst), GL):
+            fail(f"destination must be a global layout, got {kind(dst)}")
+
+    def interpret(self, m, dst, src, idx, clip=False):
+        t = src.type
+        val = m.read(src)
+        for w in m.warps():
+            b, d, r, c = (int(m.scalar(i, w)) for i in idx)
+            m.global_write(dst, b, d, r * t.rows, c * t.cols, val[w].to(t.dtype.torch).float(), clip)
+
+    def cuda(self, g, dst, src, idx, clip=False):
+        return f"tk::store({g(dst)}, {g(src)}, {_idx_c(g, idx, src.type)}, {'true' if clip else 'false'});"
+
+
+register_load(RT, GL, GlobalToReg())
+register_store(GL, RT, RegToGlobal())
