@@ -1,0 +1,192 @@
+"""Core: tracing, control flow, errors that name the author's line, launch checks, the compile cache."""
+import pytest
+import torch
+
+import pykittens as tk
+from pykittens.backend.cuda import compiler
+from util import HAS_GPU, assert_close, poison, rand
+
+
+@tk.kernel(warps=4)
+def affine(x: tk.gl(tk.bf16), o: tk.gl(tk.fp32), a: tk.f32, n_tiles: tk.i32):
+    """o = x * a + tile_index, over row tiles; warps stride over the tiles with a device loop."""
+    t = tk.rt(tk.fp32, 16, 32)
+    for i in tk.range(tk.warp_id(), n_tiles, 4):
+        tk.load(t, x, (i, 0), oob=0.0)
+        tk.mul(t, t, a)
+        tk.add(t, t, i)
+        tk.store(o, t, (i, 0), clip=True)
+
+
+def test_device_loop_and_scalars():
+    x = rand(75, 32)
+    o = poison(75, 32, dtype=torch.float32)
+    affine[1](x, o, 1.5, tk.cdiv(75, 16))
+    ref = x.double() * 1.5 + (torch.arange(75) // 16)[:, None].double()
+    assert_close(o, ref, 1e-6)
+
+
+@tk.kernel(warps=2)
+def branches(x: tk.gl(tk.fp32), o: tk.gl(tk.fp32)):
+    t = tk.rt(tk.fp32, 16, 16)
+    w = tk.warp_id()
+    tk.load(t, x, (w, 0))
+    with tk.if_(w == 0):
+        tk.mul(t, t, 2.0)
+    with tk.else_():
+        tk.mul(t, t, -1.0)
+    for j in range(3):  # a Python loop unrolls
+        tk.add(t, t, float(j))
+    tk.store(o, t, (w, 0))
+
+
+def test_branch_per_warp_and_unrolled_python_loop():
+    x = rand(32, 16, dtype=torch.float32)
+    o = poison(32, 16, dtype=torch.float32)
+    branches[1](x, o)
+    ref = torch.cat([x[:16] * 2, -x[16:]]) + 3.0
+    assert_close(o, ref, 1e-6)
+    src = branches.source(x, o)
+    assert "if ((warp_id == 0))" in src and "} else {" in src
+
+
+def test_ir_and_source_are_readable():
+    x, o = rand(32, 32), poison(32, 32, dtype=torch.float32)
+    text = str(affine.ir(x, o, 1.0, 2))
+    assert "for i in range(warp_id, n_tiles, 4):" in text
+    src = affine.source(x, o, 1.0, 2)
+    assert "for (int i = warp_id; i < n_tiles; i += 4)" in src
+    assert "tk::rt<float, 16, 32, tk::row_l> t;" in src
+
+
+def _line_of(fn, marker):
+    import inspect
+    lines, start = inspect.getsourcelines(fn)
+    return start + next(i for i, l in enumerate(lines) if marker in l)
+
+
+def test_tile_dims_must_be_multiples_of_16():
+    @tk.kernel(warps=1)
+    def bad(x: tk.gl(tk.bf16)):
+        tk.rt(tk.bf16, 16, 24)  # MARK
+
+    with pytest.raises(tk.KernelTypeError, match="multiple of 16") as e:
+        bad.ir(rand(16, 32))
+    assert f"test_core.py:{_line_of(bad.fn, '# MARK')}" in str(e.value)
+
+
+def test_shared_memory_over_the_limit():
+    @tk.kernel(warps=1)
+    def bad(x: tk.gl(tk.bf16)):
+        tk.st(tk.bf16, 64, 64, count=20)
+        tk.st(tk.bf16, 256, 256)  # MARK
+
+    with pytest.raises(tk.KernelTypeError, match="shared memory over the limit") as e:
+        bad.ir(rand(16, 32))
+    assert f"test_core.py:{_line_of(bad.fn, '# MARK')}" in str(e.value)
+
+
+def test_python_if_on_device_value_is_a_clear_error():
+    @tk.kernel(warps=1)
+    def bad(x: tk.gl(tk.bf16)):
+        if tk.warp_id() == 0:
+            pass
+
+    with pytest.raises(tk.KernelSyntaxError, match="tk.if_"):
+        bad.ir(rand(16, 32))
+
+
+def test_shape_mismatch_names_line():
+    @tk.kernel(warps=1)
+    def bad(x: tk.gl(tk.bf16)):
+        a = tk.rt(tk.fp32, 16, 32)
+        b = tk.rt(tk.fp32, 32, 32)
+        tk.add(a, a, b)  # MARK
+
+    with pytest.raises(tk.KernelTypeError, match=r"same shape: expected \(16, 32\), got \(32, 32\)") as e:
+        bad.ir(rand(16, 32))
+    assert f"test_core.py:{_line_of(bad.fn, '# MARK')}" in str(e.value)
+
+
+def test_launch_checks():
+    o = poison(32, 32, dtype=torch.float32)
+    with pytest.raises(tk.LaunchError, match="expected dtype torch.bfloat16"):
+        affine[1](rand(32, 32, dtype=torch.float16), o, 1.0, 2)
+    with pytest.raises(tk.LaunchError, match="last dim must be contiguous"):
+        affine[1](rand(32, 32).t(), o, 1.0, 2)
+    with pytest.raises(tk.LaunchError, match="16-byte aligned"):
+        affine[1](rand(1 + 32 * 32)[1:].view(32, 32), o, 1.0, 2)  # 2 bytes off
+    with pytest.raises(tk.LaunchError, match="takes 4 arguments"):
+        affine[1](rand(32, 32), o)
+    with pytest.raises(tk.LaunchError, match="expected a Python int"):
+        affine[1](rand(32, 32), o, 1.0, 2.5)
+    with pytest.raises(tk.LaunchError, match="grid"):
+        affine[0](rand(32, 32), o, 1.0, 2)
+
+
+def test_interpreter_reports_out_of_bounds_and_uninitialised():
+    @tk.kernel(warps=1)
+    def oob(x: tk.gl(tk.fp32), o: tk.gl(tk.fp32)):
+        t = tk.rt(tk.fp32, 16, 16)
+        tk.load(t, x, (1, 0))  # rows 16..31 of a 20-row tensor, no oob= given
+        tk.store(o, t, (0, 0))
+
+    with pytest.raises(tk.OutOfBoundsError):
+        oob[1](rand(20, 16, dtype=torch.float32), poison(16, 16, dtype=torch.float32))
+
+    @tk.kernel(warps=1)
+    def uninit(o: tk.gl(tk.fp32)):
+        t = tk.rt(tk.fp32, 16, 16)
+        tk.store(o, t, (0, 0))
+
+    with pytest.raises(tk.UninitializedReadError, match="t .* is read before it was written"):
+        uninit[1](poison(16, 16, dtype=torch.float32))
+
+
+def test_cache_recompiles_changed_kernel_and_reuses_unchanged(tmp_path, monkeypatch):
+    monkeypatch.setattr(tk.settings, "cache_dir", tmp_path)
+    compiler.clear_memory_cache()
+
+    def make(c):
+        @tk.kernel(warps=1)
+        def k(x: tk.gl(tk.fp32)):
+            t = tk.rt(tk.fp32, 16, 16)
+            tk.load(t, x, (0, 0))
+            tk.add(t, t, c)
+            tk.store(x, t, (0, 0))
+        return k
+
+    x = rand(16, 16, dtype=torch.float32)
+    first = make(1.0)
+    first.compile(x, arch="sm_80")
+    assert first.last_compile.from_cache == ""
+    again = make(1.0)  # same body: found in the in-memory cache
+    again.compile(x, arch="sm_80")
+    assert again.last_compile.from_cache == "memory"
+    compiler.clear_memory_cache()
+    third = make(1.0)  # new process, in effect: found on disk
+    third.compile(x, arch="sm_80")
+    assert third.last_compile.from_cache == "disk"
+    changed = make(2.0)  # a changed body never reuses a stale binary
+    changed.compile(x, arch="sm_80")
+    assert changed.last_compile.from_cache == ""
+    assert len(list(tmp_path.glob("*.cubin"))) == 2
+
+
+@pytest.mark.parametrize("arch", ["sm_90a", "sm_80"])
+def test_compiles_without_gpu_and_without_spills(arch):
+    x, o = rand(64, 32), poison(64, 32, dtype=torch.float32)
+    ck = affine.compile(x, o, 1.0, 4, arch=arch)
+    assert ck.resources().local == 0
+    assert "pk_affine" in ck.sass()
+
+
+@pytest.mark.gpu
+def test_gpu_matches_interpreter():
+    x = rand(75, 32)
+    ref = poison(75, 32, dtype=torch.float32)
+    affine[1](x, ref, 0.75, 5)
+    o = poison(75, 32, dtype=torch.float32, device="cuda")
+    affine[1](x.cuda(), o, 0.75, 5)
+    torch.cuda.synchronize()
+    assert torch.equal(o.cpu(), ref)
