@@ -106,9 +106,9 @@ class CompiledKernel:
 class Kernel:
     """A pykittens kernel. Launch with ``kernel[grid](*args)``; inspect with ``ir``, ``source``, ``compile``."""
 
-    def __init__(self, fn, warps: int):
-        if not 1 <= warps <= 32:
-            raise ValueError(f"warps must be between 1 and 32, got {warps}")
+    def __init__(self, fn, warps):
+        if not (isinstance(warps, str) or 1 <= warps <= 32):
+            raise ValueError(f"warps must be between 1 and 32 (or the name of a constexpr parameter), got {warps}")
         self.fn, self.warps, self.name = fn, warps, fn.__name__
         sig = inspect.signature(fn, eval_str=True)
         self.params = []
@@ -118,6 +118,8 @@ class Kernel:
                 raise TypeError(f"kernel '{self.name}': parameter '{p.name}' needs an annotation: tk.gl(dtype), "
                                 f"tk.i32, tk.f32 or tk.constexpr")
             self.params.append((p.name, ann))
+        if isinstance(warps, str) and (warps, constexpr) not in self.params:
+            raise TypeError(f"kernel '{self.name}': warps={warps!r} must name a tk.constexpr parameter")
         self._specs: dict = {}
         self.last_compile = None  # CompileResult of the last compile, for reporting compile times
 
@@ -156,8 +158,17 @@ class Kernel:
             self._specs[key] = spec
         return spec
 
+    def _warps_for(self, args) -> int:
+        if isinstance(self.warps, int):
+            return self.warps
+        w = args[[n for n, _ in self.params].index(self.warps)]
+        if not isinstance(w, int) or not 1 <= w <= 32:
+            raise LaunchError(f"kernel '{self.name}': {self.warps} (the warp count) must be an int in 1..32, got {w!r}")
+        return w
+
     def _trace(self, args) -> ir.KernelIR:
-        b = trace.Builder(self.name, self.warps)
+        warps = self._warps_for(args)
+        b = trace.Builder(self.name, warps)
         for reserved in ("warp_id", "tk", "tk_smem", "tk_smem_raw", "_x", "_y"):
             b.fresh(reserved)
         proxies, params, constexprs = [], [], {}
@@ -176,7 +187,7 @@ class Kernel:
                 proxies.append(s)
         with trace.tracing(b):
             self.fn(*proxies)
-        return ir.KernelIR(self.name, self.warps, params, b.root, b.smem_bytes, constexprs)
+        return ir.KernelIR(self.name, warps, params, b.root, b.smem_bytes, constexprs)
 
     # ------------------------------------------------------------------------------------------ inspection
     def ir(self, *args) -> ir.KernelIR:
@@ -245,8 +256,11 @@ def _grid(grid) -> tuple:
     return g + (1,) * (3 - len(g))
 
 
-def kernel(fn=None, *, warps: int = 4):
-    """Decorator: ``@tk.kernel(warps=4)`` turns a tile program into a launchable ``Kernel``."""
+def kernel(fn=None, *, warps=4):
+    """Decorator: ``@tk.kernel(warps=4)`` turns a tile program into a launchable ``Kernel``.
+
+    ``warps`` is the block size in warps, or the name of a ``tk.constexpr`` parameter that gives it.
+    """
     if fn is not None:
         return Kernel(fn, warps)
     return lambda f: Kernel(f, warps)

@@ -1,0 +1,161 @@
+"""Attention forward: pykittens against SDPA's FLASH / CUDNN / EFFICIENT backends (BENCH.md grid)."""
+from __future__ import annotations
+
+import math
+
+import torch
+
+from .harness import Record, host_overhead_us, rel_err, time_ms
+
+PEERS = {"sdpa-flash": "FLASH_ATTENTION", "sdpa-cudnn": "CUDNN_ATTENTION", "sdpa-efficient": "EFFICIENT_ATTENTION"}
+GATE = 1e-2
+REF_ROWS = 256  # the float64 reference covers the first batch/head and this many query rows (all keys)
+
+
+def configs(quick: bool):
+    ns = (1024, 4096, 16384) if quick else (512, 1024, 2048, 4096, 8192, 16384)
+    for d in (64, 128):
+        for causal in (False, True):
+            for n in ns:
+                yield dict(B=16384 // n, H=2048 // d, N=n, D=d, causal=causal)
+
+
+def flops(c) -> float:
+    f = 4 * c["B"] * c["H"] * c["N"] ** 2 * c["D"]
+    return f / 2 if c["causal"] else f
+
+
+def _reference_rows(q, k, v, causal):
+    from ..kernels import reference_attention
+    n = q.shape[2]
+    rows = torch.linspace(0, n - 1, min(REF_ROWS, n), device=q.device).long().unique()
+    full = reference_attention(q[:1, :1], k[:1, :1], v[:1, :1], causal) if n <= 2048 else None
+    if full is not None:
+        return rows, full[0, 0, rows]
+    # large N: recompute only the sampled rows (a causal row i sees keys <= i)
+    qd, kd, vd = q[0, 0, rows].double(), k[0, 0].double(), v[0, 0].double()
+    s = (qd @ kd.T) / math.sqrt(q.shape[-1])
+    if causal:
+        s = s.masked_fill(torch.arange(n, device=q.device)[None, :] > rows[:, None], float("-inf"))
+    return rows, torch.softmax(s, -1) @ vd
+
+
+def run(quick: bool, progress) -> tuple[list[Record], dict]:
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+    from torch.nn.functional import scaled_dot_product_attention as sdpa
+    from .. import kernels
+    records, extra = [], {}
+    cfgs = list(configs(quick))
+    for c in progress(cfgs, desc="attention"):
+        shape = {k: c[k] for k in ("B", "H", "N", "D")}
+        flags = {"causal": c["causal"], "dtype": "bf16"}
+        q, k, v = (torch.randn(c["B"], c["H"], c["N"], c["D"], device="cuda", dtype=torch.bfloat16) for _ in range(3))
+        rows, ref = _reference_rows(q, k, v, c["causal"])
+        systems = {"pykittens": lambda: kernels.attention(q, k, v, causal=c["causal"])}
+        for name, backend in PEERS.items():
+            systems[name] = (lambda b=getattr(SDPBackend, backend):
+                             _with_backend(sdpa_kernel, b, lambda: sdpa(q, k, v, is_causal=c["causal"])))
+        row = {}
+        for name, fn in systems.items():
+            try:
+                out = fn()
+                torch.cuda.synchronize()
+            except Exception as e:  # noqa: BLE001 - a peer that cannot run this shape is recorded, not fatal
+                records.append(Record("attention_fwd", shape, flags, name, None, None, None, f"failed: {e}"[:200]))
+                continue
+            err = rel_err(out[0, 0, rows], ref)
+            if err > GATE:
+                records.append(Record("attention_fwd", shape, flags, name, None, None, err, "over the error gate"))
+                continue
+            ms = time_ms(fn)
+            row[name] = Record("attention_fwd", shape, flags, name, ms, flops(c) / ms / 1e9, err)
+            records.append(row[name])
+        if "pykittens" in row:
+            pk = row["pykittens"]
+            pk.ratios = {n: pk.tflops / r.tflops for n, r in row.items() if n != "pykittens"}
+        del q, k, v
+    extra["compile"] = compile_times()
+    return records, extra
+
+
+def _with_backend(ctx, backend, fn):
+    with ctx(backend):
+        return fn()
+
+
+def compile_times() -> dict:
+    """Cold compile (empty caches), warm compile (disk cache, fresh process state) and host launch overhead."""
+    import tempfile
+
+    from .. import settings
+    from ..backend.cuda import compiler
+    from ..kernels import attention, warp_attention
+    q = torch.randn(1, 1, 128, 128, device="cuda", dtype=torch.bfloat16)
+    out = {}
+    old = settings.cache_dir
+    with tempfile.TemporaryDirectory() as d:
+        settings.cache_dir = d
+        compiler.clear_memory_cache()
+        warp_attention._specs.clear()
+        attention(q, q, q)
+        out["cold_compile_ms"] = warp_attention.last_compile.seconds * 1e3
+        spec = next(iter(warp_attention._specs.values()))
+        out["trace_ms"] = spec.trace_seconds * 1e3
+        out["codegen_ms"] = next(iter(spec.compiled.values())).codegen_seconds * 1e3
+        compiler.clear_memory_cache()
+        warp_attention._specs.clear()
+        attention(q, q, q)
+        out["warm_compile_ms"] = warp_attention.last_compile.seconds * 1e3
+        out["warm_source"] = warp_attention.last_compile.from_cache
+        settings.cache_dir = old
+    out["host_overhead_us"] = host_overhead_us(lambda: attention(q, q, q))
+    ck = next(iter(next(iter(warp_attention._specs.values())).compiled.values()))
+    res = ck.resources() if _has_cuobjdump() else None
+    if res:
+        out.update(registers=res.registers, local_bytes=res.local)
+    return out
+
+
+def _has_cuobjdump() -> bool:
+    from cuda import pathfinder
+    return pathfinder.find_nvidia_binary_utility("cuobjdump") is not None
+
+
+def table(records: list[Record]) -> str:
+    lines = ["| D | causal | N | pykittens TFLOP/s | FA2 | cuDNN | efficient | vs FA2 | vs cuDNN | error |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    by = {}
+    for r in records:
+        by.setdefault((r.shape["D"], r.flags["causal"], r.shape["N"]), {})[r.system] = r
+    fmt = lambda r: f"{r.tflops:.0f}" if r and r.tflops else "—"  # noqa: E731
+    for (d, causal, n), row in sorted(by.items()):
+        pk = row.get("pykittens")
+        ratio = lambda p: f"{pk.ratios[p]:.2f}×" if pk and p in pk.ratios else "—"  # noqa: E731
+        lines.append(f"| {d} | {'yes' if causal else 'no'} | {n} | {fmt(pk)} | {fmt(row.get('sdpa-flash'))} | "
+                     f"{fmt(row.get('sdpa-cudnn'))} | {fmt(row.get('sdpa-efficient'))} | {ratio('sdpa-flash')} | "
+                     f"{ratio('sdpa-cudnn')} | {pk.error if pk and pk.error is not None else float('nan'):.1e} |")
+    return "\n".join(lines)
+
+
+def plot(records: list[Record], path, ctx):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    panels = sorted({(r.shape["D"], r.flags["causal"]) for r in records})
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.6), squeeze=False)
+    for ax, (d, causal) in zip(axes[0], panels):
+        for system in dict.fromkeys(r.system for r in records):
+            pts = sorted((r.shape["N"], r.tflops) for r in records
+                         if r.system == system and r.shape["D"] == d and r.flags["causal"] == causal and r.tflops)
+            if pts:
+                ax.plot(*zip(*pts), marker="o", label=system, lw=2.5 if system == "pykittens" else 1.2)
+        ax.set_xscale("log", base=2)
+        ax.set_title(f"D={d}, {'causal' if causal else 'non-causal'}")
+        ax.set_xlabel("sequence length N (B·N = 16k)")
+        ax.set_ylabel("TFLOP/s")
+        ax.grid(alpha=0.3)
+    axes[0][0].legend(fontsize=8)
+    fig.suptitle(f"attention forward, bf16 — {ctx.get('gpu', '?')}, {ctx.get('sm_clock', '?')}", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)

@@ -1,0 +1,111 @@
+"""Benchmark harness (protocol: ../shared/BENCH.md): correctness gate, CUDA-event timing with warm-up and median,
+peers in the same process on the same inputs, and results as JSON + Markdown + PNG with the machine's context."""
+from __future__ import annotations
+
+import json
+import platform
+import statistics
+import subprocess
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+
+
+@dataclass
+class Record:
+    kernel: str
+    shape: dict
+    flags: dict
+    system: str  # 'pykittens' or a peer's name
+    ms: float | None
+    tflops: float | None
+    error: float | None  # ‖out − ref‖ / ‖ref‖; a kernel over the gate has no speed
+    note: str = ""
+    ratios: dict = field(default_factory=dict)  # pykittens rows: TFLOP/s over each peer's
+
+
+def time_ms(fn, warmup: int = 5, reps: int = 30) -> float:
+    """Median of ``reps`` CUDA-event timings of ``fn()`` after ``warmup`` calls."""
+    for _ in range(warmup):
+        fn()
+    torch.cuda.synchronize()
+    times = []
+    for _ in range(reps):
+        a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        a.record()
+        fn()
+        b.record()
+        b.synchronize()
+        times.append(a.elapsed_time(b))
+    return statistics.median(times)
+
+
+def host_overhead_us(fn, reps: int = 200) -> float:
+    """Host time per call of an asynchronous launch (median over reps, GPU work excluded as far as possible)."""
+    fn()
+    torch.cuda.synchronize()
+    ts = []
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        fn()
+        ts.append(time.perf_counter() - t0)
+    torch.cuda.synchronize()
+    return statistics.median(ts) * 1e6
+
+
+def rel_err(out, ref) -> float:
+    out, ref = out.double(), ref.double()
+    if not torch.isfinite(out).all():
+        return float("inf")
+    return float((out - ref).norm() / ref.norm().clamp_min(1e-30))
+
+
+def context() -> dict:
+    """GPU, clocks, power limit, driver and library versions, pykittens commit: what a result depends on."""
+    import pykittens
+    ctx = {"time": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "python": platform.python_version(),
+           "torch": torch.__version__, "pykittens": pykittens.__version__}
+    try:
+        ctx["commit"] = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                                       cwd=Path(__file__).parent).stdout.strip()
+    except OSError:
+        pass
+    try:
+        from pykittens.backend.cuda.compiler import nvrtc_version
+        ctx["nvrtc"] = "%d.%d" % nvrtc_version()
+    except Exception as e:  # noqa: BLE001 - reported, not fatal
+        ctx["nvrtc"] = f"unavailable ({e})"
+    if torch.cuda.is_available():
+        ctx["gpu"] = torch.cuda.get_device_name()
+        ctx["cuda"] = torch.version.cuda
+        ctx["cudnn"] = torch.backends.cudnn.version()
+        try:
+            import triton
+            ctx["triton"] = triton.__version__
+        except ImportError:
+            pass
+        q = "clocks.sm,clocks.max.sm,clocks.mem,power.limit,driver_version"
+        r = subprocess.run(["nvidia-smi", f"--query-gpu={q}", "--format=csv,noheader"], capture_output=True, text=True)
+        if r.returncode == 0:
+            ctx.update(dict(zip(["sm_clock", "sm_clock_max", "mem_clock", "power_limit", "driver"],
+                                [x.strip() for x in r.stdout.splitlines()[0].split(",")])))
+    return ctx
+
+
+def save(records: list[Record], ctx: dict, out_dir: Path, name: str, plot_fn=None, table_fn=None) -> list[Path]:
+    """Write ``name``.json (records + context), ``name``.md (table) and ``name``.png (plot_fn's figure)."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = [out_dir / f"{name}.json", out_dir / f"{name}.md"]
+    paths[0].write_text(json.dumps({"context": ctx, "records": [asdict(r) for r in records]}, indent=1))
+    header = "\n".join([f"# {name}", "", "Context: " + ", ".join(f"{k} {v}" for k, v in ctx.items()), ""])
+    paths[1].write_text(header + (table_fn(records) if table_fn else "") + "\n")
+    if plot_fn is not None:
+        try:
+            png = out_dir / f"{name}.png"
+            plot_fn(records, png, ctx)
+            paths.append(png)
+        except ImportError:
+            pass
+    return paths

@@ -1,0 +1,3 @@
+"""The pykittens kernel library: tile kernels behind torch-facing functions that check their inputs."""
+from .attention import attention, reference_attention  # noqa: F401
+from .attention_warp import warp_attention  # noqa: F401

@@ -1,0 +1,71 @@
+"""``pykittens.kernels.attention``: scaled dot-product attention on SDPA's (B, H, N, D) layout.
+
+CUDA tensors run the compiled kernel; CPU tensors run the same kernel in the interpreter. Inputs are checked before
+anything is launched, and what is not supported raises ``ValueError``/``TypeError`` saying what was expected.
+"""
+import math
+
+import torch
+
+from .attention_warp import warp_attention
+
+SUPPORTED_HEAD_DIMS = (64, 128)
+
+
+def _check(q, k, v, causal):
+    for name, t in (("q", q), ("k", k), ("v", v)):
+        if not isinstance(t, torch.Tensor):
+            raise TypeError(f"attention: {name} must be a torch.Tensor, got {type(t).__name__}")
+        if t.dtype != torch.bfloat16:
+            raise TypeError(f"attention: {name} must be bfloat16, got {t.dtype}")
+        if t.dim() != 4:
+            raise ValueError(f"attention: {name} must be 4-D (batch, heads, seq, head_dim), got shape {tuple(t.shape)}")
+        if t.stride(-1) != 1:
+            raise ValueError(f"attention: {name} must be contiguous in its last dim, got strides {t.stride()}")
+    if len({q.device, k.device, v.device}) != 1:
+        raise ValueError(f"attention: q, k, v must be on one device, got {q.device}, {k.device}, {v.device}")
+    (B, Hq, Nq, D), (Bk, Hk, Nk, Dk) = q.shape, k.shape
+    if D not in SUPPORTED_HEAD_DIMS:
+        raise ValueError(f"attention: head dim must be one of {SUPPORTED_HEAD_DIMS}, got {D}")
+    if k.shape != v.shape:
+        raise ValueError(f"attention: k and v must have the same shape, got {tuple(k.shape)} and {tuple(v.shape)}")
+    if Bk != B or Dk != D:
+        raise ValueError(f"attention: k/v batch and head dim must match q's ({B}, {D}), got ({Bk}, {Dk})")
+    if Hk == 0 or Hq % Hk:
+        raise ValueError(f"attention: query heads ({Hq}) must be a multiple of key/value heads ({Hk})")
+    if min(Nq, Nk) < 1:
+        raise ValueError(f"attention: sequence lengths must be >= 1, got N_q={Nq}, N_kv={Nk}")
+    if causal and Nq > Nk:
+        raise ValueError(f"attention: causal with N_q ({Nq}) > N_kv ({Nk}) leaves query rows with no key; "
+                         f"not supported")
+
+
+def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, causal: bool = False, scale: float | None = None,
+              *, warps: int = 4) -> torch.Tensor:
+    """softmax(q kᵀ · scale [+ causal mask]) v, like ``torch.nn.functional.scaled_dot_product_attention``.
+
+    q: (B, H_q, N_q, D), k and v: (B, H_kv, N_kv, D), bfloat16, D in {64, 128}; H_q a multiple of H_kv (GQA/MQA).
+    Any N >= 1. ``causal`` aligns the mask to the bottom-right corner (query i sees keys j <= i + N_kv - N_q).
+    ``scale`` defaults to 1/sqrt(D). Returns a new (B, H_q, N_q, D) bfloat16 tensor.
+    """
+    _check(q, k, v, causal)
+    B, H, N, D = q.shape
+    scale = 1.0 / math.sqrt(D) if scale is None else float(scale)
+    o = torch.empty_like(q, memory_format=torch.contiguous_format)
+    grid = (-(-N // (16 * warps)), H, B)
+    warp_attention[grid](q, k, v, o, scale * math.log2(math.e), D, warps, bool(causal))
+    return o
+
+
+def reference_attention(q, k, v, causal=False, scale=None) -> torch.Tensor:
+    """float64 reference (GQA and bottom-right causal alignment as in ``attention``)."""
+    q, k, v = q.double(), k.double(), v.double()
+    Hq, Hk = q.shape[1], k.shape[1]
+    k, v = k.repeat_interleave(Hq // Hk, dim=1), v.repeat_interleave(Hq // Hk, dim=1)
+    scale = 1.0 / math.sqrt(q.shape[-1]) if scale is None else scale
+    s = (q @ k.transpose(-1, -2)) * scale
+    if causal:
+        Nq, Nk = q.shape[2], k.shape[2]
+        keep = torch.ones(Nq, Nk, dtype=torch.bool, device=q.device).tril(Nk - Nq)
+        s = s.masked_fill(~keep, float("-inf"))
+    return torch.softmax(s, dim=-1) @ v
