@@ -23,7 +23,7 @@ BINARY = {
     "sub": (torch.sub, "_x - _y"),
     "mul": (torch.mul, "_x * _y"),
     "div": (torch.div, "_x / _y"),
-    "max": (torch.maximum, "fmaxf(_x, y)"),
+    "max": (torch.maximum, "fmaxf(_x, _y)"),
     "min": (torch.minimum, "fminf(_x, _y)"),
 }
 

@@ -19,7 +19,21 @@ from .memory import register_load, register_store, register_async_load
 
 __all__ = ["load_async_wait"]
 
-_PRELUDE = r"""
+# Shared accesses go through a pointer rebuilt from the 32-bit shared address, so the compiler emits ld/st.shared
+# (LDS/STS) rather than generic accesses even where it cannot trace the tile's base back to the shared array.
+SMEM_PRELUDE = r"""
+#ifndef PK_SMEM_PTR
+#define PK_SMEM_PTR
+namespace tk {
+template<class S> __device__ __forceinline__ typename S::dtype* sptr(const S& s, int r, int c) {
+  return (typename S::dtype*)__cvta_shared_to_generic(s.saddr(r, c));
+}
+template<class T> __device__ __forceinline__ T* sptr(T* p) { return (T*)__cvta_shared_to_generic(__cvta_generic_to_shared(p)); }
+}  // namespace tk
+#endif
+"""
+
+_PRELUDE = SMEM_PRELUDE + r"""
 #ifndef PK_MEM_GLOBAL_SHARED
 #define PK_MEM_GLOBAL_SHARED
 namespace tk {
@@ -41,7 +55,7 @@ template<class S, class T> __device__ __forceinline__ void load_gs(const S& s, c
         #pragma unroll
         for (int e = 0; e < E; e++) u.e[e] = (rin && gc + e >= 0 && gc + e < g.c) ? *g.at(b, z, gr, gc + e) : from_float<T>(fill);
       }
-      *(uint4*)s.ptr(r, c) = u.v;
+      *(uint4*)sptr(s, r, c) = u.v;
     }
   } else {
     constexpr int N = S::rows * S::cols;  // a multiple of 256
@@ -49,7 +63,7 @@ template<class S, class T> __device__ __forceinline__ void load_gs(const S& s, c
     for (int it = 0; it < N / 32; it++) {
       const int i = it * 32 + lane_id(), r = i / S::cols, c = i % S::cols, gr = r0 + r, gc = c0 + c;
       const bool in = !check || (bz && gr >= 0 && gr < g.r && gc >= 0 && gc < g.c);
-      *s.ptr(r, c) = from_float<U>(in ? to_float(*g.at(b, z, gr, gc)) : fill);
+      *sptr(s, r, c) = from_float<U>(in ? to_float(*g.at(b, z, gr, gc)) : fill);
     }
   }
   __syncwarp();  // the tile is complete for every lane of the warp
@@ -64,7 +78,7 @@ template<class S, class T> __device__ __forceinline__ void store_sg(const gl<T>&
     for (int it = 0; it < N / 32; it++) {
       const int i = it * 32 + lane_id(), r = i / CPR, c = (i % CPR) * E, gr = r0 + r, gc = c0 + c;
       union { uint4 v; T e[E]; } u;
-      u.v = *(const uint4*)s.ptr(r, c);
+      u.v = *(const uint4*)sptr(s, r, c);
       if (!check || (bz && gr >= 0 && gr < g.r && gc >= 0 && gc + E <= g.c)) {
         *(uint4*)g.at(b, z, gr, gc) = u.v;
       } else if (bz && gr >= 0 && gr < g.r) {
@@ -77,7 +91,7 @@ template<class S, class T> __device__ __forceinline__ void store_sg(const gl<T>&
     #pragma unroll 8
     for (int it = 0; it < N / 32; it++) {
       const int i = it * 32 + lane_id(), r = i / S::cols, c = i % S::cols, gr = r0 + r, gc = c0 + c;
-      if (!check || (bz && gr >= 0 && gr < g.r && gc >= 0 && gc < g.c)) *g.at(b, z, gr, gc) = from_float<T>(to_float(*s.ptr(r, c)));
+      if (!check || (bz && gr >= 0 && gr < g.r && gc >= 0 && gc < g.c)) *g.at(b, z, gr, gc) = from_float<T>(to_float(*sptr(s, r, c)));
     }
   }
 }

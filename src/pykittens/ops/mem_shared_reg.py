@@ -13,10 +13,13 @@ that convert dtypes use plain per-element shared accesses through the swizzle.
 """
 from .base import Op, RT, ST, fail, kind, need_rt, same_shape
 from .memory import register_load, register_store
+from .mem_global_shared import SMEM_PRELUDE
 
 __all__ = []
 
-_PRELUDE = r"""
+_PRELUDE = SMEM_PRELUDE + r"""
+#ifndef PK_MEM_SHARED_REG
+#define PK_MEM_SHARED_REG
 namespace tk {
 __device__ __forceinline__ void ldsm_x4(packed_t<bf16>* d, unsigned addr) {
   asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];"
@@ -67,9 +70,9 @@ template<class D, class S> __device__ __forceinline__ void load_sr(D& d, const S
       const int r = i * 16 + frag_row<L>(k, 0), c = j * 16 + frag_col<L>(k, 0);
       const int r1 = i * 16 + frag_row<L>(k, 1), c1 = j * 16 + frag_col<L>(k, 1);
       if constexpr (same<U, T>::value && same<L, row_l>::value) {  // fp32 pair: one 8-byte access
-        d.data[i][j][k] = *(const packed_t<T>*)s.ptr(r, c);
+        d.data[i][j][k] = *(const packed_t<T>*)sptr(s, r, c);
       } else {
-        d.data[i][j][k] = pack<U>(make_float2(to_float(*s.ptr(r, c)), to_float(*s.ptr(r1, c1))));
+        d.data[i][j][k] = pack<U>(make_float2(to_float(*sptr(s, r, c)), to_float(*sptr(s, r1, c1))));
       }
     }
   }
@@ -100,21 +103,22 @@ template<class S, class R> __device__ __forceinline__ void store_rs(const S& s, 
       const int r = i * 16 + frag_row<L>(k, 0), c = j * 16 + frag_col<L>(k, 0);
       const int r1 = i * 16 + frag_row<L>(k, 1), c1 = j * 16 + frag_col<L>(k, 1);
       if constexpr (same<U, T>::value && same<L, row_l>::value) {  // the pair is adjacent: one 4- or 8-byte store
-        *(packed_t<T>*)s.ptr(r, c) = d.data[i][j][k];
+        *(packed_t<T>*)sptr(s, r, c) = d.data[i][j][k];
       } else if constexpr (same<U, T>::value && sizeof(T) == 2) {  // col layout: the pair runs down a column
         const unsigned v = d.data[i][j][k];
-        s.ptr(r, c)->x = (unsigned short)(v & 0xffffu);
-        s.ptr(r1, c1)->x = (unsigned short)(v >> 16);
+        sptr(s, r, c)->x = (unsigned short)(v & 0xffffu);
+        sptr(s, r1, c1)->x = (unsigned short)(v >> 16);
       } else {
         const float2 v = unpack<U>(d.data[i][j][k]);
-        *s.ptr(r, c) = from_float<T>(v.x);
-        *s.ptr(r1, c1) = from_float<T>(v.y);
+        *sptr(s, r, c) = from_float<T>(v.x);
+        *sptr(s, r1, c1) = from_float<T>(v.y);
       }
     }
   }
   __syncwarp();  // the tile is complete for every lane of the warp
 }
 }  // namespace tk
+#endif
 """
 
 

@@ -60,12 +60,12 @@ template<class S, class T> __device__ __forceinline__ void load_gsv(const S& s, 
         #pragma unroll
         for (int e = 0; e < E; e++) u.e[e] = (rin && c + e >= 0 && c + e < g.c) ? *g.at(b, z, r, c + e) : from_float<T>(fill);
       }
-      *(uint4*)(s.p + i * E) = u.v;
+      *(uint4*)sptr(s.p + i * E) = u.v;
     }
   } else {
     for (int i = lane_id(); i < S::length; i += 32) {
       const int c = c0 + i;
-      s.p[i] = from_float<U>((!check || (rin && c >= 0 && c < g.c)) ? to_float(*g.at(b, z, r, c)) : fill);
+      *sptr(s.p + i) = from_float<U>((!check || (rin && c >= 0 && c < g.c)) ? to_float(*g.at(b, z, r, c)) : fill);
     }
   }
   __syncwarp();
@@ -79,7 +79,7 @@ template<class S, class T> __device__ __forceinline__ void store_svg(const gl<T>
     for (int i = lane_id(); i < N; i += 32) {
       const int c = c0 + i * E;
       union { uint4 v; T e[E]; } u;
-      u.v = *(const uint4*)(s.p + i * E);
+      u.v = *(const uint4*)sptr(s.p + i * E);
       if (!check || (rin && c >= 0 && c + E <= g.c)) {
         *(uint4*)g.at(b, z, r, c) = u.v;
       } else if (rin) {
@@ -90,7 +90,7 @@ template<class S, class T> __device__ __forceinline__ void store_svg(const gl<T>
   } else {
     for (int i = lane_id(); i < S::length; i += 32) {
       const int c = c0 + i;
-      if (!check || (rin && c >= 0 && c < g.c)) *g.at(b, z, r, c) = from_float<T>(to_float(s.p[i]));
+      if (!check || (rin && c >= 0 && c < g.c)) *g.at(b, z, r, c) = from_float<T>(to_float(*sptr(s.p + i)));
     }
   }
 }
@@ -113,7 +113,7 @@ template<class D, class S> __device__ __forceinline__ void load_svr(D& d, const 
   #pragma unroll
   for (int i = 0; i < D::chunks; i++)
   #pragma unroll
-  for (int k = 0; k < D::per; k++) d.data[i][k] = round_to<U>(to_float(s.p[i * 16 + vec_idx<L>(k)]));
+  for (int k = 0; k < D::per; k++) d.data[i][k] = round_to<U>(to_float(*sptr(s.p + i * 16 + vec_idx<L>(k))));
 }
 template<class S, class R> __device__ __forceinline__ void store_rsv(const S& s, const R& d) {
   using L = typename R::layout; using T = typename S::dtype;
@@ -122,7 +122,7 @@ template<class S, class R> __device__ __forceinline__ void store_rsv(const S& s,
     #pragma unroll
     for (int i = 0; i < R::chunks; i++)
     #pragma unroll
-    for (int k = 0; k < R::per; k++) s.p[i * 16 + vec_idx<L>(k)] = from_float<T>(d.data[i][k]);
+    for (int k = 0; k < R::per; k++) *sptr(s.p + i * 16 + vec_idx<L>(k)) = from_float<T>(d.data[i][k]);
   }
   __syncwarp();
 }
