@@ -31,9 +31,9 @@ def opcodes(sass):
     return set(re.findall(r"\b([A-Z][A-Z0-9]*(?:\.[A-Z0-9_]+)*)\b", sass))
 
 
-def _line(tag):
-    """Line number of the line in this file that carries the comment ``# <tag>``."""
-    with open(__file__) as f:
+def _line(tag, path=__file__):
+    """Line number of the line in ``path`` (this file by default) that carries the comment ``# <tag>``."""
+    with open(path) as f:
         for i, line in enumerate(f, 1):
             if line.rstrip().endswith(f"# {tag}"):
                 return i
