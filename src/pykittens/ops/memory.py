@@ -41,7 +41,10 @@ def global_index(idx):
 
 
 def _pick(table, dst, src, what):
-    key = (type(kind(dst)), type(kind(src)))
+    try:
+        key = (type(kind(dst)), type(kind(src)))
+    except KernelTypeError as e:
+        raise KernelTypeError(f"{what}: {e.msg}", user_loc()) from None
     op = table.get(key)
     if op is None:
         allowed = ", ".join(f"{d.__name__} <- {s.__name__}" for d, s in table)

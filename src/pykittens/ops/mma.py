@@ -39,7 +39,8 @@ template<class T> __device__ __forceinline__ void mma16816(float2& d0, float2& d
     unsigned a2, unsigned a3, unsigned b0, unsigned b1, float2 c0, float2 c1);
 %(SPECS)s
 // Subtile (i, j) of x, or (j, i) when Tr: lets one loop read a tile or its transposed storage.
-template<bool Tr, class X> __device__ __forceinline__ const packed_t<typename X::dtype>* mma_sub(const X& x, int i, int j) {
+template<bool Tr, class X>
+__device__ __forceinline__ const packed_t<typename X::dtype>* mma_sub(const X& x, int i, int j) {
   if constexpr (Tr) return x.data[j][i]; else return x.data[i][j];
 }
 // d = a * b (+ c if Acc). a: row layout M x K, or col layout K x M holding A^T. b: col layout K x N, or row layout
@@ -69,8 +70,8 @@ __device__ __forceinline__ void mma(D& d, const A& a, const B& b, const C& c) {
 
 _SPEC = r"""template<> __device__ __forceinline__ void mma16816<%(T)s>(float2& d0, float2& d1, unsigned a0, unsigned a1,
     unsigned a2, unsigned a3, unsigned b0, unsigned b1, float2 c0, float2 c1) {
-  asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.%(P)s.%(P)s.f32 {%%0, %%1, %%2, %%3}, {%%4, %%5, %%6, %%7}, {%%8, %%9}, "
-               "{%%10, %%11, %%12, %%13};"
+  asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.%(P)s.%(P)s.f32 "
+               "{%%0, %%1, %%2, %%3}, {%%4, %%5, %%6, %%7}, {%%8, %%9}, {%%10, %%11, %%12, %%13};"
                : "=f"(d0.x), "=f"(d0.y), "=f"(d1.x), "=f"(d1.y)
                : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1), "f"(c0.x), "f"(c0.y), "f"(c1.x), "f"(c1.y));
 }"""
@@ -136,8 +137,9 @@ class Mma(Op):
         Kb, N = (tb.cols, tb.rows) if self.bt else (tb.rows, tb.cols)
         if Kb != K:
             want = f"{N}x{K}" if self.bt else f"{K}x{N}"
-            fail(f"{n}: inner dimensions differ: a is {ta.rows}x{ta.cols} ({_shape_desc(self.at, 'M', 'K')}, so K = {K}); "
-                 f"b ({_shape_desc(self.bt, 'K', 'N')}) must have K = {K}: expected {want}, got {tb.rows}x{tb.cols}")
+            fail(f"{n}: inner dimensions differ: a is {ta.rows}x{ta.cols} ({_shape_desc(self.at, 'M', 'K')}, "
+                 f"so K = {K}); b ({_shape_desc(self.bt, 'K', 'N')}) must have K = {K}: expected {want}, "
+                 f"got {tb.rows}x{tb.cols}")
         for what, t in accs:
             if t.shape != (M, N):
                 fail(f"{n}: {what} must be M x N: expected {M}x{N} (from a {ta.rows}x{ta.cols} and b "

@@ -88,7 +88,8 @@ class Codegen:
         ]
         if kir.smem_bytes:
             head += ["  extern __shared__ __align__(16) unsigned char tk_smem_raw[];",
-                     "  unsigned char* tk_smem = (unsigned char*)(((unsigned long long)tk_smem_raw + 1023) & ~1023ull);"]
+                     "  // round up to 1024 B (128-byte swizzle) with pointer arithmetic, so the compiler still sees a shared pointer",
+                     "  unsigned char* tk_smem = tk_smem_raw + ((1024u - ((unsigned)__cvta_generic_to_shared(tk_smem_raw) & 1023u)) & 1023u);"]
         return "\n".join(head + unpack + body + ["}", ""])
 
     def _emit(self, stmts, out, depth):
