@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import inspect
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
@@ -72,6 +72,7 @@ class Specialization:
     kir: ir.KernelIR
     trace_seconds: float
     compiled: dict  # arch -> CompiledKernel
+    launchers: dict = field(default_factory=dict)  # device index -> (LoadedKernel, ArgBuffer)
 
 
 class CompiledKernel:
@@ -149,7 +150,9 @@ class Kernel:
         return tuple(key), runtime
 
     def specialize(self, *args) -> Specialization:
-        key, _ = self._bind(args)
+        return self._specialize(self._bind(args)[0], args)
+
+    def _specialize(self, key, args) -> Specialization:
         spec = self._specs.get(key)
         if spec is None:
             t0 = time.perf_counter()
@@ -221,20 +224,23 @@ class Kernel:
 
     def launch(self, grid, *args):
         grid = _grid(grid)
-        _, runtime = self._bind(args)
+        key, runtime = self._bind(args)
         devices = {t.device for t in runtime if isinstance(t, torch.Tensor)}
-        if len({d.type for d in devices}) > 1 or len(devices) > 1:
+        if len(devices) > 1:
             raise LaunchError(f"kernel '{self.name}': all tensors must be on one device, got {sorted(map(str, devices))}")
         device = devices.pop() if devices else torch.device("cpu")
-        spec = self.specialize(*args)
+        spec = self._specialize(key, args)
         if device.type == "cpu" or settings.interpret:
             return self._interpret(spec.kir, grid, runtime)
         if device.type != "cuda":
             raise LaunchError(f"kernel '{self.name}': tensors must be on a CUDA device or the CPU, got {device}")
-        from .backend.cuda.launch import device_arch, pack_args
-        ck = self.compile(*args, arch=settings.arch or device_arch(device))
-        values, types = pack_args(spec.kir.params, runtime)
-        ck.loaded(device).launch(grid, values, types)
+        launcher = spec.launchers.get(device.index)
+        if launcher is None:
+            from .backend.cuda.launch import ArgBuffer, device_arch
+            ck = self.compile(*args, arch=settings.arch or device_arch(device))
+            launcher = spec.launchers[device.index] = (ck.loaded(device), ArgBuffer(spec.kir.params))
+        loaded, buffer = launcher
+        loaded.launch(grid, buffer.fill(runtime), torch.cuda.current_stream(device).cuda_stream)
 
     def _interpret(self, kir, grid, runtime):
         from .interpreter.machine import run_kernel

@@ -3,6 +3,7 @@ peers in the same process on the same inputs, and results as JSON + Markdown + P
 from __future__ import annotations
 
 import json
+import os
 import platform
 import statistics
 import subprocess
@@ -72,6 +73,8 @@ def context() -> dict:
                                        cwd=Path(__file__).parent).stdout.strip()
     except OSError:
         pass
+    # a copy of the tree without .git (e.g. a remote GPU machine) can be told its commit
+    ctx["commit"] = ctx.get("commit") or os.environ.get("PYKITTENS_COMMIT", "unknown")
     try:
         from pykittens.backend.cuda.compiler import nvrtc_version
         ctx["nvrtc"] = "%d.%d" % nvrtc_version()
@@ -86,12 +89,21 @@ def context() -> dict:
             ctx["triton"] = triton.__version__
         except ImportError:
             pass
-        q = "clocks.sm,clocks.max.sm,clocks.mem,power.limit,driver_version"
-        r = subprocess.run(["nvidia-smi", f"--query-gpu={q}", "--format=csv,noheader"], capture_output=True, text=True)
-        if r.returncode == 0:
-            ctx.update(dict(zip(["sm_clock", "sm_clock_max", "mem_clock", "power_limit", "driver"],
-                                [x.strip() for x in r.stdout.splitlines()[0].split(",")])))
+        ctx.update(gpu_state())
     return ctx
+
+
+def gpu_state() -> dict:
+    """SM / memory clocks, power limit and driver from nvidia-smi (read, never set)."""
+    q = "clocks.sm,clocks.max.sm,clocks.mem,power.limit,driver_version"
+    try:
+        r = subprocess.run(["nvidia-smi", f"--query-gpu={q}", "--format=csv,noheader"], capture_output=True, text=True)
+    except OSError:
+        return {}
+    if r.returncode:
+        return {}
+    return dict(zip(["sm_clock", "sm_clock_max", "mem_clock", "power_limit", "driver"],
+                    [x.strip() for x in r.stdout.splitlines()[0].split(",")]))
 
 
 def save(records: list[Record], ctx: dict, out_dir: Path, name: str, plot_fn=None, table_fn=None) -> list[Path]:

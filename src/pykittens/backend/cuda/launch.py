@@ -50,26 +50,50 @@ class LoadedKernel:
         attr = getattr(driver.CUfunction_attribute, f"CU_FUNC_ATTRIBUTE_{name}")
         return _drv(driver.cuFuncGetAttribute(attr, self.function), "cuFuncGetAttribute")
 
-    def launch(self, grid: tuple, values: tuple, types: tuple, stream=None):
+    def launch(self, grid: tuple, args: "ArgBuffer", stream: int):
         from cuda.bindings import driver
-        if stream is None:
-            stream = torch.cuda.current_stream().cuda_stream
         gx, gy, gz = grid
         _drv(driver.cuLaunchKernel(self.function, gx, gy, gz, self.threads, 1, 1, self.smem,
-                                   driver.CUstream(stream), (values, types), 0), "cuLaunchKernel")
+                                   driver.CUstream(stream), args.pointer, 0), "cuLaunchKernel")
 
 
-def pack_args(params, args) -> tuple[tuple, tuple]:
-    """Flatten launch arguments the way codegen declares them: a gl is (ptr, b, d, r, c, sb, sd, sr)."""
-    values, types = [], []
-    for p, a in zip(params, args):
-        if isinstance(p.type, GL):
-            values += [a.data_ptr(), *a.shape, *a.stride()[:3]]
-            types += [ctypes.c_void_p] + [ctypes.c_int] * 4 + [ctypes.c_longlong] * 3
-        elif p.type is f32:
-            values.append(float(a))
-            types.append(ctypes.c_float)
-        else:
-            values.append(int(a))
-            types.append(ctypes.c_int)
-    return tuple(values), tuple(types)
+class ArgBuffer:
+    """Kernel arguments packed once per launch into preallocated ctypes slots (a gl is ptr, b, d, r, c, sb, sd, sr),
+    handed to cuLaunchKernel as a ready ``void**``: no per-launch conversion of argument types."""
+
+    def __init__(self, params):
+        self.slots, self.setters = [], []
+        for p in params:
+            if isinstance(p.type, GL):
+                ptr = ctypes.c_void_p()
+                dims = [ctypes.c_int() for _ in range(4)]
+                strides = [ctypes.c_longlong() for _ in range(3)]
+                self.slots += [ptr, *dims, *strides]
+                self.setters.append(self._gl_setter(ptr, dims, strides))
+            else:
+                slot = ctypes.c_float() if p.type is f32 else ctypes.c_int()
+                self.slots.append(slot)
+                self.setters.append(self._scalar_setter(slot))
+        self.array = (ctypes.c_void_p * len(self.slots))(*[ctypes.addressof(x) for x in self.slots])
+        self.pointer = ctypes.addressof(self.array)
+
+    @staticmethod
+    def _gl_setter(ptr, dims, strides):
+        def set_(t):
+            ptr.value = t.data_ptr()
+            for slot, n in zip(dims, t.shape):
+                slot.value = n
+            for slot, n in zip(strides, t.stride()):
+                slot.value = n
+        return set_
+
+    @staticmethod
+    def _scalar_setter(slot):
+        def set_(v):
+            slot.value = v
+        return set_
+
+    def fill(self, runtime):
+        for set_, a in zip(self.setters, runtime):
+            set_(a)
+        return self
