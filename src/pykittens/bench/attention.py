@@ -174,7 +174,9 @@ def plot(records: list[Record], path, ctx):
         ax.set_ylabel("TFLOP/s")
         ax.grid(alpha=0.3)
     axes[0][0].legend(fontsize=8)
-    fig.suptitle(f"attention forward, bf16 — {ctx.get('gpu', '?')}, {ctx.get('sm_clock', '?')}", fontsize=10)
+    clock = ctx.get("after_run", {}).get("sm_clock", "?")
+    fig.suptitle(f"attention forward, bf16 — {ctx.get('gpu', '?')}, SM clock {clock} after the run, "
+                 f"commit {ctx.get('commit', '?')}", fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)

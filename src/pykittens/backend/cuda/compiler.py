@@ -37,6 +37,22 @@ def nvrtc_version() -> tuple[int, int]:
     return major, minor
 
 
+_nvrtc_identity: str | None = None
+
+
+def nvrtc_identity() -> str:
+    """What identifies the NVRTC build for the cache key. The pip wheel's version when NVRTC comes from one (cheap:
+    a warm cache hit then never loads the NVRTC library), else the library's own version query."""
+    global _nvrtc_identity
+    if _nvrtc_identity is None:
+        from importlib import metadata
+        try:
+            _nvrtc_identity = "wheel " + metadata.distribution("nvidia-cuda-nvrtc").version
+        except metadata.PackageNotFoundError:
+            _nvrtc_identity = "lib %d.%d" % nvrtc_version()
+    return _nvrtc_identity
+
+
 def _check(err, what, prog=None):
     from cuda.bindings import nvrtc
     if err != nvrtc.nvrtcResult.NVRTC_SUCCESS:
@@ -64,7 +80,7 @@ def compile_source(source: str, name: str, arch: str) -> CompileResult:
     from ... import __version__
     t0 = time.perf_counter()
     opts = options(arch)
-    key = hashlib.sha256("\0".join([source, *opts, arch, str(nvrtc_version()), __version__]).encode()).hexdigest()
+    key = hashlib.sha256("\0".join([source, *opts, arch, nvrtc_identity(), __version__]).encode()).hexdigest()
     if key in _memory_cache:
         return CompileResult(_memory_cache[key], arch, key, time.perf_counter() - t0, "memory")
     path = Path(settings.cache_dir) / f"{name}-{key[:32]}.cubin"
