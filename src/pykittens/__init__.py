@@ -18,7 +18,7 @@ from .types import float32, bfloat16, float16, fp32, bf16, fp16, i32, f32, RT, R
 from .errors import (KernelError, KernelSyntaxError, KernelTypeError, LaunchError, InterpreterError,  # noqa: F401
                      OutOfBoundsError, UninitializedReadError, RaceError, DeadlockError)
 from .settings import settings  # noqa: F401
-from .trace import (rt, rv, st, sv, col_vec, row_vec, warp_id, block_idx, grid_dim, let, range, if_, else_,  # noqa: F401
+from .trace import (rt, rv, st, sv, semaphore, col_vec, row_vec, warp_id, block_idx, grid_dim, let, range, if_, else_,  # noqa: F401
                     minimum, maximum, cdiv)
 from .kernel import kernel, gl, constexpr, Kernel  # noqa: F401
 from .ops import *  # noqa: F401,F403

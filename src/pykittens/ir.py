@@ -233,6 +233,8 @@ class KernelIR:
     body: list
     smem_bytes: int = 0
     constexprs: dict = field(default_factory=dict)
+    tensor_maps: list = field(default_factory=list)  # (gl Var, ST) per TMA descriptor parameter
+    min_blocks: int | None = None  # __launch_bounds__ minimum blocks per SM (setmaxnreg needs 1)
 
     def __str__(self):
         lines = [f"kernel {self.name}(warps={self.warps}, smem={self.smem_bytes} B)"]

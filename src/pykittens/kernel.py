@@ -107,10 +107,10 @@ class CompiledKernel:
 class Kernel:
     """A pykittens kernel. Launch with ``kernel[grid](*args)``; inspect with ``ir``, ``source``, ``compile``."""
 
-    def __init__(self, fn, warps):
+    def __init__(self, fn, warps, min_blocks=None):
         if not (isinstance(warps, str) or 1 <= warps <= 32):
             raise ValueError(f"warps must be between 1 and 32 (or the name of a constexpr parameter), got {warps}")
-        self.fn, self.warps, self.name = fn, warps, fn.__name__
+        self.fn, self.warps, self.name, self.min_blocks = fn, warps, fn.__name__, min_blocks
         sig = inspect.signature(fn, eval_str=True)
         self.params = []
         for p in sig.parameters.values():
@@ -190,7 +190,7 @@ class Kernel:
                 proxies.append(s)
         with trace.tracing(b):
             self.fn(*proxies)
-        return ir.KernelIR(self.name, warps, params, b.root, b.smem_bytes, constexprs)
+        return ir.KernelIR(self.name, warps, params, b.root, b.smem_bytes, constexprs, b.tensor_maps, self.min_blocks)
 
     # ------------------------------------------------------------------------------------------ inspection
     def ir(self, *args) -> ir.KernelIR:
@@ -238,7 +238,8 @@ class Kernel:
         if launcher is None:
             from .backend.cuda.launch import ArgBuffer, device_arch
             ck = self.compile(*args, arch=settings.arch or device_arch(device))
-            launcher = spec.launchers[device.index] = (ck.loaded(device), ArgBuffer(spec.kir.params))
+            launcher = spec.launchers[device.index] = (ck.loaded(device),
+                                                        ArgBuffer(spec.kir.params, spec.kir.tensor_maps))
         loaded, buffer = launcher
         loaded.launch(grid, buffer.fill(runtime), torch.cuda.current_stream(device).cuda_stream)
 
@@ -262,11 +263,13 @@ def _grid(grid) -> tuple:
     return g + (1,) * (3 - len(g))
 
 
-def kernel(fn=None, *, warps=4):
+def kernel(fn=None, *, warps=4, min_blocks=None):
     """Decorator: ``@tk.kernel(warps=4)`` turns a tile program into a launchable ``Kernel``.
 
     ``warps`` is the block size in warps, or the name of a ``tk.constexpr`` parameter that gives it.
+    ``min_blocks`` sets the minimum resident blocks per SM in ``__launch_bounds__``; warp-specialised kernels that
+    move registers between warpgroups (``tk.warpgroup.increase_registers``) need ``min_blocks=1``.
     """
     if fn is not None:
-        return Kernel(fn, warps)
-    return lambda f: Kernel(f, warps)
+        return Kernel(fn, warps, min_blocks)
+    return lambda f: Kernel(f, warps, min_blocks)

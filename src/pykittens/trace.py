@@ -16,7 +16,7 @@ import sys
 
 from . import ir
 from .errors import KernelError, KernelSyntaxError, KernelTypeError
-from .types import RT, RV, ST, SV, DType, i32
+from .types import RT, RV, ST, SV, DType, Semaphore, i32
 
 MAX_SMEM_BYTES = 227 * 1024  # H100 per-block opt-in limit (also fine for sm_80's 163 KB? no: checked per arch)
 
@@ -53,6 +53,14 @@ class Builder:
         self.smem_bytes = 0
         self.used_names: dict[str, int] = {}
         self.last_if: ir.If | None = None
+        self.tensor_maps: list = []  # (gl Var, ST) pairs that TMA ops use; each becomes a kernel parameter
+
+    def tensor_map(self, gl_var, st_type) -> int:
+        """Index of the TMA descriptor for copies between ``gl_var`` and tiles of type ``st_type``."""
+        key = (gl_var, st_type)
+        if key not in self.tensor_maps:
+            self.tensor_maps.append(key)
+        return self.tensor_maps.index(key)
 
     def append(self, stmt):
         self.stack[-1].append(stmt)
@@ -102,7 +110,7 @@ def _declare(ty, count, default_name):
     b, loc = builder(), user_loc()
     count = (count,) if isinstance(count, int) else tuple(count or ())
     var = ir.Var(b.fresh(_assigned_name(loc, default_name)), ty, count)
-    if isinstance(ty, (ST, SV)):
+    if isinstance(ty, (ST, SV, Semaphore)):
         n = 1
         for c in count:
             n *= c
@@ -141,6 +149,11 @@ def st(dtype: DType, rows: int, cols: int, count=(), swizzle: int | None = None)
 def sv(dtype: DType, length: int, count=()) -> ir.Var:
     """Declare a shared vector (or an array of them)."""
     return _declare(_typed(SV, dtype, length), count, "sv")
+
+
+def semaphore(count=()) -> ir.Var:
+    """Declare a semaphore (mbarrier) in shared memory, or an array of them. Initialise with tk.init_semaphore."""
+    return _declare(Semaphore(), count, "sem")
 
 
 def _typed(cls, *args):

@@ -198,6 +198,24 @@ class SV:
         return f"sv<{self.dtype}, {self.length}>"
 
 
+u64 = DType("uint64", torch.int64, "unsigned long long", 8)  # storage of a semaphore (mbarrier)
+
+
+@dataclass(frozen=True)
+class Semaphore:
+    """An mbarrier in shared memory: counts arrivals (and, for TMA, bytes) per phase; waits name a phase parity."""
+    dtype: DType = u64
+    shape = ()
+    nbytes = 8
+    align = 8
+
+    def cuda(self) -> str:
+        return "tk::semaphore"
+
+    def __repr__(self):
+        return "semaphore"
+
+
 @dataclass(frozen=True)
 class GL:
     """Global layout: a 4-D (batch, depth, rows, cols) tensor in device memory; unit stride along cols."""

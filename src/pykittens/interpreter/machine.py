@@ -1,13 +1,17 @@
 """The CPU interpreter: runs a kernel's IR on CPU tensors, one block after another.
 
-Inside a block all warps advance statement by statement together; every register tile holds one value per warp
+Inside a block, warps advance statement by statement together; every register tile holds one value per warp
 (a tensor of shape ``(warps, rows, cols)``), and an *active mask* says which warps execute the current statement
-(branches and loops whose bounds differ between warps narrow it). Because real warps do not run in lockstep, shared
+(loops whose bounds differ between warps narrow it). A branch whose condition differs between warps forks: its two
+sides run as coroutines (generators) that interleave at waits — barriers, semaphore waits — as producer and
+consumer warpgroups do on the GPU. A state where every coroutine waits on something that can never happen is
+reported as ``tk.DeadlockError`` with the lines that wait. Because real warps do not run in lockstep, shared
 memory carries shadow state to catch what lockstep execution would hide: which warp last wrote each element and which
 warps read it since the last barrier (a race otherwise), and whether it was ever written (an uninitialised read).
 """
 from __future__ import annotations
 
+import inspect
 import math
 
 import torch
@@ -50,6 +54,9 @@ class Machine:
         self.regs: dict = {}
         self.reg_written: dict = {}
         self.smem: dict = {}
+        self.pending_regs: dict = {}  # (var, warp) -> name of the async op still writing it
+        self.barriers: dict = {}  # barrier id -> arrival state
+        self.semaphores: dict = {}  # (Var, index) -> SemaphoreState
         self.epoch = 0
         self.active = torch.ones(self.W, dtype=torch.bool)
         self.loc = None
@@ -95,11 +102,40 @@ class Machine:
         """Indices of the warps executing the current statement."""
         return [int(w) for w in torch.nonzero(self.active).flatten()]
 
+    def warpgroups(self, size: int = 4):
+        """Indices of the warpgroups (``size`` consecutive warps) executing a warpgroup-scope op. Each must be
+        active as a whole: a warpgroup op reached by only some of its warps would hang (or be wrong) on the GPU."""
+        if self.W % size:
+            self.error(InterpreterError, f"warpgroup ops need a multiple of {size} warps per block, got {self.W}")
+        act = self.active.view(-1, size)
+        partial = act.any(1) & ~act.all(1)
+        if bool(partial.any()):
+            g = int(torch.nonzero(partial)[0])
+            self.error(DeadlockError, f"warpgroup {g} runs a warpgroup op with only some of its warps "
+                                      f"({act[g].tolist()}): all {size} must take part")
+        return [int(g) for g in torch.nonzero(act.all(1)).flatten()]
+
+    # ------------------------------------------------------------------------------------------ async results
+    def mark_pending(self, var, warps, what: str):
+        """Register results of an async op (e.g. wgmma) not yet waited for: reading them is an error until
+        ``complete_pending`` runs."""
+        for w in warps:
+            self.pending_regs[(var, w)] = what
+
+    def complete_pending(self, warps):
+        for key in [k for k in self.pending_regs if k[1] in warps]:
+            del self.pending_regs[key]
+
     # ------------------------------------------------------------------------------------------ registers
     def read(self, var) -> torch.Tensor:
         """A register tile/vector for all warps, as float32 (shape ``(warps, *shape)``); must be initialised."""
         if var not in self.regs or not bool(self.reg_written[var][self.active].all()):
             self.error(UninitializedReadError, f"{var.name} ({var.type}) is read before it was written")
+        if self.pending_regs:
+            for w in self.warps():
+                if (var, w) in self.pending_regs:
+                    self.error(RaceError, f"{var.name} is read by warp {w} while the async "
+                                          f"{self.pending_regs[(var, w)]} writing it is still in flight (wait first)")
         return self.regs[var].float()
 
     def write(self, var, value: torch.Tensor):
@@ -174,17 +210,41 @@ class Machine:
         if pending:
             a.pending[sel] = True
 
+    def semaphore(self, ref, w: int, init: int | None = None) -> SemaphoreState:
+        """The state of semaphore ``ref`` as warp ``w`` indexes it; ``init`` (re)initialises it."""
+        var, idx = self._slot(ref, w)
+        key = (var, idx)
+        if init is not None:
+            self.semaphores[key] = SemaphoreState(init)
+        if key not in self.semaphores:
+            self.error(UninitializedReadError, f"semaphore {ref} is used before tk.init_semaphore")
+        return self.semaphores[key]
+
     def complete_async(self):
         """Async copies issued so far have landed (cp.async wait)."""
         for a in self.smem.values():
             a.pending.zero_()
 
-    def barrier(self):
-        """Block-wide barrier: every warp must reach it; later accesses no longer race with earlier ones."""
-        if not bool(self.active.all()):
-            self.error(DeadlockError, "barrier inside a branch or loop that not every warp takes: on the GPU the "
-                                      "block would hang here")
-        self.epoch += 1
+    def barrier(self, bid: int = 0, warps: int | None = None):
+        """Barrier ``bid`` for ``warps`` warps (default: the whole block). A generator: interpreters of ops that
+        wait return it, and the executor runs it. Completing a barrier orders shared accesses before it with those
+        after it (the race shadows start a new epoch)."""
+        expected = self.W if warps is None else warps
+        b = self.barriers.setdefault(bid, {"arrived": torch.zeros(self.W, dtype=torch.bool), "gen": 0})
+        if bool((b["arrived"] & self.active).any()):
+            self.error(DeadlockError, f"a warp arrives twice at barrier {bid} before it completes")
+        b["arrived"] |= self.active
+        gen = b["gen"]
+        if int(b["arrived"].sum()) > expected:
+            self.error(DeadlockError, f"more warps than the {expected} expected arrive at barrier {bid}")
+        if int(b["arrived"].sum()) == expected:
+            b["arrived"].zero_()
+            b["gen"] += 1
+            self.epoch += 1
+            return
+        what = (f"barrier {bid}: {int(b['arrived'].sum())} of {expected} warps arrived "
+                f"(warps {[int(w) for w in torch.nonzero(b['arrived']).flatten()]})")
+        yield Wait(lambda: b["gen"] != gen, what, self.loc)
 
     # ------------------------------------------------------------------------------------------ global memory
     def gtensor(self, var) -> torch.Tensor:
@@ -223,54 +283,127 @@ class Machine:
 
     # ------------------------------------------------------------------------------------------ execution
     def run(self, stmts):
+        """Run a statement list for the active warps to completion (raises DeadlockError if it cannot finish)."""
+        gen = self._exec(stmts, self.active)
+        for wait in gen:
+            # the top level has no one else to run: a wait that is not already satisfied can never be
+            raise DeadlockError(f"every warp waits and none can proceed: {wait.what}", wait.loc)
+
+    def _exec(self, stmts, active):
         for s in stmts:
-            self.loc, self.stmt = s.loc, s
+            self.active, self.loc, self.stmt = active, s.loc, s
             if isinstance(s, ir.Decl):
                 continue
             if isinstance(s, ir.Let):
                 v = self.eval(s.value)
                 old = self.env.get(s.sym.name)
                 if isinstance(v, torch.Tensor) or isinstance(old, torch.Tensor):
-                    v = torch.where(self.active, torch.as_tensor(v), torch.as_tensor(old if old is not None else 0))
+                    v = torch.where(active, torch.as_tensor(v), torch.as_tensor(old if old is not None else 0))
                 self.env[s.sym.name] = v
             elif isinstance(s, ir.OpStmt):
-                args = tuple(s.args)
                 try:
-                    s.op.interpret(self, *args, **s.attrs)
+                    r = s.op.interpret(self, *s.args, **s.attrs)
+                    if inspect.isgenerator(r):
+                        yield from self._resume_in(r, active, s)
                 except InterpreterError:
                     raise
                 except (RuntimeError, IndexError, ValueError) as e:
                     self.error(InterpreterError, f"{s.op.name}: {e}")
             elif isinstance(s, ir.If):
                 cond = torch.as_tensor(self.eval(s.cond)).bool().expand(self.W)
-                saved = self.active
-                self.active = saved & cond
-                if bool(self.active.any()):
-                    self.run(s.then)
-                self.active = saved & ~cond
-                if s.orelse and bool(self.active.any()):
-                    self.run(s.orelse)
-                self.active = saved
+                yes, no = active & cond, active & ~cond
+                if bool(yes.any()) and bool(no.any()):
+                    # warps disagree: both sides run as coroutines, interleaving at their waits
+                    yield from self._join([self._exec(s.then, yes), self._exec(s.orelse, no)])
+                elif bool(yes.any()):
+                    yield from self._exec(s.then, yes)
+                elif s.orelse:
+                    yield from self._exec(s.orelse, no)
             elif isinstance(s, ir.For):
-                self._run_for(s)
+                yield from self._exec_for(s, active)
             else:
                 raise TypeError(f"unknown statement {s!r}")
+        self.active = active
 
-    def _run_for(self, s: ir.For):
+    def _resume_in(self, gen, active, stmt):
+        """Drive an op's wait generator; restore this coroutine's view of the machine after each resume."""
+        for wait in gen:
+            yield wait
+            self.active, self.loc, self.stmt = active, stmt.loc, stmt
+
+    def _join(self, gens):
+        """Run coroutines to completion, switching at waits; yields upward when all of them wait."""
+        waiting = {}  # gen -> Wait
+        live = list(gens)
+        while live:
+            progressed = False
+            for g in list(live):
+                w = waiting.get(g)
+                if w is not None and not w.ready():
+                    continue
+                try:
+                    waiting[g] = next(g)
+                except StopIteration:
+                    live.remove(g)
+                    waiting.pop(g, None)
+                progressed = True
+            if not progressed:
+                ws = [waiting[g] for g in live]
+                yield Wait(lambda ws=ws: any(w.ready() for w in ws), "; ".join(
+                    f"{w.what} (line {w.loc[1] if w.loc else '?'})" for w in ws), ws[0].loc)
+
+    def _exec_for(self, s: ir.For, active):
         start = torch.as_tensor(self.eval(s.start)).expand(self.W)
         stop = torch.as_tensor(self.eval(s.stop)).expand(self.W)
         step = int(self.eval(s.step))
         trips = torch.clamp((stop - start + step - 1) // step, min=0)
-        saved = self.active
-        n = int(trips[saved].max()) if bool(saved.any()) else 0
-        uniform = bool((trips[saved] == n).all()) and bool((start[saved] == start[saved][0]).all())
+        n = int(trips[active].max()) if bool(active.any()) else 0
+        uniform = bool((trips[active] == n).all()) and bool((start[active] == start[active][0]).all())
         for k in range(n):
-            self.active = saved & (k < trips)
             v = start + k * step
-            self.env[s.var.name] = int(v[saved][0]) if uniform else v
-            self.run(s.body)
-        self.active = saved
-        self.env.pop(s.var.name, None)
+            self.env[s.var.name] = int(v[active][0]) if uniform else v
+            yield from self._exec(s.body, active & (k < trips))
+        self.active = active
+
+
+class SemaphoreState:
+    """An mbarrier: a phase completes when its expected arrivals have arrived and its expected bytes have landed.
+    ``phase`` counts completed phases; ``wait(parity)`` may pass once ``phase % 2 != parity``."""
+
+    def __init__(self, arrivals: int):
+        self.count = arrivals
+        self.pending = arrivals
+        self.tx = 0
+        self.phase = 0
+        self.landing: list = []  # (SharedArray, selection) written by TMA in this phase, visible once it completes
+
+    def arrive(self, n: int = 1, tx: int = 0):
+        self.pending -= n
+        self.tx += tx
+        if self.pending < 0:
+            raise DeadlockError(f"semaphore got more arrivals than the {self.count} it was initialised with")
+        self._maybe_complete()
+
+    def complete_tx(self, nbytes: int, landing=None):
+        self.tx -= nbytes
+        if landing is not None:
+            self.landing.append(landing)
+        self._maybe_complete()
+
+    def _maybe_complete(self):
+        if self.pending == 0 and self.tx == 0:
+            for arr, sel in self.landing:
+                arr.pending[sel] = False
+            self.landing.clear()
+            self.phase += 1
+            self.pending = self.count
+
+
+class Wait:
+    """What a coroutine waits for: ``ready()`` says when it may continue; ``what`` and ``loc`` explain a deadlock."""
+
+    def __init__(self, ready, what: str, loc):
+        self.ready, self.what, self.loc = ready, what, loc
 
 
 def _binop(op, a, b, ty):

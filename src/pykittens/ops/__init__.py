@@ -13,3 +13,4 @@ from .mem_global_shared import *  # noqa: F401,F403
 from .mem_shared_reg import *  # noqa: F401,F403
 from .mem_vectors import *  # noqa: F401,F403
 from .sync import *  # noqa: F401,F403
+from .semaphores import *  # noqa: F401,F403

@@ -18,7 +18,7 @@ class Sync(Op):
         pass
 
     def interpret(self, m):
-        m.barrier()
+        return m.barrier()
 
     def cuda(self, g):
         return "__syncthreads();"

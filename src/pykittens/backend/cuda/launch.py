@@ -61,8 +61,9 @@ class ArgBuffer:
     """Kernel arguments packed once per launch into preallocated ctypes slots (a gl is ptr, b, d, r, c, sb, sd, sr),
     handed to cuLaunchKernel as a ready ``void**``: no per-launch conversion of argument types."""
 
-    def __init__(self, params):
+    def __init__(self, params, tensor_maps=()):
         self.slots, self.setters = [], []
+        self.tmaps = [(params.index(var), st, (ctypes.c_ubyte * 128)()) for var, st in tensor_maps]
         for p in params:
             if isinstance(p.type, GL):
                 ptr = ctypes.c_void_p()
@@ -74,6 +75,7 @@ class ArgBuffer:
                 slot = ctypes.c_float() if p.type is f32 else ctypes.c_int()
                 self.slots.append(slot)
                 self.setters.append(self._scalar_setter(slot))
+        self.slots += [slot for _, _, slot in self.tmaps]
         self.array = (ctypes.c_void_p * len(self.slots))(*[ctypes.addressof(x) for x in self.slots])
         self.pointer = ctypes.addressof(self.array)
 
@@ -96,4 +98,8 @@ class ArgBuffer:
     def fill(self, runtime):
         for set_, a in zip(self.setters, runtime):
             set_(a)
+        if self.tmaps:
+            from .tma import copy_into, encode
+            for i, st, slot in self.tmaps:
+                copy_into(slot, encode(runtime[i], st))
         return self

@@ -91,6 +91,15 @@ struct sarray {
   __device__ __forceinline__ Tile operator[](int i) const { return Tile{(typename Tile::dtype*)(base + i * Tile::bytes)}; }
 };
 
+// Semaphore: an mbarrier (8 bytes) in shared memory.
+struct semaphore {
+  using dtype = unsigned long long; static constexpr int bytes = 8;
+  unsigned long long* p;
+  __device__ __forceinline__ unsigned saddr() const { return (unsigned)__cvta_generic_to_shared(p); }
+};
+// TMA descriptor (CUtensorMap), passed by value as a __grid_constant__ kernel parameter.
+struct alignas(64) tensor_map { unsigned long long v[16]; };
+
 // Global layout: 4-D (batch, depth, rows, cols), unit stride along cols.
 template<typename T>
 struct gl {

@@ -1,0 +1,68 @@
+"""TMA descriptors (CUtensorMap) for copies between a global layout and shared tiles of one type.
+
+A shared tile is stored in swizzle atoms (``types.swizzled_offset``): column blocks ``swizzle`` bytes wide, each
+holding all of the tile's rows. One TMA box is exactly one atom — ``swizzle`` bytes by ``rows`` — so a tile is one
+``cp.async.bulk.tensor`` per atom, and the hardware's swizzle equals ours. Unswizzled tiles use a single box of the
+whole tile (at most 256 elements per row).
+"""
+from __future__ import annotations
+
+import ctypes
+
+import torch
+
+from ...types import ST
+
+_SWIZZLE_ENUM = {0: "CU_TENSOR_MAP_SWIZZLE_NONE", 32: "CU_TENSOR_MAP_SWIZZLE_32B",
+                 64: "CU_TENSOR_MAP_SWIZZLE_64B", 128: "CU_TENSOR_MAP_SWIZZLE_128B"}
+_DTYPE_ENUM = {torch.bfloat16: "CU_TENSOR_MAP_DATA_TYPE_BFLOAT16", torch.float16: "CU_TENSOR_MAP_DATA_TYPE_FLOAT16",
+               torch.float32: "CU_TENSOR_MAP_DATA_TYPE_FLOAT32"}
+_cache: dict = {}
+
+
+def box_cols(st: ST) -> int:
+    """Columns of one TMA box (one swizzle atom) of shared tile type ``st``."""
+    return st.swizzle // st.dtype.size if st.swizzle else st.cols
+
+
+def tensor_map_params(t: torch.Tensor, st: ST) -> dict:
+    """The cuTensorMapEncodeTiled arguments for 4-D tensor ``t`` and tiles of type ``st`` (innermost dim first)."""
+    if t.dtype != st.dtype.torch:
+        raise ValueError(f"TMA copies do not convert: tensor is {t.dtype}, tile is {st.dtype}")
+    es = t.element_size()
+    dims = [t.shape[3], t.shape[2], t.shape[1], t.shape[0]]
+    strides = []
+    for d in (2, 1, 0):  # bytes, for dims 1..3; a size-1 dim's stride is irrelevant but must be a multiple of 16
+        s = t.stride(d) * es if t.shape[d] > 1 else 16
+        strides.append(s)
+    box = [box_cols(st), st.rows, 1, 1]
+    if box[0] * es % 16 or box[0] > 256 or box[1] > 256:
+        raise ValueError(f"tile {st} cannot be a TMA box: a box row must be a multiple of 16 bytes and boxes at "
+                         f"most 256 x 256 elements")
+    return dict(dtype=_DTYPE_ENUM[t.dtype], dims=dims, strides=strides, box=box, swizzle=_SWIZZLE_ENUM[st.swizzle])
+
+
+def encode(t: torch.Tensor, st: ST):
+    """A CUtensorMap for ``t`` (4-D, on the GPU) and tiles of type ``st``; cached per address, shape and strides."""
+    key = (t.data_ptr(), tuple(t.shape), tuple(t.stride()), t.dtype, st)
+    tm = _cache.get(key)
+    if tm is None:
+        from cuda.bindings import driver as d
+        from .launch import _drv
+        p = tensor_map_params(t, st)
+        tm = _drv(d.cuTensorMapEncodeTiled(
+            getattr(d.CUtensorMapDataType, p["dtype"]), 4, t.data_ptr(),
+            [d.cuuint64_t(x) for x in p["dims"]], [d.cuuint64_t(x) for x in p["strides"]],
+            [d.cuuint32_t(x) for x in p["box"]], [d.cuuint32_t(1)] * 4,
+            d.CUtensorMapInterleave.CU_TENSOR_MAP_INTERLEAVE_NONE, getattr(d.CUtensorMapSwizzle, p["swizzle"]),
+            d.CUtensorMapL2promotion.CU_TENSOR_MAP_L2_PROMOTION_L2_256B,
+            d.CUtensorMapFloatOOBfill.CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE), "cuTensorMapEncodeTiled")
+        if len(_cache) > 4096:
+            _cache.clear()
+        _cache[key] = tm
+    return tm
+
+
+def copy_into(slot, tm):
+    """Copy the 128 bytes of a CUtensorMap into a kernel-parameter slot."""
+    ctypes.memmove(ctypes.addressof(slot), tm.getPtr(), 128)
