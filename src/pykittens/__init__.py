@@ -22,3 +22,5 @@ from .trace import (rt, rv, st, sv, semaphore, col_vec, row_vec, warp_id, block_
                     minimum, maximum, cdiv)
 from .kernel import kernel, gl, constexpr, Kernel  # noqa: F401
 from .ops import *  # noqa: F401,F403
+from . import tma  # noqa: F401,E402  (tk.tma.load_async, ...)
+from . import warpgroup  # noqa: F401,E402  (tk.warpgroup.mma_AB, ...)

@@ -20,7 +20,7 @@ class Expr:
         other = as_expr(other)
         a, b = (other, self) if rev else (self, other)
         ty = f32 if f32 in (a.type, b.type) or op == "/" else i32
-        if op in ("<", "<=", ">", ">=", "==", "!=", "&&", "||"):
+        if op in ("<", "<=", ">", ">=", "==", "!=", "&", "|", "^", "<<", ">>"):
             ty = i32
         return BinOp(op, a, b, ty)
 
@@ -40,8 +40,15 @@ class Expr:
     __le__ = lambda s, o: s._bin("<=", o)
     __gt__ = lambda s, o: s._bin(">", o)
     __ge__ = lambda s, o: s._bin(">=", o)
-    __and__ = lambda s, o: s._bin("&&", o)
-    __or__ = lambda s, o: s._bin("||", o)
+    # bitwise, as in C (on 0/1 conditions they are also the logical and / or)
+    __and__ = lambda s, o: s._bin("&", o)
+    __rand__ = lambda s, o: s._bin("&", o, True)
+    __or__ = lambda s, o: s._bin("|", o)
+    __ror__ = lambda s, o: s._bin("|", o, True)
+    __xor__ = lambda s, o: s._bin("^", o)
+    __rxor__ = lambda s, o: s._bin("^", o, True)
+    __lshift__ = lambda s, o: s._bin("<<", o)
+    __rshift__ = lambda s, o: s._bin(">>", o)
 
     def __eq__(self, o):  # noqa: D105 - builds an expression, like numpy
         return self._bin("==", o)

@@ -193,11 +193,22 @@ class Machine:
         a.read_epoch[sel] = self.epoch
         return a.data[sel].float()
 
-    def smem_write(self, ref, w: int, value: torch.Tensor, region=None, pending=False):
-        """Warp ``w`` writes (a region of) a shared tile/vector. Checks races against other warps' accesses."""
+    def smem_write(self, ref, w: int, value: torch.Tensor, region=None, pending=False, async_proxy=False):
+        """Warp ``w`` writes (a region of) a shared tile/vector. Checks races against other warps' accesses.
+
+        ``async_proxy``: the copy engine (TMA) writes it; ordering comes from a semaphore, not from barriers, so the
+        barrier-epoch race checks do not apply — the data stays ``pending`` until the semaphore's phase completes
+        (returns the (array, selection) to hand to ``SemaphoreState.complete_tx``)."""
         var, idx = self._slot(ref, w)
         a = self._array(var)
         sel = idx + (tuple(region) if region else ())
+        if async_proxy:
+            a.data[sel] = value.to(a.data.dtype)
+            a.written[sel] = True
+            a.writer[sel] = -1
+            a.write_epoch[sel] = -1
+            a.pending[sel] = True
+            return a, sel
         other_w = (a.write_epoch[sel] == self.epoch) & (a.writer[sel] != w)
         other_r = (a.read_epoch[sel] == self.epoch) & ((a.readers[sel] & ~(1 << w)) != 0)
         if bool(other_w.any()) or bool(other_r.any()):
@@ -427,10 +438,11 @@ def _binop(op, a, b, ty):
         r = {"<": lambda: a < b, "<=": lambda: a <= b, ">": lambda: a > b, ">=": lambda: a >= b,
              "==": lambda: a == b, "!=": lambda: a != b}[op]()
         return r if tensor else int(r)
-    if op == "&&":
-        return torch.as_tensor(a).bool() & torch.as_tensor(b).bool() if tensor else int(bool(a) and bool(b))
-    if op == "||":
-        return torch.as_tensor(a).bool() | torch.as_tensor(b).bool() if tensor else int(bool(a) or bool(b))
+    if op in ("&", "|", "^", "<<", ">>"):
+        if tensor:
+            a, b = (torch.as_tensor(x).long() if isinstance(x, torch.Tensor) else int(x) for x in (a, b))
+        return {"&": lambda: a & b, "|": lambda: a | b, "^": lambda: a ^ b, "<<": lambda: a << b,
+                ">>": lambda: a >> b}[op]()
     raise TypeError(f"unknown scalar op {op}")
 
 

@@ -49,7 +49,8 @@ template<class L> __device__ __forceinline__ int ldsm_col() {
   if constexpr (same<L, row_l>::value) return (l >> 4) << 3; else return ((l >> 3) & 1) << 3;
 }
 
-template<class D, class S> __device__ __forceinline__ void load_sr(D& d, const S& s) {
+// r0: first row of the shared tile to read (warpgroup ops give each warp its own 16-row slice)
+template<class D, class S> __device__ __forceinline__ void load_sr(D& d, const S& s, int r0 = 0) {
   using L = typename D::layout; using U = typename D::dtype; using T = typename S::dtype;
   if constexpr (same<U, T>::value && sizeof(T) == 2) {
     const int lr = ldsm_row<L>(), lc = ldsm_col<L>();
@@ -57,7 +58,7 @@ template<class D, class S> __device__ __forceinline__ void load_sr(D& d, const S
     for (int i = 0; i < D::height; i++)
     #pragma unroll
     for (int j = 0; j < D::width; j++) {
-      const unsigned a = s.saddr(i * 16 + lr, j * 16 + lc);
+      const unsigned a = s.saddr(r0 + i * 16 + lr, j * 16 + lc);
       if constexpr (same<L, row_l>::value) ldsm_x4(d.data[i][j], a); else ldsm_x4_trans(d.data[i][j], a);
     }
   } else {
@@ -67,8 +68,8 @@ template<class D, class S> __device__ __forceinline__ void load_sr(D& d, const S
     for (int j = 0; j < D::width; j++)
     #pragma unroll
     for (int k = 0; k < 4; k++) {
-      const int r = i * 16 + frag_row<L>(k, 0), c = j * 16 + frag_col<L>(k, 0);
-      const int r1 = i * 16 + frag_row<L>(k, 1), c1 = j * 16 + frag_col<L>(k, 1);
+      const int r = r0 + i * 16 + frag_row<L>(k, 0), c = j * 16 + frag_col<L>(k, 0);
+      const int r1 = r0 + i * 16 + frag_row<L>(k, 1), c1 = j * 16 + frag_col<L>(k, 1);
       if constexpr (same<U, T>::value && same<L, row_l>::value) {  // fp32 pair: one 8-byte access
         d.data[i][j][k] = *(const packed_t<T>*)sptr(s, r, c);
       } else {
@@ -78,7 +79,7 @@ template<class D, class S> __device__ __forceinline__ void load_sr(D& d, const S
   }
 }
 
-template<class S, class R> __device__ __forceinline__ void store_rs(const S& s, const R& d) {
+template<class S, class R> __device__ __forceinline__ void store_rs(const S& s, const R& d, int r0 = 0) {
   using L = typename R::layout; using U = typename R::dtype; using T = typename S::dtype;
   __syncwarp();  // earlier reads of this tile by other lanes are done before it is overwritten
 #if __CUDA_ARCH__ >= 900
@@ -88,7 +89,7 @@ template<class S, class R> __device__ __forceinline__ void store_rs(const S& s, 
     for (int i = 0; i < R::height; i++)
     #pragma unroll
     for (int j = 0; j < R::width; j++) {
-      const unsigned a = s.saddr(i * 16 + lr, j * 16 + lc);
+      const unsigned a = s.saddr(r0 + i * 16 + lr, j * 16 + lc);
       if constexpr (same<L, row_l>::value) stsm_x4(a, d.data[i][j]); else stsm_x4_trans(a, d.data[i][j]);
     }
   } else
@@ -100,8 +101,8 @@ template<class S, class R> __device__ __forceinline__ void store_rs(const S& s, 
     for (int j = 0; j < R::width; j++)
     #pragma unroll
     for (int k = 0; k < 4; k++) {
-      const int r = i * 16 + frag_row<L>(k, 0), c = j * 16 + frag_col<L>(k, 0);
-      const int r1 = i * 16 + frag_row<L>(k, 1), c1 = j * 16 + frag_col<L>(k, 1);
+      const int r = r0 + i * 16 + frag_row<L>(k, 0), c = j * 16 + frag_col<L>(k, 0);
+      const int r1 = r0 + i * 16 + frag_row<L>(k, 1), c1 = j * 16 + frag_col<L>(k, 1);
       if constexpr (same<U, T>::value && same<L, row_l>::value) {  // the pair is adjacent: one 4- or 8-byte store
         *(packed_t<T>*)sptr(s, r, c) = d.data[i][j][k];
       } else if constexpr (same<U, T>::value && sizeof(T) == 2) {  // col layout: the pair runs down a column
