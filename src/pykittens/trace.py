@@ -204,15 +204,16 @@ def cdiv(a, b):
 
 # ---------------------------------------------------------------------------------------------- control flow
 def range(start, stop=None, step=1):
-    """A loop that runs on the device: ``for i in tk.range(n):``. The body is traced once.
+    """A loop that runs on the device: ``for i in tk.range(n):``, ``tk.range(start, stop, step)``; bounds and step
+    may be device scalars (the step must be positive). The body is traced once.
 
     Python's own ``range`` over Python ints unrolls instead.
     """
     if stop is None:
         start, stop = 0, start
     b, loc = builder(), user_loc()
-    if isinstance(step, ir.Expr) or (isinstance(step, int) and step <= 0):
-        raise KernelSyntaxError("tk.range needs a positive Python int step", loc)
+    if isinstance(step, int) and step <= 0:
+        raise KernelSyntaxError("tk.range needs a positive step (a device scalar step must be positive too)", loc)
     var = ir.Sym(b.fresh(_loop_name(loc)))
     node = ir.For(var, ir.as_expr(start), ir.as_expr(stop), ir.as_expr(step), loc=loc)
     b.append(node)

@@ -1,4 +1,4 @@
-"""``python -m pykittens.bench [attention] [--quick] [--out DIR]``
+"""``python -m pykittens.bench [all|attention|gemm] [--quick] [--out DIR]``
 
 On a GPU: benchmarks the library kernels against PyTorch's (BENCH.md protocol) and writes JSON, Markdown and a PNG
 plot to ``--out``. Without a GPU: runs the library kernels in the CPU interpreter on small shapes against a float64
@@ -22,7 +22,7 @@ def _progress():
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m pykittens.bench", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("suite", nargs="?", default="attention", choices=["attention"])
+    p.add_argument("suite", nargs="?", default="all", choices=["all", "attention", "gemm"])
     p.add_argument("--quick", action="store_true", help="fewer sequence lengths (1k, 4k, 16k)")
     p.add_argument("--out", type=Path, default=Path("results"), help="directory for JSON / Markdown / PNG")
     p.add_argument("--cpu", action="store_true", help="run the interpreter check even if a GPU is present")
@@ -39,15 +39,20 @@ def main(argv=None) -> int:
         print(f"verdict: {'all correct' if not bad else f'{bad} WRONG'} ({len(results)} cases)")
         return 1 if bad else 0
 
-    from . import attention
-    from .harness import context, save
-    ctx = context()
-    records, extra = attention.run(args.quick, progress)
-    ctx.update(extra)
-    paths = save(records, ctx, args.out, "attention_fwd", attention.plot, attention.table)
-    print(attention.table(records))
-    print("compile / launch:", extra.get("compile"))
-    print("wrote", ", ".join(map(str, paths)))
+    from . import attention, gemm
+    from .harness import context, gpu_state, save
+    suites = {"attention": (attention, "attention_fwd"), "gemm": (gemm, "gemm")}
+    for name in (suites if args.suite == "all" else [args.suite]):
+        module, stem = suites[name]
+        ctx = context()
+        records, extra = module.run(args.quick, progress)
+        ctx.update(extra)
+        ctx["after_run"] = gpu_state()  # clocks under load, not idle
+        paths = save(records, ctx, args.out, stem, module.plot, module.table)
+        print(module.table(records))
+        if "compile" in extra:
+            print("compile / launch:", extra["compile"])
+        print("wrote", ", ".join(map(str, paths)))
     return 0
 
 

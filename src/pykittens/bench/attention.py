@@ -75,8 +75,6 @@ def run(quick: bool, progress) -> tuple[list[Record], dict]:
             pk.ratios = {n: pk.tflops / r.tflops for n, r in row.items() if n != "pykittens"}
         del q, k, v
     extra["compile"] = compile_times()
-    from .harness import gpu_state
-    extra["after_run"] = gpu_state()  # clocks under load, not idle
     return records, extra
 
 

@@ -1,0 +1,99 @@
+"""GEMM: pykittens against torch.matmul (cuBLAS), bf16 in and out (BENCH.md grid)."""
+from __future__ import annotations
+
+import torch
+
+from .harness import Record, rel_err, time_ms
+
+GATE = 1e-2
+REF_ROWS = 128  # the float64 reference covers this many rows of C (all columns)
+
+
+def configs(quick: bool):
+    shapes = [(n, n, n) for n in (2048, 4096, 8192)]
+    shapes += [(8192, 8192, k) for k in (512, 1024, 2048, 4096, 16384)]
+    shapes += [(4096, 14336, 4096), (4096, 4096, 14336), (8192, 1024, 8192), (1000, 1000, 1000)]
+    if quick:
+        shapes = [(4096, 4096, 4096), (8192, 8192, 8192), (4096, 14336, 4096)]
+    for m, n, k in shapes:
+        for trans in (False, True):
+            if trans and (m, n, k) not in ((4096, 4096, 4096), (8192, 8192, 8192)):
+                continue
+            yield dict(M=m, N=n, K=k, transpose_b=trans)
+
+
+def run(quick: bool, progress) -> tuple[list[Record], dict]:
+    from ..kernels import matmul
+    records = []
+    for c in progress(list(configs(quick)), desc="gemm"):
+        M, N, K, tb = c["M"], c["N"], c["K"], c["transpose_b"]
+        shape, flags = {"M": M, "N": N, "K": K}, {"transpose_b": tb, "dtype": "bf16"}
+        a = torch.randn(M, K, device="cuda", dtype=torch.bfloat16)
+        b = torch.randn(N, K, device="cuda", dtype=torch.bfloat16) if tb else torch.randn(K, N, device="cuda",
+                                                                                          dtype=torch.bfloat16)
+        rows = torch.linspace(0, M - 1, min(REF_ROWS, M), device="cuda").long().unique()
+        bd = b.double().T if tb else b.double()
+        ref = a[rows].double() @ bd
+        flops = 2 * M * N * K
+        systems = {"pykittens": lambda: matmul(a, b, transpose_b=tb),
+                   "torch.matmul": lambda: torch.matmul(a, b.T if tb else b)}
+        row = {}
+        for name, fn in systems.items():
+            try:
+                out = fn()
+                torch.cuda.synchronize()
+            except Exception as e:  # noqa: BLE001 - recorded, not fatal
+                records.append(Record("gemm", shape, flags, name, None, None, None, f"failed: {e}"[:200]))
+                continue
+            err = rel_err(out[rows], ref)
+            if err > GATE:
+                records.append(Record("gemm", shape, flags, name, None, None, err, "over the error gate"))
+                continue
+            ms = time_ms(fn, warmup=5, reps=30)
+            row[name] = Record("gemm", shape, flags, name, ms, flops / ms / 1e9, err)
+            records.append(row[name])
+        if "pykittens" in row and "torch.matmul" in row:
+            row["pykittens"].ratios = {"torch.matmul": row["pykittens"].tflops / row["torch.matmul"].tflops}
+        del a, b
+    return records, {}
+
+
+def table(records: list[Record]) -> str:
+    lines = ["| M | N | K | Bᵀ | pykittens TFLOP/s | cuBLAS TFLOP/s | ratio | error |", "|---|---|---|---|---|---|---|---|"]
+    by = {}
+    for r in records:
+        by.setdefault((r.shape["M"], r.shape["N"], r.shape["K"], r.flags["transpose_b"]), {})[r.system] = r
+    for (m, n, k, tb), row in by.items():
+        pk, cb = row.get("pykittens"), row.get("torch.matmul")
+        f = lambda r: f"{r.tflops:.0f}" if r and r.tflops else (r.note if r else "—")  # noqa: E731
+        ratio = f"{pk.ratios['torch.matmul']:.3f}×" if pk and pk.ratios else "—"
+        err = f"{pk.error:.1e}" if pk and pk.error is not None else "—"
+        lines.append(f"| {m} | {n} | {k} | {'yes' if tb else 'no'} | {f(pk)} | {f(cb)} | {ratio} | {err} |")
+    return "\n".join(lines)
+
+
+def plot(records: list[Record], path, ctx):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    labels, pk, cb = [], [], []
+    by = {}
+    for r in records:
+        by.setdefault((r.shape["M"], r.shape["N"], r.shape["K"], r.flags["transpose_b"]), {})[r.system] = r
+    for (m, n, k, tb), row in by.items():
+        labels.append(f"{m}x{n}x{k}{' Bᵀ' if tb else ''}")
+        pk.append(row["pykittens"].tflops if "pykittens" in row and row["pykittens"].tflops else 0)
+        cb.append(row["torch.matmul"].tflops if "torch.matmul" in row and row["torch.matmul"].tflops else 0)
+    fig, ax = plt.subplots(figsize=(max(6, 0.8 * len(labels)), 4))
+    x = range(len(labels))
+    ax.bar([i - 0.2 for i in x], pk, 0.4, label="pykittens")
+    ax.bar([i + 0.2 for i in x], cb, 0.4, label="torch.matmul (cuBLAS)")
+    ax.set_xticks(list(x), labels, rotation=45, ha="right", fontsize=8)
+    ax.set_ylabel("TFLOP/s")
+    ax.legend()
+    clock = ctx.get("after_run", {}).get("sm_clock", "?")
+    ax.set_title(f"bf16 GEMM — {ctx.get('gpu', '?')}, SM clock {clock} after the run, commit {ctx.get('commit', '?')}",
+                 fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)

@@ -1,0 +1,54 @@
+"""Hopper bf16 GEMM: C = A·B or A·Bᵀ, fp32 accumulation, bf16 out.
+
+A producer warp streams 128x64 slices of A and 64x256 (or 256x64) slices of B by TMA through a ring of shared
+stages; two consumer warpgroups each own 64 rows of the 128x256 output tile and accumulate with wgmma straight from
+shared memory; the result goes back through shared memory by TMA store. Persistent grid, tiles in grouped order
+for L2 reuse. Ragged M, N, K need no code: TMA zero-fills what lies outside a tensor and clips what it stores.
+"""
+import pykittens as tk
+
+BM, BN, BK = 128, 256, 64  # block tile: 2 consumer warpgroups x 64 rows, 256 columns, 64-deep K steps
+
+
+@tk.kernel(warps=12, min_blocks=1)
+def gemm(a: tk.gl(tk.bf16), b: tk.gl(tk.bf16), c: tk.gl(tk.bf16), TRANS_B: tk.constexpr, STAGES: tk.constexpr):
+    a_s = tk.st(tk.bf16, BM // 2, BK, count=(STAGES, 2))  # per stage, one 64-row half per consumer
+    b_s = tk.st(tk.bf16, BN, BK, count=STAGES) if TRANS_B else tk.st(tk.bf16, BK, BN, count=STAGES)
+    c_s = tk.st(tk.bf16, BM // 2, BN, count=2)
+    acc, out = tk.rt(tk.fp32, 16, BN), tk.rt(tk.bf16, 16, BN)
+    tiles_m, tiles_n = tk.let(tk.cdiv(c.rows, BM)), tk.let(tk.cdiv(c.cols, BN))
+    steps = tk.let(tk.cdiv(a.cols, BK))
+
+    def load(s):
+        tm, tn = tk.grouped_tile_order(s.tile, tiles_m, tiles_n)
+        tk.expect(s.full, a_s[s.stage, 0], a_s[s.stage, 1], b_s[s.stage])
+        for half in range(2):
+            tk.tma.load_async(a_s[s.stage, half], a, (2 * tm + half, s.step), s.full)
+        tk.tma.load_async(b_s[s.stage], b, (tn, s.step) if TRANS_B else (s.step, tn), s.full)
+
+    def start(s):
+        tk.zero(acc)
+
+    def compute(s):
+        mma = tk.warpgroup.mma_ABt if TRANS_B else tk.warpgroup.mma_AB
+        mma(acc, a_s[s.stage, s.consumer], b_s[s.stage])
+        tk.warpgroup.mma_wait()
+
+    def finish(s):
+        tm, tn = tk.grouped_tile_order(s.tile, tiles_m, tiles_n)
+        tk.copy(out, acc)
+        with tk.if_(tk.warp_id() % 4 == 0):
+            tk.tma.store_wait(0)  # the previous tile's store has finished reading c_s
+        tk.named_sync(1 + s.consumer, 4)
+        tk.warpgroup.store(c_s[s.consumer], out)
+        tk.named_sync(1 + s.consumer, 4)
+        with tk.if_(tk.warp_id() % 4 == 0):
+            tk.tma.store_async(c, c_s[s.consumer], (2 * tm + s.consumer, tn))
+            tk.tma.store_commit()
+
+    def end(s):
+        with tk.if_(tk.warp_id() % 4 == 0):
+            tk.tma.store_wait(0)  # shared memory must outlive the last store's reads
+
+    tk.producer_consumer(stages=STAGES, consumers=2, tiles=tiles_m * tiles_n, steps=steps,
+                         load=load, compute=compute, finish=finish, start=start, end=end)

@@ -1,0 +1,96 @@
+"""``tk.producer_consumer``: the warp-specialised pipeline of ThunderKittens' LCF template ("load, compute,
+finish"), as a Python function that emits the control flow into the kernel being traced.
+
+Warpgroup 0 is the producer: one of its warps walks the work tiles and, for each input step, waits for a free
+stage of the ring, then calls ``load``. The other warpgroups are consumers: for each input step they wait for the
+stage to land, call ``compute``, and release the stage; after the last step of a tile they call ``finish``.
+Work tiles are spread over a persistent grid (block b takes tiles b, b + grid, …), in the order the caller's
+``tile`` callback maps to coordinates (e.g. ``grouped_tile_order`` for L2 reuse).
+
+Stage/phase bookkeeping: step g (counted across all tiles a block handles) uses stage g % stages and waits for
+phase parity (g // stages) % 2 on ``full``; the producer waits on ``empty`` with the opposite parity, so its first
+pass over the ring does not block (a fresh semaphore counts as having completed a phase of parity 1).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from . import trace
+from .ir import Expr
+from .ops.registers import decrease_registers, increase_registers
+from .ops.semaphores import arrive, init_semaphore, wait
+from .ops.sync import sync
+
+
+@dataclass
+class Step:
+    """What a callback gets: the ring ``stage`` to use, the work ``tile`` and input ``step`` within it, the
+    ``full`` semaphore of the stage (loads complete on it), and the consumer's index (``consumer``, 0-based)."""
+    stage: Expr
+    tile: Expr
+    step: Expr
+    full: object = None
+    consumer: Expr | None = None
+
+
+def producer_consumer(*, stages: int, consumers: int, tiles, steps, load, compute, finish, start=None, end=None,
+                      producer_registers: int = 40, consumer_registers: int = 232):
+    """Emit a producer/consumer pipeline into the current kernel (which must have ``4 * (1 + consumers)`` warps).
+
+    tiles: number of work tiles (device scalar); steps: input steps per tile (device scalar);
+    load(step): producer warp, issue the TMA loads of ``step`` into ``step.stage`` completing on ``step.full``
+    (announce the bytes with ``tk.expect(step.full, ...)`` first); compute(step): each consumer warpgroup, use the
+    stage (wait for its own async mma before returning: the stage is released right after);
+    finish(step): each consumer warpgroup after its tile's last step; start(step): before its first step;
+    end(step): each consumer warpgroup after its last tile (e.g. drain outstanding TMA stores).
+    """
+    b = trace.builder()
+    if b.warps != 4 * (1 + consumers):
+        trace.fail(f"producer_consumer with {consumers} consumer warpgroups needs {4 * (1 + consumers)} warps, "
+                   f"the kernel has {b.warps}")
+    full = trace.semaphore(count=stages)
+    empty = trace.semaphore(count=stages)
+    warp, wg = trace.warp_id(), trace.warp_id() // 4
+    with trace.if_(warp == 0):
+        for s in range(stages):
+            init_semaphore(full[s], 1)
+            init_semaphore(empty[s], 4 * consumers)
+    sync()
+
+    first, stride = trace.block_idx.x, trace.grid_dim.x
+    with trace.if_(wg == 0):
+        decrease_registers(producer_registers)
+        with trace.if_(warp == 0):
+            for t in trace.range(first, tiles, stride):
+                base = trace.let((t - first) // stride * steps, "g0")  # steps this block did before tile t
+                for k in trace.range(steps):
+                    g = trace.let(base + k, "g")
+                    stage = trace.let(g % stages, "stage")
+                    wait(empty[stage], ((g // stages) % 2) ^ 1)
+                    load(Step(stage, t, k, full[stage]))
+    with trace.else_():
+        increase_registers(consumer_registers)
+        consumer = trace.let(wg - 1, "consumer")
+        for t in trace.range(first, tiles, stride):
+            base = trace.let((t - first) // stride * steps, "g0")
+            if start is not None:
+                start(Step(None, t, None, None, consumer))
+            for k in trace.range(steps):
+                g = trace.let(base + k, "g")
+                stage = trace.let(g % stages, "stage")
+                wait(full[stage], (g // stages) % 2)
+                compute(Step(stage, t, k, full[stage], consumer))
+                arrive(empty[stage])
+            finish(Step(None, t, None, None, consumer))
+        if end is not None:
+            end(Step(None, None, None, None, consumer))
+
+
+def grouped_tile_order(t, tiles_m, tiles_n, group: int = 8):
+    """Map work tile ``t`` to (row tile, col tile), walking ``group`` row tiles at a time down each column block,
+    so blocks running together share rows of A and columns of B in L2."""
+    per_group = group * tiles_n
+    first_m = trace.let(t // per_group * group, "first_m")
+    size = trace.let(trace.minimum(tiles_m - first_m, group), "group_m")
+    local = trace.let(t % per_group, "local")
+    return trace.let(first_m + local % size, "tm"), trace.let(local // size, "tn")
