@@ -34,7 +34,7 @@ class Step:
 
 
 def producer_consumer(*, stages: int, consumers: int, tiles, steps, load, compute, finish, start=None, end=None,
-                      producer_registers: int = 40, consumer_registers: int = 232):
+                      init=None, persistent: bool = True, producer_registers: int = 40, consumer_registers: int = 232):
     """Emit a producer/consumer pipeline into the current kernel (which must have ``4 * (1 + consumers)`` warps).
 
     tiles: number of work tiles (device scalar); steps: input steps per tile (device scalar);
@@ -42,7 +42,10 @@ def producer_consumer(*, stages: int, consumers: int, tiles, steps, load, comput
     (announce the bytes with ``tk.expect(step.full, ...)`` first); compute(step): each consumer warpgroup, use the
     stage (wait for its own async mma before returning: the stage is released right after);
     finish(step): each consumer warpgroup after its tile's last step; start(step): before its first step;
-    end(step): each consumer warpgroup after its last tile (e.g. drain outstanding TMA stores).
+    end(step): each consumer warpgroup after its last tile (e.g. drain outstanding TMA stores);
+    init(): warp 0, before the block's first barrier (initialise the caller's own semaphores there).
+    persistent: block b takes tiles b, b + grid, …; otherwise each block does tile 0 of ``tiles`` (= 1) and
+    the caller reads its work from the block index.
     """
     b = trace.builder()
     if b.warps != 4 * (1 + consumers):
@@ -55,9 +58,11 @@ def producer_consumer(*, stages: int, consumers: int, tiles, steps, load, comput
         for s in range(stages):
             init_semaphore(full[s], 1)
             init_semaphore(empty[s], 4 * consumers)
+        if init is not None:
+            init()
     sync()
 
-    first, stride = trace.block_idx.x, trace.grid_dim.x
+    first, stride = (trace.block_idx.x, trace.grid_dim.x) if persistent else (0, 1)
     with trace.if_(wg == 0):
         decrease_registers(producer_registers)
         with trace.if_(warp == 0):

@@ -3,3 +3,4 @@ from .attention import attention, reference_attention  # noqa: F401
 from .attention_warp import warp_attention  # noqa: F401
 from .matmul import matmul  # noqa: F401,E402
 from .gemm import gemm  # noqa: F401,E402
+from .attention_hopper import hopper_attention  # noqa: F401,E402

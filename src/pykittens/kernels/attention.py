@@ -7,6 +7,7 @@ import math
 
 import torch
 
+from .attention_hopper import hopper_attention
 from .attention_warp import warp_attention
 
 SUPPORTED_HEAD_DIMS = (64, 128)
@@ -40,21 +41,43 @@ def _check(q, k, v, causal):
                          f"not supported")
 
 
+# head dim -> (consumer warpgroups of 64 query rows, K/V ring stages): what fits 227 KB of shared memory and the
+# register file (3 consumers need setmaxnreg 160, 2 can have 232)
+HOPPER_CONFIG = {64: (3, 4), 128: (2, 2)}
+
+
 def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, causal: bool = False, scale: float | None = None,
-              *, warps: int = 4) -> torch.Tensor:
+              *, return_lse: bool = False, kernel: str = "auto"):
     """softmax(q kᵀ · scale [+ causal mask]) v, like ``torch.nn.functional.scaled_dot_product_attention``.
 
     q: (B, H_q, N_q, D), k and v: (B, H_kv, N_kv, D), bfloat16, D in {64, 128}; H_q a multiple of H_kv (GQA/MQA).
     Any N >= 1. ``causal`` aligns the mask to the bottom-right corner (query i sees keys j <= i + N_kv - N_q).
-    ``scale`` defaults to 1/sqrt(D). Returns a new (B, H_q, N_q, D) bfloat16 tensor.
+    ``scale`` defaults to 1/sqrt(D). Returns a new (B, H_q, N_q, D) bfloat16 tensor, and with ``return_lse`` also
+    the (B, H_q, N_q) float32 log-sum-exp of the scaled scores (natural log).
+    ``kernel``: 'hopper' (TMA + wgmma; needs sm_90 on a GPU), 'warp' (mma.sync; any sm_80+ GPU, no lse), or
+    'auto' (hopper on an H100 and on CPU tensors, where the interpreter runs it; warp on other GPUs).
     """
     _check(q, k, v, causal)
     B, H, N, D = q.shape
     scale = 1.0 / math.sqrt(D) if scale is None else float(scale)
+    if kernel == "auto":
+        hopper = q.device.type == "cpu" or torch.cuda.get_device_capability(q.device)[0] == 9
+        kernel = "hopper" if hopper else "warp"
     o = torch.empty_like(q, memory_format=torch.contiguous_format)
-    grid = (-(-N // (16 * warps)), H, B)
-    warp_attention[grid](q, k, v, o, scale * math.log2(math.e), D, warps, bool(causal))
-    return o
+    if kernel == "warp":
+        if return_lse:
+            raise ValueError("attention: the warp-level kernel does not return the log-sum-exp; use kernel='hopper'")
+        warps = 4
+        warp_attention[(-(-N // (16 * warps)), H, B)](q, k, v, o, scale * math.log2(math.e), D, warps, bool(causal))
+        return o
+    if kernel != "hopper":
+        raise ValueError(f"attention: kernel must be 'auto', 'hopper' or 'warp', got {kernel!r}")
+    consumers, stages = HOPPER_CONFIG[D]
+    lse = torch.empty(B, H, 1, N, dtype=torch.float32, device=q.device)
+    grid = (-(-N // (64 * consumers)), H, B)
+    hopper_attention[grid](q, k, v, o, lse, scale * math.log2(math.e), D, consumers, stages, bool(causal),
+                           4 * (1 + consumers))
+    return (o, lse.view(B, H, N)) if return_lse else o
 
 
 def reference_attention(q, k, v, causal=False, scale=None) -> torch.Tensor:

@@ -66,6 +66,9 @@ template<class S, class T> __device__ __forceinline__ void load_gs(const S& s, c
       *sptr(s, r, c) = from_float<U>(in ? to_float(*g.at(b, z, gr, gc)) : fill);
     }
   }
+#if __CUDA_ARCH__ >= 900
+  asm volatile("fence.proxy.async.shared::cta;" ::: "memory");  // make these generic-proxy writes visible to the async proxy (wgmma, TMA store) after the next barrier
+#endif
   __syncwarp();  // the tile is complete for every lane of the warp
 }
 template<class S, class T> __device__ __forceinline__ void store_sg(const gl<T>& g, const S& s, int b, int z, int r0, int c0, bool check) {
@@ -114,6 +117,9 @@ template<class S, class T> __device__ __forceinline__ void load_async_gs(const S
 }
 template<int N> __device__ __forceinline__ void load_async_wait() {
   asm volatile("cp.async.wait_group %0;" :: "n"(N) : "memory");
+#if __CUDA_ARCH__ >= 900
+  asm volatile("fence.proxy.async.shared::cta;" ::: "memory");  // cp.async data landed via the generic proxy: make it visible to wgmma / TMA store
+#endif
   __syncwarp();  // lanes see the chunks other lanes copied
 }
 }  // namespace tk

@@ -116,6 +116,9 @@ template<class S, class R> __device__ __forceinline__ void store_rs(const S& s, 
       }
     }
   }
+#if __CUDA_ARCH__ >= 900
+  asm volatile("fence.proxy.async.shared::cta;" ::: "memory");  // make these generic-proxy writes visible to the async proxy (wgmma, TMA store) after the next barrier
+#endif
   __syncwarp();  // the tile is complete for every lane of the warp
 }
 }  // namespace tk

@@ -1,0 +1,90 @@
+"""H100 FlashAttention forward: TMA + wgmma + warp specialisation (ThunderKittens' H100 kernel, in pykittens).
+
+A producer warp streams 128-key blocks of K and V through a ring of shared stages by TMA; each consumer warpgroup
+owns 64 query rows (Q by TMA into shared memory), computes S = Q·Kᵀ with wgmma from shared memory, keeps the online
+softmax in registers (exp2, scale folded in), and accumulates O += P·V with wgmma taking P from registers. O goes
+out through shared memory by TMA, with the log-sum-exp per row for the backward. Causal masks align bottom-right.
+"""
+import math
+
+import pykittens as tk
+
+KV = 128  # keys per stage
+
+
+@tk.kernel(warps="W", min_blocks=1)
+def hopper_attention(q: tk.gl(tk.bf16), k: tk.gl(tk.bf16), v: tk.gl(tk.bf16), o: tk.gl(tk.bf16),
+                     lse: tk.gl(tk.fp32), scale_log2: tk.f32, D: tk.constexpr, CONSUMERS: tk.constexpr,
+                     STAGES: tk.constexpr, CAUSAL: tk.constexpr, W: tk.constexpr):
+    b, h, qb = tk.block_idx.z, tk.block_idx.y, tk.block_idx.x
+    h_kv = tk.let(h // (q.depth // k.depth))
+    q_s = tk.st(tk.bf16, 64, D, count=CONSUMERS)
+    k_s, v_s = tk.st(tk.bf16, KV, D, count=STAGES), tk.st(tk.bf16, KV, D, count=STAGES)
+    q_ready = tk.semaphore(count=CONSUMERS)
+    att, att_bf, o_reg = tk.rt(tk.fp32, 16, KV), tk.rt(tk.bf16, 16, KV), tk.rt(tk.fp32, 16, D)
+    max_vec, max_last, norm_vec = tk.col_vec(att), tk.col_vec(att), tk.col_vec(att)
+    o_bf = tk.rt(tk.bf16, 16, D)
+    shift = tk.let(k.rows - q.rows)  # bottom-right causal alignment
+    steps = tk.cdiv(k.rows, KV)
+    if CAUSAL:  # key blocks past the last query row's diagonal are skipped
+        steps = tk.minimum(steps, tk.cdiv(tk.minimum((qb + 1) * 64 * CONSUMERS, q.rows) + shift, KV))
+
+    def init():
+        for c in range(CONSUMERS):
+            tk.init_semaphore(q_ready[c], 1)
+
+    def load(s):
+        tk.expect(s.full, k_s[s.stage], v_s[s.stage])
+        tk.tma.load_async(k_s[s.stage], k, (b, h_kv, s.step, 0), s.full)
+        tk.tma.load_async(v_s[s.stage], v, (b, h_kv, s.step, 0), s.full)
+
+    def start(s):
+        with tk.if_(tk.warp_id() % 4 == 0):
+            tk.expect(q_ready[s.consumer], q_s[s.consumer])
+            tk.tma.load_async(q_s[s.consumer], q, (b, h, qb * CONSUMERS + s.consumer, 0), q_ready[s.consumer])
+        tk.neg_infty(max_vec)
+        tk.zero(norm_vec)
+        tk.zero(o_reg)
+        tk.wait(q_ready[s.consumer], 0)
+
+    def compute(s):
+        tk.warpgroup.mm_ABt(att, q_s[s.consumer], k_s[s.stage])
+        tk.warpgroup.mma_wait()
+        tk.mul(att, att, scale_log2)
+        q0 = (qb * CONSUMERS + s.consumer) * 64 + (tk.warp_id() % 4) * 16  # this warp's first query row
+        with tk.if_((s.step + 1) * KV > k.rows):  # ragged last block
+            tk.right_fill(att, att, k.rows - s.step * KV, -math.inf)
+        if CAUSAL:
+            with tk.if_((s.step + 1) * KV > q0 + shift):  # block crosses this warp's diagonal
+                tk.tril(att, att, q0 + shift - s.step * KV, -math.inf)
+        tk.copy(max_last, max_vec)
+        tk.row_max(max_vec, att, max_vec)
+        tk.sub_row(att, att, max_vec)
+        tk.exp2(att, att)
+        tk.sub(max_last, max_last, max_vec)
+        tk.exp2(max_last, max_last)
+        tk.mul(norm_vec, norm_vec, max_last)
+        tk.row_sum(norm_vec, att, norm_vec)
+        tk.mul_row(o_reg, o_reg, max_last)
+        tk.copy(att_bf, att)
+        tk.warpgroup.mma_AB(o_reg, att_bf, v_s[s.stage])
+        tk.warpgroup.mma_wait()
+
+    def finish(s):
+        tk.div_row(o_reg, o_reg, norm_vec)
+        tk.copy(o_bf, o_reg)
+        tk.warpgroup.store(q_s[s.consumer], o_bf)  # Q is no longer needed: its tile stages O
+        tk.named_sync(1 + s.consumer, 4)
+        with tk.if_(tk.warp_id() % 4 == 0):
+            tk.tma.store_async(o, q_s[s.consumer], (b, h, qb * CONSUMERS + s.consumer, 0))
+            tk.tma.store_commit()
+        tk.log2(norm_vec, norm_vec)  # lse = ln(sum exp(s * scale)) = (max + log2(norm)) * ln 2
+        tk.add(norm_vec, norm_vec, max_vec)
+        tk.mul(norm_vec, norm_vec, math.log(2))
+        tk.store(lse, norm_vec, (b, h, 0, (qb * CONSUMERS + s.consumer) * 4 + tk.warp_id() % 4), clip=True)
+        with tk.if_(tk.warp_id() % 4 == 0):
+            tk.tma.store_wait(0)
+
+    tk.producer_consumer(stages=STAGES, consumers=CONSUMERS, tiles=1, steps=steps, load=load, compute=compute,
+                         finish=finish, start=start, init=init, persistent=False,
+                         producer_registers=24 if CONSUMERS == 3 else 40, consumer_registers=160 if CONSUMERS == 3 else 232)
