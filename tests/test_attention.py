@@ -3,7 +3,7 @@ import pytest
 import torch
 
 import pykittens as tk
-from pykittens.kernels import attention, reference_attention, warp_attention
+from pykittens.kernels import attention, hopper_attention, reference_attention, warp_attention
 from util import assert_close, rel_err
 
 CASES = [  # (B, H_q, H_kv, N_q, N_kv, D, causal)
@@ -22,13 +22,32 @@ def _inputs(B, Hq, Hk, Nq, Nk, D, device="cpu", scale=1.0):
     return q, k, v
 
 
+@pytest.mark.parametrize("kernel", ["hopper", "warp"])
 @pytest.mark.parametrize("case", CASES, ids=str)
-def test_interpreter_matches_float64(case):
+def test_interpreter_matches_float64(case, kernel):
     *shape, causal = case
     q, k, v = _inputs(*shape)
-    out = attention(q, k, v, causal=causal)
+    out = attention(q, k, v, causal=causal, kernel=kernel)
     assert out.shape == q.shape and out.dtype == torch.bfloat16
     assert_close(out, reference_attention(q, k, v, causal), 1e-2)
+
+
+def _reference_lse(q, k, causal):
+    Hq, Hk = q.shape[1], k.shape[1]
+    s = (q.double() @ k.double().repeat_interleave(Hq // Hk, 1).transpose(-1, -2)) / q.shape[-1] ** 0.5
+    if causal:
+        Nq, Nk = q.shape[2], k.shape[2]
+        s = s.masked_fill(~torch.ones(Nq, Nk, dtype=torch.bool).tril(Nk - Nq), float("-inf"))
+    return torch.logsumexp(s, -1)
+
+
+@pytest.mark.parametrize("case", [CASES[1], CASES[2]], ids=str)
+def test_log_sum_exp(case):
+    *shape, causal = case
+    q, k, v = _inputs(*shape)
+    out, lse = attention(q, k, v, causal=causal, return_lse=True)
+    assert lse.shape == q.shape[:3] and lse.dtype == torch.float32
+    torch.testing.assert_close(lse.double(), _reference_lse(q, k, causal), atol=2e-2, rtol=0)
 
 
 def test_large_logits_and_custom_scale_stay_finite():
@@ -36,11 +55,6 @@ def test_large_logits_and_custom_scale_stay_finite():
     out = attention(q, k, v, scale=0.5)
     assert torch.isfinite(out).all()
     assert_close(out, reference_attention(q, k, v, scale=0.5), 1e-2)
-
-
-def test_warps_parameter():
-    q, k, v = _inputs(1, 1, 1, 50, 50, 64)
-    assert_close(attention(q, k, v, warps=2), reference_attention(q, k, v), 1e-2)
 
 
 @pytest.mark.parametrize("bad, err, match", [
@@ -61,7 +75,7 @@ def test_bad_inputs_raise_before_launch(bad, err, match):
 
 @pytest.mark.parametrize("D", [64, 128])
 @pytest.mark.parametrize("arch", ["sm_90a", "sm_80"])
-def test_compiles_with_hmma_and_no_spills(D, arch):
+def test_warp_kernel_compiles_with_hmma_and_no_spills(D, arch):
     q = torch.empty(1, 1, 64, D, dtype=torch.bfloat16)
     ck = warp_attention.compile(q, q, q, q, 1.0, D, 4, True, arch=arch)
     assert "HMMA" in ck.sass()
@@ -69,21 +83,44 @@ def test_compiles_with_hmma_and_no_spills(D, arch):
     assert res.local == 0 and res.stack == 0, res
 
 
-def test_kernel_is_short():
+@pytest.mark.parametrize("D,causal", [(64, False), (128, True)])
+def test_hopper_kernel_compiles_with_hgmma_tma_and_no_spills(D, causal):
+    from pykittens.kernels.attention import HOPPER_CONFIG
+    consumers, stages = HOPPER_CONFIG[D]
+    q = torch.empty(1, 1, 256, D, dtype=torch.bfloat16)
+    lse = torch.empty(1, 1, 1, 256)
+    ck = hopper_attention.compile(q, q, q, q, lse, 1.0, D, consumers, stages, causal, 4 * (1 + consumers),
+                                  arch="sm_90a")
+    sass = ck.sass()
+    assert "HGMMA" in sass and "UTMALDG" in sass and "UTMASTG" in sass
+    res = ck.resources()
+    assert res.local == 0 and res.stack == 0, res
+
+
+def test_kernels_are_short():
     import inspect
-    src = inspect.getsource(warp_attention.fn)
-    body = [l for l in src.splitlines() if l.strip() and not l.strip().startswith("#")]
-    assert len(body) <= 70
+    for k, limit in ((warp_attention, 70), (hopper_attention, 100)):
+        src = inspect.getsource(k.fn)
+        body = [l for l in src.splitlines() if l.strip() and not l.strip().startswith("#")]
+        assert len(body) <= limit, (k, len(body))
 
 
 @pytest.mark.gpu
+@pytest.mark.parametrize("kernel", ["hopper", "warp"])
 @pytest.mark.parametrize("case", CASES + [(2, 8, 2, 1000, 1000, 128, True), (1, 4, 4, 4096, 4096, 64, False),
-                                          (3, 2, 2, 257, 511, 128, False)], ids=str)
-def test_gpu_matches_float64(case):
+                                          (3, 2, 2, 257, 511, 128, False), (1, 2, 2, 384, 384, 64, True)], ids=str)
+def test_gpu_matches_float64(case, kernel):
     *shape, causal = case
     q, k, v = _inputs(*shape, device="cuda")
-    out = attention(q, k, v, causal=causal)
+    out = attention(q, k, v, causal=causal, kernel=kernel)
     ref = reference_attention(q, k, v, causal)
     assert_close(out, ref, 1e-2)
-    again = attention(q, k, v, causal=causal)  # a race would move the result between runs
+    again = attention(q, k, v, causal=causal, kernel=kernel)  # a race would move the result between runs
     assert torch.equal(out, again)
+
+
+@pytest.mark.gpu
+def test_gpu_log_sum_exp():
+    q, k, v = _inputs(2, 4, 2, 300, 300, 128, device="cuda")
+    _, lse = attention(q, k, v, causal=True, return_lse=True)
+    torch.testing.assert_close(lse.double().cpu(), _reference_lse(q.cpu(), k.cpu(), True), atol=2e-2, rtol=0)

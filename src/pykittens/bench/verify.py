@@ -14,14 +14,25 @@ def attention_cases():
             (1, 1, 1, 70, 70, 64, True), (1, 2, 2, 24, 40, 64, True)]
 
 
+def matmul_cases():
+    # (M, N, K, transpose_b): ragged edges on every dim, both B layouts
+    return [(130, 264, 72, False), (200, 40, 136, True)]
+
+
 def run(progress) -> list[tuple[str, float, bool]]:
-    from ..kernels import attention, reference_attention
+    from ..kernels import attention, matmul, reference_attention
     results = []
-    for B, Hq, Hk, Nq, Nk, D, causal in progress(attention_cases(), desc="interpreter"):
+    for M, N, K, tb in progress(matmul_cases(), desc="interpreter: matmul"):
+        a = torch.randn(M, K).bfloat16()
+        b = torch.randn(N, K).bfloat16() if tb else torch.randn(K, N).bfloat16()
+        ref = a.double() @ (b.double().T if tb else b.double())
+        err = rel_err(matmul(a, b, transpose_b=tb), ref)
+        results.append((f"matmul M={M} N={N} K={K} transpose_b={tb}", err, err <= GATE))
+    for B, Hq, Hk, Nq, Nk, D, causal in progress(attention_cases(), desc="interpreter: attention"):
         q = torch.randn(B, Hq, Nq, D).bfloat16()
         k, v = torch.randn(B, Hk, Nk, D).bfloat16(), torch.randn(B, Hk, Nk, D).bfloat16()
         out = attention(q, k, v, causal=causal)
         err = rel_err(out, reference_attention(q, k, v, causal))
-        name = f"attention B={B} Hq={Hq} Hkv={Hk} Nq={Nq} Nkv={Nk} D={D} causal={causal}"
+        name = f"attention (hopper kernel) B={B} Hq={Hq} Hkv={Hk} Nq={Nq} Nkv={Nk} D={D} causal={causal}"
         results.append((name, err, err <= GATE))
     return results

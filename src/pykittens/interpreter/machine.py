@@ -236,26 +236,33 @@ class Machine:
         for a in self.smem.values():
             a.pending.zero_()
 
-    def barrier(self, bid: int = 0, warps: int | None = None):
-        """Barrier ``bid`` for ``warps`` warps (default: the whole block). A generator: interpreters of ops that
-        wait return it, and the executor runs it. Completing a barrier orders shared accesses before it with those
-        after it (the race shadows start a new epoch)."""
+    def barrier(self, bid=0, warps: int | None = None):
+        """Barrier ``bid`` for ``warps`` warps (default: the whole block). ``bid`` may be a per-warp tensor of ids
+        (consumer warpgroups each using their own). A generator: interpreters of ops that wait return it, and the
+        executor runs it. Completing a barrier orders shared accesses before it with those after it (the race
+        shadows start a new epoch)."""
         expected = self.W if warps is None else warps
-        b = self.barriers.setdefault(bid, {"arrived": torch.zeros(self.W, dtype=torch.bool), "gen": 0})
-        if bool((b["arrived"] & self.active).any()):
-            self.error(DeadlockError, f"a warp arrives twice at barrier {bid} before it completes")
-        b["arrived"] |= self.active
-        gen = b["gen"]
-        if int(b["arrived"].sum()) > expected:
-            self.error(DeadlockError, f"more warps than the {expected} expected arrive at barrier {bid}")
-        if int(b["arrived"].sum()) == expected:
-            b["arrived"].zero_()
-            b["gen"] += 1
-            self.epoch += 1
-            return
-        what = (f"barrier {bid}: {int(b['arrived'].sum())} of {expected} warps arrived "
-                f"(warps {[int(w) for w in torch.nonzero(b['arrived']).flatten()]})")
-        yield Wait(lambda: b["gen"] != gen, what, self.loc)
+        ids = torch.as_tensor(bid).expand(self.W)
+        pending = []
+        for i in sorted({int(x) for x in ids[self.active]}):
+            arriving = self.active & (ids == i)
+            b = self.barriers.setdefault(i, {"arrived": torch.zeros(self.W, dtype=torch.bool), "gen": 0})
+            if bool((b["arrived"] & arriving).any()):
+                self.error(DeadlockError, f"a warp arrives twice at barrier {i} before it completes")
+            b["arrived"] |= arriving
+            n = int(b["arrived"].sum())
+            if n > expected:
+                self.error(DeadlockError, f"{n} warps arrive at barrier {i}, which expects {expected}")
+            if n == expected:
+                b["arrived"].zero_()
+                b["gen"] += 1
+                self.epoch += 1
+            else:
+                pending.append((i, b, b["gen"]))
+        if pending:
+            what = "; ".join(f"barrier {i}: {int(b['arrived'].sum())} of {expected} warps arrived (warps "
+                             f"{[int(w) for w in torch.nonzero(b['arrived']).flatten()]})" for i, b, _ in pending)
+            yield Wait(lambda: all(b["gen"] != g for _, b, g in pending), what, self.loc)
 
     # ------------------------------------------------------------------------------------------ global memory
     def gtensor(self, var) -> torch.Tensor:

@@ -73,11 +73,11 @@ def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, causal: bool = 
     if kernel != "hopper":
         raise ValueError(f"attention: kernel must be 'auto', 'hopper' or 'warp', got {kernel!r}")
     consumers, stages = HOPPER_CONFIG[D]
-    lse = torch.empty(B, H, 1, N, dtype=torch.float32, device=q.device)
+    lse = torch.empty(B, H, 1, -(-N // 4) * 4, dtype=torch.float32, device=q.device)  # rows padded to 16 bytes
     grid = (-(-N // (64 * consumers)), H, B)
     hopper_attention[grid](q, k, v, o, lse, scale * math.log2(math.e), D, consumers, stages, bool(causal),
                            4 * (1 + consumers))
-    return (o, lse.view(B, H, N)) if return_lse else o
+    return (o, lse[:, :, 0, :N]) if return_lse else o
 
 
 def reference_attention(q, k, v, causal=False, scale=None) -> torch.Tensor:

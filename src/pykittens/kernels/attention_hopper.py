@@ -73,6 +73,7 @@ def hopper_attention(q: tk.gl(tk.bf16), k: tk.gl(tk.bf16), v: tk.gl(tk.bf16), o:
     def finish(s):
         tk.div_row(o_reg, o_reg, norm_vec)
         tk.copy(o_bf, o_reg)
+        tk.named_sync(1 + s.consumer, 4)  # every warp of the group is past its last wgmma reading Q
         tk.warpgroup.store(q_s[s.consumer], o_bf)  # Q is no longer needed: its tile stages O
         tk.named_sync(1 + s.consumer, 4)
         with tk.if_(tk.warp_id() % 4 == 0):

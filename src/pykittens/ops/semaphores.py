@@ -9,7 +9,10 @@ before anything happened passes at once — a fresh semaphore counts as having c
 
 ``tk.named_sync(id, warps)`` is ``bar.sync id`` for ``warps`` warps (ids 1..15; 0 is ``tk.sync()``'s).
 """
+import torch
+
 from .base import Op, emit, fail, kind
+from ..errors import DeadlockError
 from ..types import Semaphore, ST, SV
 
 __all__ = ["init_semaphore", "arrive", "expect_bytes", "expect", "wait", "named_sync"]
@@ -122,16 +125,22 @@ class NamedSync(Op):
     name = "named_sync"
 
     def check(self, bid, warps):
-        if not isinstance(bid, int) or not 1 <= bid <= 15:
-            fail(f"named barrier id must be a Python int in 1..15, got {bid!r}")
+        if isinstance(bid, int) and not 1 <= bid <= 15:
+            fail(f"named barrier id must be in 1..15, got {bid!r}")
+        if kind(bid) != "scalar" or isinstance(bid, float):
+            fail(f"named barrier id must be an int or a device scalar, got {bid!r}")
         if not isinstance(warps, int) or warps < 1:
             fail(f"warps must be a positive Python int, got {warps!r}")
 
     def interpret(self, m, bid, warps):
-        return m.barrier(bid, warps)
+        ids = m.eval(bid)
+        bad = [int(i) for i in torch.as_tensor(ids).reshape(-1) if not 1 <= int(i) <= 15]
+        if bad:
+            m.error(DeadlockError, f"named barrier id {bad[0]} is outside 1..15")
+        return m.barrier(ids, warps)
 
     def cuda(self, g, bid, warps):
-        return f'asm volatile("bar.sync {bid}, {warps * 32};" ::: "memory");'
+        return f'asm volatile("bar.sync %0, {warps * 32};" :: "r"({g(bid)}) : "memory");'
 
 
 _INIT, _ARRIVE, _EXPECT, _WAIT, _NAMED = InitSemaphore(), Arrive(), ExpectBytes(), Wait(), NamedSync()
@@ -168,6 +177,6 @@ def wait(sem, parity):
     emit(_WAIT, sem, parity)
 
 
-def named_sync(bid: int, warps: int):
-    """Barrier ``bid`` (1..15) among ``warps`` warps, e.g. the consumer warpgroups only."""
+def named_sync(bid, warps: int):
+    """Barrier ``bid`` (1..15; an int or a device scalar) among ``warps`` warps, e.g. one consumer warpgroup."""
     emit(_NAMED, bid, warps)

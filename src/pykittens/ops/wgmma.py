@@ -27,13 +27,13 @@ of the descriptor's swizzle modes when the tile is 8*S-byte aligned (the allocat
 1024, 64 to 512, 32 to 256), so base offset = 0. In the PTX ISA's canonical layouts (16-byte units, W = S/16):
 
 * K-major (A of mma_AB/ABt: st 64 x K; B of mma_ABt/AtBt: st N x K; K runs along the row): MN row r = r0 + 8*r1 at
-  r0*W + r1*SBO, the instruction's two 16-byte K chunks adjacent; LBO is unused for swizzled K-major layouts (set
+  r0*W + r1*SBO/16, the instruction's two 16-byte K chunks adjacent; LBO is unused for swizzled K-major layouts (set
   to 16 bytes). Ours: rows S bytes apart inside an atom, so SBO = 8*S. K step kk (32 bytes) lives in atom
   (32kk)/S at byte (32kk)%S of each row: start = tile + (32kk/S)*R*S + (32kk)%S (the hardware swizzles the
   resulting addresses, as the TMA/our layout did).
 * MN-major (B of mma_AB/AtB: st K x N; A of mma_AtB/AtBt: st K x 64; imm-trans = 1): MN chunk i = i0 + W*i1 at
-  i0 + i1*LBO, K row j = j0 + 8*j1 at j0*W + j1*SBO. Ours: the next W chunks of MN are the next atom, so LBO = R*S;
-  K rows are S bytes apart, so SBO = 8*S. K step kk (16 rows): start = tile + 16*kk*S.
+  i0 + i1*LBO/16, K row j = j0 + 8*j1 at j0*W + j1*SBO/16. Ours: the next W chunks of MN are the next atom, so
+  LBO = R*S; K rows are S bytes apart, so SBO = 8*S. K step kk (16 rows): start = tile + 16*kk*S.
 
 The descriptors' constant fields (LBO, SBO, swizzle mode and the K step's start offset) are computed here in Python
 (``descriptor``) and emitted as literals; the C++ adds only the tile's shared address. The tests decode them the way
@@ -42,7 +42,9 @@ the PTX ISA says the hardware does and check every element each instruction read
 Async protocol (CUDA): each mma op is ``wgmma.fence``; K/16 ``wgmma.mma_async`` (one m64nNk16 per 16-wide K step,
 accumulators passed as "+f" operands, register-A words as "r"); ``wgmma.commit_group``. The result must not be read
 (and a register A not overwritten, shared operands not rewritten) before ``mma_wait`` (``wgmma.wait_group n``);
-chaining further mma ops on the same accumulator before the wait is allowed (that is how K loops run). Shared tiles
+chaining further mma ops on the same accumulator before the wait is allowed (that is how K loops run). After the
+wait, every accumulator tile in scope goes through an empty ``asm volatile("" : "+f"(..))`` so the compiler cannot
+hoist a use of it above the wait. Shared tiles
 written with ordinary stores need ``fence.proxy.async`` before wgmma reads them: tk.store (register -> shared),
 tk.load (global -> shared) and tk.load_async_wait do it on sm_90.
 
@@ -136,6 +138,14 @@ __device__ __forceinline__ void wgmma_fence() { asm volatile("wgmma.fence.sync.a
 __device__ __forceinline__ void wgmma_commit() { asm volatile("wgmma.commit_group.sync.aligned;" ::: "memory"); }
 template<int N> __device__ __forceinline__ void wgmma_wait() {
   asm volatile("wgmma.wait_group.sync.aligned %0;" :: "n"(N) : "memory");
+}
+// After a wait: make every later use of accumulator tile d depend on an (empty) asm ordered after the wait, so the
+// compiler cannot hoist a read of d above it (reading in-flight accumulators is undefined).
+template<class D> __device__ __forceinline__ void wgmma_fence_operand(D& d) {
+  #pragma unroll
+  for (int j = 0; j < D::width; j++)
+  #pragma unroll
+  for (int k = 0; k < 4; k++) asm volatile("" : "+f"(d.data[0][j][k].x), "+f"(d.data[0][j][k].y) :: "memory");
 }
 // One wgmma.mma_async m64nNk16 with fp32 accumulators d (the warp's rt<float, 16, N, row>::data[0]); ss: A and B
 // from shared memory (descriptors), rs: A from registers (the K step's 4 words). scale_d = 0: d = A*B.
@@ -367,7 +377,39 @@ def _op(variant: str, acc: bool, d) -> Wgmma:
     return _OPS[key]
 
 
+def _accumulators_in_scope(kir, op) -> list:
+    """Accumulator tiles of the kernel's warpgroup mma ops that are declared where statement ``op`` runs (in an
+    enclosing statement list, before it): the wait fences exactly those (the C++ sees only them)."""
+    accs = {}
+
+    def collect(stmts):
+        for s in stmts:
+            if isinstance(s, ir.OpStmt) and isinstance(s.op, Wgmma):
+                accs[s.args[0]] = True
+            for body in (getattr(s, "body", None), getattr(s, "then", None), getattr(s, "orelse", None)):
+                if body:
+                    collect(body)
+
+    def find(stmts, visible):
+        visible = list(visible)
+        for s in stmts:
+            if isinstance(s, ir.Decl):
+                visible.append(s.var)
+            elif isinstance(s, ir.OpStmt) and s.op is op:
+                return visible
+            for body in (getattr(s, "body", None), getattr(s, "then", None), getattr(s, "orelse", None)):
+                if body:
+                    r = find(body, visible)
+                    if r is not None:
+                        return r
+        return None
+
+    collect(kir.body)
+    return [v for v in (find(kir.body, []) or []) if v in accs]
+
+
 class MmaWait(Op):
+    """One per call (the CUDA lowering looks itself up in the kernel to fence the accumulators in scope)."""
     name = "warpgroup.mma_wait"
     prelude = COMMON_PRELUDE
 
@@ -386,10 +428,8 @@ class MmaWait(Op):
                 m.mark_pending(var, [w], "wgmma")
 
     def cuda(self, g, n=0):
-        return f"tk::wgmma_wait<{n}>();"
-
-
-_WAIT = MmaWait()
+        fences = "".join(f" tk::wgmma_fence_operand({v.name});" for v in _accumulators_in_scope(g.kir, self))
+        return f"{{ tk::wgmma_wait<{n}>();{fences} }}"
 
 
 def mma_AB(d, a, b):
@@ -434,7 +474,5 @@ def mm_AtBt(d, a, b):
 
 def mma_wait(n=0):
     """Wait until at most ``n`` of this warp's warpgroup mma groups are in flight (wgmma.wait_group n)."""
-    emit(_WAIT, n=n)
+    emit(MmaWait(), n=n)
 
-
-USER_FUNCTIONS = ("mma_AB", "mma_ABt", "mma_AtB", "mma_AtBt", "mm_AB", "mm_ABt", "mm_AtB", "mm_AtBt", "mma_wait")
