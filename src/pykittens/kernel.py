@@ -112,13 +112,17 @@ class Kernel:
             raise ValueError(f"warps must be between 1 and 32 (or the name of a constexpr parameter), got {warps}")
         self.fn, self.warps, self.name, self.min_blocks = fn, warps, fn.__name__, min_blocks
         sig = inspect.signature(fn, eval_str=True)
-        self.params = []
+        self.params, self.defaults = [], {}
         for p in sig.parameters.values():
             ann = p.annotation
             if not (isinstance(ann, (gl, ScalarType)) or ann is constexpr):
                 raise TypeError(f"kernel '{self.name}': parameter '{p.name}' needs an annotation: tk.gl(dtype), "
                                 f"tk.i32, tk.f32 or tk.constexpr")
             self.params.append((p.name, ann))
+            if p.default is not inspect.Parameter.empty:
+                if ann is not constexpr:
+                    raise TypeError(f"kernel '{self.name}': only tk.constexpr parameters may have defaults")
+                self.defaults[p.name] = p.default
         if isinstance(warps, str) and (warps, constexpr) not in self.params:
             raise TypeError(f"kernel '{self.name}': warps={warps!r} must name a tk.constexpr parameter")
         self._specs: dict = {}
@@ -128,6 +132,14 @@ class Kernel:
         return f"<pykittens kernel {self.name} ({self.warps} warps)>"
 
     # ------------------------------------------------------------------------------------------ specialization
+    def _complete(self, args) -> tuple:
+        """Fill in defaults of trailing constexpr parameters."""
+        if len(args) < len(self.params):
+            missing = [n for n, _ in self.params[len(args):]]
+            if all(n in self.defaults for n in missing):
+                return tuple(args) + tuple(self.defaults[n] for n in missing)
+        return tuple(args)
+
     def _bind(self, args):
         if len(args) != len(self.params):
             raise LaunchError(f"kernel '{self.name}' takes {len(self.params)} arguments "
@@ -150,6 +162,7 @@ class Kernel:
         return tuple(key), runtime
 
     def specialize(self, *args) -> Specialization:
+        args = self._complete(args)
         return self._specialize(self._bind(args)[0], args)
 
     def _specialize(self, key, args) -> Specialization:
@@ -202,6 +215,7 @@ class Kernel:
         from .backend.cuda.codegen import generate
         from .backend.cuda.compiler import compile_source
         arch = arch or settings.arch or "sm_90a"
+        args = self._complete(args)
         spec = self.specialize(*args)
         if arch not in spec.compiled:
             t0 = time.perf_counter()
@@ -224,6 +238,7 @@ class Kernel:
 
     def launch(self, grid, *args):
         grid = _grid(grid)
+        args = self._complete(args)
         key, runtime = self._bind(args)
         devices = {t.device for t in runtime if isinstance(t, torch.Tensor)}
         if len(devices) > 1:

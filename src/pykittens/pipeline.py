@@ -34,7 +34,8 @@ class Step:
 
 
 def producer_consumer(*, stages: int, consumers: int, tiles, steps, load, compute, finish, start=None, end=None,
-                      init=None, persistent: bool = True, producer_registers: int = 40, consumer_registers: int = 232):
+                      init=None, persistent: bool = True, producer_registers: int = 40, consumer_registers: int = 232,
+                      release_lag: int = 0):
     """Emit a producer/consumer pipeline into the current kernel (which must have ``4 * (1 + consumers)`` warps).
 
     tiles: number of work tiles (device scalar); steps: input steps per tile (device scalar);
@@ -46,7 +47,12 @@ def producer_consumer(*, stages: int, consumers: int, tiles, steps, load, comput
     init(): warp 0, before the block's first barrier (initialise the caller's own semaphores there).
     persistent: block b takes tiles b, b + grid, …; otherwise each block does tile 0 of ``tiles`` (= 1) and
     the caller reads its work from the block index.
+    release_lag=1: a stage is released one step late, so ``compute`` may leave its async mma in flight
+    (``tk.warpgroup.mma_wait(1)``) and the tensor cores never wait for the consumer; ``finish`` must then wait
+    (``mma_wait(0)``) before it reads the accumulator.
     """
+    if release_lag not in (0, 1):
+        trace.fail(f"release_lag must be 0 or 1, got {release_lag!r}")
     b = trace.builder()
     if b.warps != 4 * (1 + consumers):
         trace.fail(f"producer_consumer with {consumers} consumer warpgroups needs {4 * (1 + consumers)} warps, "
@@ -85,8 +91,15 @@ def producer_consumer(*, stages: int, consumers: int, tiles, steps, load, comput
                 stage = trace.let(g % stages, "stage")
                 wait(full[stage], (g // stages) % 2)
                 compute(Step(stage, t, k, full[stage], consumer))
-                arrive(empty[stage])
+                if release_lag:
+                    with trace.if_(k > 0):
+                        arrive(empty[(g + stages - 1) % stages])  # the previous step's mma is done
+                else:
+                    arrive(empty[stage])
             finish(Step(None, t, None, None, consumer))
+            if release_lag:  # finish has waited for the last mma: release its stage
+                with trace.if_(steps > 0):
+                    arrive(empty[(base + steps + stages - 1) % stages])
         if end is not None:
             end(Step(None, None, None, None, consumer))
 

@@ -11,7 +11,8 @@ BM, BN, BK = 128, 256, 64  # block tile: 2 consumer warpgroups x 64 rows, 256 co
 
 
 @tk.kernel(warps=12, min_blocks=1)
-def gemm(a: tk.gl(tk.bf16), b: tk.gl(tk.bf16), c: tk.gl(tk.bf16), TRANS_B: tk.constexpr, STAGES: tk.constexpr):
+def gemm(a: tk.gl(tk.bf16), b: tk.gl(tk.bf16), c: tk.gl(tk.bf16), TRANS_B: tk.constexpr, STAGES: tk.constexpr,
+         GROUP: tk.constexpr = 8, LAG: tk.constexpr = 1):
     a_s = tk.st(tk.bf16, BM // 2, BK, count=(STAGES, 2))  # per stage, one 64-row half per consumer
     b_s = tk.st(tk.bf16, BN, BK, count=STAGES) if TRANS_B else tk.st(tk.bf16, BK, BN, count=STAGES)
     c_s = tk.st(tk.bf16, BM // 2, BN, count=2)
@@ -20,7 +21,7 @@ def gemm(a: tk.gl(tk.bf16), b: tk.gl(tk.bf16), c: tk.gl(tk.bf16), TRANS_B: tk.co
     steps = tk.let(tk.cdiv(a.cols, BK))
 
     def load(s):
-        tm, tn = tk.grouped_tile_order(s.tile, tiles_m, tiles_n)
+        tm, tn = tk.grouped_tile_order(s.tile, tiles_m, tiles_n, GROUP)
         tk.expect(s.full, a_s[s.stage, 0], a_s[s.stage, 1], b_s[s.stage])
         for half in range(2):
             tk.tma.load_async(a_s[s.stage, half], a, (2 * tm + half, s.step), s.full)
@@ -32,10 +33,11 @@ def gemm(a: tk.gl(tk.bf16), b: tk.gl(tk.bf16), c: tk.gl(tk.bf16), TRANS_B: tk.co
     def compute(s):
         mma = tk.warpgroup.mma_ABt if TRANS_B else tk.warpgroup.mma_AB
         mma(acc, a_s[s.stage, s.consumer], b_s[s.stage])
-        tk.warpgroup.mma_wait()
+        tk.warpgroup.mma_wait(LAG)  # LAG = 1: keep one wgmma in flight; its stage is released a step later
 
     def finish(s):
-        tm, tn = tk.grouped_tile_order(s.tile, tiles_m, tiles_n)
+        tm, tn = tk.grouped_tile_order(s.tile, tiles_m, tiles_n, GROUP)
+        tk.warpgroup.mma_wait(0)
         tk.copy(out, acc)
         with tk.if_(tk.warp_id() % 4 == 0):
             tk.tma.store_wait(0)  # the previous tile's store has finished reading c_s
@@ -51,4 +53,4 @@ def gemm(a: tk.gl(tk.bf16), b: tk.gl(tk.bf16), c: tk.gl(tk.bf16), TRANS_B: tk.co
             tk.tma.store_wait(0)  # shared memory must outlive the last store's reads
 
     tk.producer_consumer(stages=STAGES, consumers=2, tiles=tiles_m * tiles_n, steps=steps,
-                         load=load, compute=compute, finish=finish, start=start, end=end)
+                         load=load, compute=compute, finish=finish, start=start, end=end, release_lag=LAG)
