@@ -41,9 +41,9 @@ def _check(q, k, v, causal):
                          f"not supported")
 
 
-# head dim -> (consumer warpgroups of 64 query rows, K/V ring stages): what fits 227 KB of shared memory and the
-# register file (3 consumers need setmaxnreg 160, 2 can have 232)
-HOPPER_CONFIG = {64: (3, 4), 128: (2, 2)}
+# head dim -> (consumer warpgroups of 64 query rows, K/V ring stages, keys per stage): what fits 227 KB of shared
+# memory and the register file (3 consumers get setmaxnreg 160, 2 get 232); see NOTES.md for the variants timed
+HOPPER_CONFIG = {64: (3, 4, 128), 128: (2, 2, 128)}
 
 
 def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, causal: bool = False, scale: float | None = None,
@@ -72,11 +72,11 @@ def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, causal: bool = 
         return o
     if kernel != "hopper":
         raise ValueError(f"attention: kernel must be 'auto', 'hopper' or 'warp', got {kernel!r}")
-    consumers, stages = HOPPER_CONFIG[D]
+    consumers, stages, kv = HOPPER_CONFIG[D]
     lse = torch.empty(B, H, 1, -(-N // 4) * 4, dtype=torch.float32, device=q.device)  # rows padded to 16 bytes
     grid = (-(-N // (64 * consumers)), H, B)
     hopper_attention[grid](q, k, v, o, lse, scale * math.log2(math.e), D, consumers, stages, bool(causal),
-                           4 * (1 + consumers))
+                           4 * (1 + consumers), kv)
     return (o, lse[:, :, 0, :N]) if return_lse else o
 
 

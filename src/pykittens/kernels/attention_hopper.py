@@ -9,13 +9,11 @@ import math
 
 import pykittens as tk
 
-KV = 128  # keys per stage
-
 
 @tk.kernel(warps="W", min_blocks=1)
 def hopper_attention(q: tk.gl(tk.bf16), k: tk.gl(tk.bf16), v: tk.gl(tk.bf16), o: tk.gl(tk.bf16),
                      lse: tk.gl(tk.fp32), scale_log2: tk.f32, D: tk.constexpr, CONSUMERS: tk.constexpr,
-                     STAGES: tk.constexpr, CAUSAL: tk.constexpr, W: tk.constexpr):
+                     STAGES: tk.constexpr, CAUSAL: tk.constexpr, W: tk.constexpr, KV: tk.constexpr = 128):
     b, h, qb = tk.block_idx.z, tk.block_idx.y, tk.block_idx.x
     h_kv = tk.let(h // (q.depth // k.depth))
     q_s = tk.st(tk.bf16, 64, D, count=CONSUMERS)
@@ -88,4 +86,5 @@ def hopper_attention(q: tk.gl(tk.bf16), k: tk.gl(tk.bf16), v: tk.gl(tk.bf16), o:
 
     tk.producer_consumer(stages=STAGES, consumers=CONSUMERS, tiles=1, steps=steps, load=load, compute=compute,
                          finish=finish, start=start, init=init, persistent=False,
-                         producer_registers=24 if CONSUMERS == 3 else 40, consumer_registers=160 if CONSUMERS == 3 else 232)
+                         producer_registers=24 if CONSUMERS == 3 else 40,
+                         consumer_registers=160 if CONSUMERS == 3 else 232)

@@ -1,21 +1,22 @@
 """Hopper bf16 GEMM: C = A·B or A·Bᵀ, fp32 accumulation, bf16 out.
 
-A producer warp streams 128x64 slices of A and 64x256 (or 256x64) slices of B by TMA through a ring of shared
-stages; two consumer warpgroups each own 64 rows of the 128x256 output tile and accumulate with wgmma straight from
-shared memory; the result goes back through shared memory by TMA store. Persistent grid, tiles in grouped order
-for L2 reuse. Ragged M, N, K need no code: TMA zero-fills what lies outside a tensor and clips what it stores.
+A producer warp streams 128xBK slices of A and BKxBN (or BNxBK) slices of B by TMA through a ring of shared
+stages; two consumer warpgroups each own 64 rows of the 128xBN output tile and accumulate with wgmma straight from
+shared memory; the result goes back through shared memory by TMA store (or, with DIRECT, straight from registers,
+which frees that shared memory for a deeper ring). Persistent grid, tiles in grouped order for L2 reuse. Ragged
+M, N, K need no code: TMA zero-fills what lies outside a tensor and clips what it stores.
 """
 import pykittens as tk
 
-BM, BN, BK = 128, 256, 64  # block tile: 2 consumer warpgroups x 64 rows, 256 columns, 64-deep K steps
+BM, BK = 128, 64  # block tile rows (2 consumer warpgroups x 64), K step
 
 
 @tk.kernel(warps=12, min_blocks=1)
 def gemm(a: tk.gl(tk.bf16), b: tk.gl(tk.bf16), c: tk.gl(tk.bf16), TRANS_B: tk.constexpr, STAGES: tk.constexpr,
-         GROUP: tk.constexpr = 8, LAG: tk.constexpr = 1):
+         GROUP: tk.constexpr = 8, LAG: tk.constexpr = 0, BN: tk.constexpr = 256, DIRECT: tk.constexpr = False):
     a_s = tk.st(tk.bf16, BM // 2, BK, count=(STAGES, 2))  # per stage, one 64-row half per consumer
     b_s = tk.st(tk.bf16, BN, BK, count=STAGES) if TRANS_B else tk.st(tk.bf16, BK, BN, count=STAGES)
-    c_s = tk.st(tk.bf16, BM // 2, BN, count=2)
+    c_s = None if DIRECT else tk.st(tk.bf16, BM // 2, BN, count=2)
     acc, out = tk.rt(tk.fp32, 16, BN), tk.rt(tk.bf16, 16, BN)
     tiles_m, tiles_n = tk.let(tk.cdiv(c.rows, BM)), tk.let(tk.cdiv(c.cols, BN))
     steps = tk.let(tk.cdiv(a.cols, BK))
@@ -39,6 +40,9 @@ def gemm(a: tk.gl(tk.bf16), b: tk.gl(tk.bf16), c: tk.gl(tk.bf16), TRANS_B: tk.co
         tm, tn = tk.grouped_tile_order(s.tile, tiles_m, tiles_n, GROUP)
         tk.warpgroup.mma_wait(0)
         tk.copy(out, acc)
+        if DIRECT:
+            tk.store(c, out, ((2 * tm + s.consumer) * 4 + tk.warp_id() % 4, tn), clip=True)
+            return
         with tk.if_(tk.warp_id() % 4 == 0):
             tk.tma.store_wait(0)  # the previous tile's store has finished reading c_s
         tk.named_sync(1 + s.consumer, 4)
@@ -49,8 +53,9 @@ def gemm(a: tk.gl(tk.bf16), b: tk.gl(tk.bf16), c: tk.gl(tk.bf16), TRANS_B: tk.co
             tk.tma.store_commit()
 
     def end(s):
-        with tk.if_(tk.warp_id() % 4 == 0):
-            tk.tma.store_wait(0)  # shared memory must outlive the last store's reads
+        if not DIRECT:
+            with tk.if_(tk.warp_id() % 4 == 0):
+                tk.tma.store_wait(0)  # shared memory must outlive the last store's reads
 
     tk.producer_consumer(stages=STAGES, consumers=2, tiles=tiles_m * tiles_n, steps=steps,
                          load=load, compute=compute, finish=finish, start=start, end=end, release_lag=LAG)

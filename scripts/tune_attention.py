@@ -1,0 +1,41 @@
+"""Time Hopper attention variants (consumer warpgroups, stages, keys per stage) next to cuDNN, N = 4096."""
+import math
+
+import torch
+from torch.nn.attention import SDPBackend, sdpa_kernel
+from torch.nn.functional import scaled_dot_product_attention as sdpa
+
+from pykittens.bench.harness import time_ms
+from pykittens.kernels import hopper_attention
+
+VARIANTS = {64: [(3, 4, 128), (3, 6, 64), (2, 4, 128)], 128: [(2, 2, 128), (3, 4, 64), (2, 4, 64), (3, 2, 128)]}
+
+
+def main():
+    n = 4096
+    for d, variants in VARIANTS.items():
+        for causal in (False, True):
+            B, H = 16384 // n, 2048 // d
+            q, k, v = (torch.randn(B, H, n, d, device="cuda", dtype=torch.bfloat16) for _ in range(3))
+            fl = 4 * B * H * n * n * d / (2 if causal else 1) / 1e9
+            with sdpa_kernel(SDPBackend.CUDNN_ATTENTION):
+                ref = sdpa(q, k, v, is_causal=causal)
+                tc = time_ms(lambda: sdpa(q, k, v, is_causal=causal))
+            print(f"D={d} causal={causal}: cuDNN {fl / tc:.0f} TFLOP/s")
+            for c, s, kv in variants:
+                o = torch.empty_like(q)
+                lse = torch.empty(B, H, 1, n, device="cuda")
+                run = lambda: hopper_attention[(n // (64 * c), H, B)](  # noqa: E731
+                    q, k, v, o, lse, math.log2(math.e) / math.sqrt(d), d, c, s, causal, 4 * (1 + c), kv)
+                try:
+                    run()
+                    torch.cuda.synchronize()
+                except Exception as e:  # noqa: BLE001
+                    print(f"  C={c} S={s} KV={kv}: failed {str(e)[:300]}")
+                    continue
+                err = ((o.double() - ref.double()).norm() / ref.double().norm()).item()
+                print(f"  C={c} S={s} KV={kv}: {fl / time_ms(run):.0f} TFLOP/s (err vs cuDNN {err:.1e})")
+
+
+if __name__ == "__main__":
+    main()
