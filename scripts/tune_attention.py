@@ -23,9 +23,9 @@ def main():
                 tc = time_ms(lambda: sdpa(q, k, v, is_causal=causal))
             print(f"D={d} causal={causal}: cuDNN {fl / tc:.0f} TFLOP/s")
             for c, s, kv in variants:
-                o = torch.empty_like(q)
+                o = torch.full_like(q, float("nan"))  # poisoned: an unwritten row shows
                 lse = torch.empty(B, H, 1, n, device="cuda")
-                run = lambda: hopper_attention[(n // (64 * c), H, B)](  # noqa: E731
+                run = lambda: hopper_attention[(-(-n // (64 * c)), H, B)](  # noqa: E731
                     q, k, v, o, lse, math.log2(math.e) / math.sqrt(d), d, c, s, causal, 4 * (1 + c), kv)
                 try:
                     run()

@@ -124,3 +124,40 @@ def test_gpu_log_sum_exp():
     q, k, v = _inputs(2, 4, 2, 300, 300, 128, device="cuda")
     _, lse = attention(q, k, v, causal=True, return_lse=True)
     torch.testing.assert_close(lse.double().cpu(), _reference_lse(q.cpu(), k.cpu(), True), atol=2e-2, rtol=0)
+
+
+def test_bnhd_layout_matches_and_needs_no_copy():
+    q, k, v = (t.transpose(1, 2).contiguous() for t in _inputs(1, 4, 2, 40, 56, 64))  # (B, N, H, D)
+    from pykittens.kernels import attention_bnhd
+    out = attention_bnhd(q, k, v, causal=True)
+    assert out.shape == q.shape and out.is_contiguous()
+    ref = reference_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), True).transpose(1, 2)
+    assert_close(out, ref, 1e-2)
+
+
+def test_custom_op_is_registered_and_traceable():
+    q, k, v = _inputs(1, 2, 2, 32, 32, 64)
+    o, lse = torch.ops.pykittens.attention_fwd(q, k, v, False, 0.125)
+    assert_close(o, reference_attention(q, k, v, scale=0.125), 1e-2)
+    torch.library.opcheck(torch.ops.pykittens.attention_fwd.default, (q, k, v, False, 0.125),
+                          test_utils=("test_schema", "test_faketensor"))
+
+
+@pytest.mark.gpu
+def test_gpu_torch_compile_and_cuda_graph():
+    q, k, v = _inputs(2, 4, 4, 300, 300, 128, device="cuda")
+    ref = attention(q, k, v, causal=True)
+    compiled = torch.compile(lambda a, b, c: attention(a, b, c, causal=True), fullgraph=True)
+    assert torch.equal(compiled(q, k, v), ref)
+    g = torch.cuda.CUDAGraph()
+    s = torch.cuda.Stream()
+    s.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(s):
+        attention(q, k, v, causal=True)  # warm up (compile, load) outside the capture
+    torch.cuda.current_stream().wait_stream(s)
+    with torch.cuda.graph(g):
+        out = attention(q, k, v, causal=True)
+    q.copy_(torch.randn_like(q))
+    g.replay()
+    torch.cuda.synchronize()
+    assert_close(out, reference_attention(q, k, v, True), 1e-2)

@@ -56,28 +56,67 @@ def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, causal: bool = 
     the (B, H_q, N_q) float32 log-sum-exp of the scaled scores (natural log).
     ``kernel``: 'hopper' (TMA + wgmma; needs sm_90 on a GPU), 'warp' (mma.sync; any sm_80+ GPU, no lse), or
     'auto' (hopper on an H100 and on CPU tensors, where the interpreter runs it; warp on other GPUs).
+    The Hopper path is the custom op ``torch.ops.pykittens.attention_fwd`` (torch.compile and CUDA graphs).
     """
     _check(q, k, v, causal)
-    B, H, N, D = q.shape
+    D = q.shape[-1]
     scale = 1.0 / math.sqrt(D) if scale is None else float(scale)
     if kernel == "auto":
         hopper = q.device.type == "cpu" or torch.cuda.get_device_capability(q.device)[0] == 9
         kernel = "hopper" if hopper else "warp"
-    o = torch.empty_like(q, memory_format=torch.contiguous_format)
     if kernel == "warp":
         if return_lse:
             raise ValueError("attention: the warp-level kernel does not return the log-sum-exp; use kernel='hopper'")
-        warps = 4
-        warp_attention[(-(-N // (16 * warps)), H, B)](q, k, v, o, scale * math.log2(math.e), D, warps, bool(causal))
-        return o
+        return _warp_forward(q, k, v, causal, scale)
     if kernel != "hopper":
         raise ValueError(f"attention: kernel must be 'auto', 'hopper' or 'warp', got {kernel!r}")
+    o, lse = torch.ops.pykittens.attention_fwd(q, k, v, bool(causal), scale)
+    return (o, lse) if return_lse else o
+
+
+def attention_bnhd(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, causal: bool = False,
+                   scale: float | None = None, *, return_lse: bool = False):
+    """``attention`` on FlashAttention's (B, N, H, D) layout: no copies — the kernel reads the strided tensors and
+    writes a (B, N_q, H_q, D) output; the optional log-sum-exp is (B, H_q, N_q) as in ``attention``."""
+    for name, t in (("q", q), ("k", k), ("v", v)):
+        if not isinstance(t, torch.Tensor) or t.dim() != 4:
+            raise ValueError(f"attention_bnhd: {name} must be a 4-D (batch, seq, heads, head_dim) tensor")
+    r = attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), causal, scale, return_lse=return_lse)
+    if return_lse:
+        return r[0].transpose(1, 2), r[1]
+    return r.transpose(1, 2)
+
+
+def _warp_forward(q, k, v, causal, scale, warps=4):
+    B, H, N, D = q.shape
+    o = torch.empty_like(q, memory_format=torch.contiguous_format)
+    warp_attention[(-(-N // (16 * warps)), H, B)](q, k, v, o, scale * math.log2(math.e), D, warps, bool(causal))
+    return o
+
+
+@torch.library.custom_op("pykittens::attention_fwd", mutates_args=())
+def _attention_fwd(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, causal: bool,
+                   scale: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """The Hopper kernel: (o, lse). o is laid out like q's (B, H, N, D) view allows: contiguous in (B, N, H, D)
+    order when q is a transposed (B, N, H, D) tensor, so ``attention_bnhd`` needs no copy."""
+    _check(q, k, v, causal)
+    B, H, N, D = q.shape
     consumers, stages, kv = HOPPER_CONFIG[D]
-    lse = torch.empty(B, H, 1, -(-N // 4) * 4, dtype=torch.float32, device=q.device)  # rows padded to 16 bytes
+    bnhd = q.stride(1) < q.stride(2)  # a transposed (B, N, H, D) tensor
+    o = torch.empty(B, N, H, D, dtype=q.dtype, device=q.device).transpose(1, 2) if bnhd else torch.empty_like(
+        q, memory_format=torch.contiguous_format)
+    n_pad = -(-N // 4) * 4  # lse rows padded to 16 bytes (a global layout requirement)
+    lse = torch.empty(B, H, n_pad, dtype=torch.float32, device=q.device)
     grid = (-(-N // (64 * consumers)), H, B)
-    hopper_attention[grid](q, k, v, o, lse, scale * math.log2(math.e), D, consumers, stages, bool(causal),
-                           4 * (1 + consumers), kv)
-    return (o, lse[:, :, 0, :N]) if return_lse else o
+    hopper_attention[grid](q, k, v, o, lse.unsqueeze(2), scale * math.log2(math.e), D, consumers, stages,
+                           bool(causal), 4 * (1 + consumers), kv)
+    return o, (lse if n_pad == N else lse[..., :N].clone())
+
+
+@_attention_fwd.register_fake
+def _(q, k, v, causal, scale):
+    B, H, N, D = q.shape
+    return torch.empty_like(q), q.new_empty(B, H, N, dtype=torch.float32)
 
 
 def reference_attention(q, k, v, causal=False, scale=None) -> torch.Tensor:
