@@ -1,0 +1,63 @@
+"""Where the host time of a launch goes: per-call overhead (cProfile) and the first call's phases."""
+import cProfile
+import pstats
+import subprocess
+import sys
+import time
+
+import torch
+
+FIRST_CALL = r"""
+import time
+t0 = time.perf_counter()
+import torch
+torch.zeros(1, device="cuda")
+t1 = time.perf_counter()
+import pykittens
+from pykittens.kernels import attention, hopper_attention
+t2 = time.perf_counter()
+from cuda.bindings import driver, nvrtc
+t3 = time.perf_counter()
+q = torch.randn(1, 1, 128, 128, device="cuda", dtype=torch.bfloat16)
+import pykittens.kernels.attention as A
+spec_t = time.perf_counter()
+attention(q, q, q)
+torch.cuda.synchronize()
+t4 = time.perf_counter()
+attention(q, q, q)
+torch.cuda.synchronize()
+t5 = time.perf_counter()
+r = hopper_attention.last_compile
+print(f"torch+ctx {1e3*(t1-t0):.0f} ms, import pykittens {1e3*(t2-t1):.0f} ms, import cuda.bindings {1e3*(t3-t2):.0f} ms, "
+      f"first attention call {1e3*(t4-spec_t):.0f} ms (compile {1e3*r.seconds:.0f} ms, {r.from_cache or 'nvrtc'}), second {1e3*(t5-t4):.2f} ms")
+"""
+
+
+def main():
+    from pykittens.kernels import attention, matmul
+    a = torch.randn(1024, 1024, device="cuda", dtype=torch.bfloat16)
+    q = torch.randn(1, 2, 128, 128, device="cuda", dtype=torch.bfloat16)
+    for name, fn in (("matmul 1024", lambda: matmul(a, a)), ("attention", lambda: attention(q, q, q))):
+        fn()
+        torch.cuda.synchronize()
+        n = 300
+        t0 = time.perf_counter()
+        for _ in range(n):
+            fn()
+        t1 = time.perf_counter()
+        torch.cuda.synchronize()
+        print(f"{name}: {1e6 * (t1 - t0) / n:.1f} us host time per call")
+        pr = cProfile.Profile()
+        pr.enable()
+        for _ in range(200):
+            fn()
+        pr.disable()
+        torch.cuda.synchronize()
+        pstats.Stats(pr).sort_stats("tottime").print_stats(14)
+    for i in range(2):
+        r = subprocess.run([sys.executable, "-c", FIRST_CALL], capture_output=True, text=True)
+        print("fresh process:", r.stdout.strip() or r.stderr[-800:])
+
+
+if __name__ == "__main__":
+    main()
