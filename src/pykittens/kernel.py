@@ -37,26 +37,42 @@ class _Constexpr:
 constexpr = _Constexpr()
 
 
-def _check_tensor(name: str, t, dtype: DType | None) -> torch.Tensor:
+class GlobalArg:
+    """A tensor argument seen as a 4-D global layout (leading dims of size 1 added), without making a view:
+    launches read ``ptr``, ``shape``, ``stride``; the interpreter asks for ``view()``."""
+    __slots__ = ("tensor", "ptr", "shape", "stride", "dtype", "device")
+
+    def __init__(self, t: torch.Tensor, shape: tuple, stride: tuple):
+        self.tensor, self.ptr, self.shape, self.stride = t, t.data_ptr(), shape, stride
+        self.dtype, self.device = t.dtype, t.device
+
+    def view(self) -> torch.Tensor:
+        return self.tensor.as_strided(self.shape, self.stride)
+
+
+def _check_tensor(name: str, t, dtype: DType | None) -> GlobalArg:
     if not isinstance(t, torch.Tensor):
         raise LaunchError(f"argument '{name}': expected a torch.Tensor, got {type(t).__name__}")
     if dtype is not None and t.dtype != dtype.torch:
         raise LaunchError(f"argument '{name}': expected dtype {dtype.torch}, got {t.dtype}")
-    dtype_of_t = dtype or _tile_dtype(name, t)
-    if t.dim() > 4 or t.dim() == 0:
-        raise LaunchError(f"argument '{name}': expected a tensor of 1 to 4 dims, got shape {tuple(t.shape)}")
-    t4 = t[(None,) * (4 - t.dim())]
-    if t4.shape[-1] > 1 and t4.stride(-1) != 1:
+    size = (dtype or _tile_dtype(name, t)).size
+    shape, stride = tuple(t.shape), t.stride()
+    if not 1 <= len(shape) <= 4:
+        raise LaunchError(f"argument '{name}': expected a tensor of 1 to 4 dims, got shape {shape}")
+    pad = 4 - len(shape)
+    shape, stride = (1,) * pad + shape, (0,) * pad + stride
+    if shape[3] > 1 and stride[3] != 1:
         raise LaunchError(f"argument '{name}': the last dim must be contiguous (stride 1), got strides {t.stride()}")
-    if t.numel() and t.data_ptr() % 16:
-        raise LaunchError(f"argument '{name}': data must be 16-byte aligned, got address {t.data_ptr():#x}")
+    g = GlobalArg(t, shape, stride)
+    if g.ptr % 16 and t.numel():
+        raise LaunchError(f"argument '{name}': data must be 16-byte aligned, got address {g.ptr:#x}")
     for d in range(3):
-        if t4.shape[d] > 1 and (t4.stride(d) * dtype_of_t.size) % 16:
+        if shape[d] > 1 and (stride[d] * size) % 16:
             raise LaunchError(f"argument '{name}': strides of the leading dims must be multiples of 16 bytes, got "
-                              f"strides {t.stride()} ({dtype_of_t.size}-byte elements)")
-    if max(t4.shape) >= 2 ** 31:
+                              f"strides {t.stride()} ({size}-byte elements)")
+    if max(shape) >= 2 ** 31:
         raise LaunchError(f"argument '{name}': each dim must be < 2**31, got {tuple(t.shape)}")
-    return t4
+    return g
 
 
 def _tile_dtype(name, t):
@@ -147,9 +163,9 @@ class Kernel:
         key, runtime = [], []
         for (name, ann), a in zip(self.params, args):
             if isinstance(ann, gl):
-                t4 = _check_tensor(name, a, ann.dtype)
-                key.append(t4.dtype)
-                runtime.append(t4)
+                g = _check_tensor(name, a, ann.dtype)
+                key.append(g.dtype)
+                runtime.append(g)
             elif ann is constexpr:
                 key.append(("constexpr", a))
             else:
@@ -240,7 +256,7 @@ class Kernel:
         grid = _grid(grid)
         args = self._complete(args)
         key, runtime = self._bind(args)
-        devices = {t.device for t in runtime if isinstance(t, torch.Tensor)}
+        devices = {g.device for g in runtime if isinstance(g, GlobalArg)}
         if len(devices) > 1:
             raise LaunchError(f"kernel '{self.name}': all tensors must be on one device, got {sorted(map(str, devices))}")
         device = devices.pop() if devices else torch.device("cpu")
@@ -256,7 +272,7 @@ class Kernel:
             launcher = spec.launchers[device.index] = (ck.loaded(device),
                                                         ArgBuffer(spec.kir.params, spec.kir.tensor_maps))
         loaded, buffer = launcher
-        loaded.launch(grid, buffer.fill(runtime), torch.cuda.current_stream(device).cuda_stream)
+        loaded.launch(grid, buffer.fill(runtime), torch.cuda.current_stream(device.index).cuda_stream)
 
     def _interpret(self, kir, grid, runtime):
         from .interpreter.machine import run_kernel
@@ -265,7 +281,7 @@ class Kernel:
             if isinstance(p.type, GL):
                 if a.device.type != "cpu":
                     raise LaunchError("the interpreter runs on CPU tensors")
-                tensors[p] = a
+                tensors[p] = a.view()
             else:
                 scalars[p.name] = a
         run_kernel(kir, grid, scalars, tensors)

@@ -70,7 +70,10 @@ def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, causal: bool = 
         return _warp_forward(q, k, v, causal, scale)
     if kernel != "hopper":
         raise ValueError(f"attention: kernel must be 'auto', 'hopper' or 'warp', got {kernel!r}")
-    o, lse = torch.ops.pykittens.attention_fwd(q, k, v, bool(causal), scale)
+    if torch.compiler.is_compiling():  # graph capture by torch.compile sees the custom op
+        o, lse = torch.ops.pykittens.attention_fwd(q, k, v, bool(causal), scale)
+    else:  # eager: skip the dispatcher's ~100 us per call (CUDA-graph capture works either way)
+        o, lse = _hopper_forward(q, k, v, bool(causal), scale)
     return (o, lse) if return_lse else o
 
 
@@ -97,9 +100,14 @@ def _warp_forward(q, k, v, causal, scale, warps=4):
 @torch.library.custom_op("pykittens::attention_fwd", mutates_args=())
 def _attention_fwd(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, causal: bool,
                    scale: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """The Hopper kernel: (o, lse). o is laid out like q's (B, H, N, D) view allows: contiguous in (B, N, H, D)
-    order when q is a transposed (B, N, H, D) tensor, so ``attention_bnhd`` needs no copy."""
+    """The Hopper kernel as a torch.library op: (o, lse)."""
     _check(q, k, v, causal)
+    return _hopper_forward(q, k, v, causal, scale)
+
+
+def _hopper_forward(q, k, v, causal: bool, scale: float):
+    """(o, lse) from the Hopper kernel. o is contiguous in (B, N, H, D) order when q is a transposed (B, N, H, D)
+    tensor, so ``attention_bnhd`` needs no copy."""
     B, H, N, D = q.shape
     consumers, stages, kv = HOPPER_CONFIG[D]
     bnhd = q.stride(1) < q.stride(2)  # a transposed (B, N, H, D) tensor

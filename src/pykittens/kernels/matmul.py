@@ -6,10 +6,17 @@ from .gemm import gemm
 STAGES = 3  # 3 x 48 KB of A/B stages + 64 KB of C staging fits the 227 KB of shared memory
 
 
-def _sm_count(device) -> int:
+_DEVICES: dict = {}  # device index -> (compute capability major, multiprocessors), read once
+
+
+def _device_info(device) -> tuple[int, int]:
     if device.type != "cuda":
-        return 2  # the interpreter: a small persistent grid still exercises the tile loop
-    return torch.cuda.get_device_properties(device).multi_processor_count
+        return 9, 2  # the interpreter: a small persistent grid still exercises the tile loop
+    info = _DEVICES.get(device.index)
+    if info is None:
+        p = torch.cuda.get_device_properties(device)
+        info = _DEVICES[device.index] = (p.major, p.multi_processor_count)
+    return info
 
 
 def matmul(a: torch.Tensor, b: torch.Tensor, *, transpose_b: bool = False) -> torch.Tensor:
@@ -26,7 +33,8 @@ def matmul(a: torch.Tensor, b: torch.Tensor, *, transpose_b: bool = False) -> to
             raise ValueError(f"matmul: {name} must be row-major with 16-byte aligned rows, got strides {t.stride()}")
     if a.device != b.device:
         raise ValueError(f"matmul: a and b must be on one device, got {a.device} and {b.device}")
-    if a.device.type == "cuda" and torch.cuda.get_device_capability(a.device)[0] != 9:
+    major, sms = _device_info(a.device)
+    if major != 9:
         raise RuntimeError("matmul: the GEMM kernel uses wgmma and TMA and needs a Hopper GPU (sm_90)")
     M, K = a.shape
     N, Kb = (b.shape if transpose_b else b.shape[::-1])
@@ -37,5 +45,5 @@ def matmul(a: torch.Tensor, b: torch.Tensor, *, transpose_b: bool = False) -> to
         raise ValueError(f"matmul: K ({K}) and N ({N}) must be multiples of 8 (16-byte rows for TMA)")
     c = torch.empty(M, N, dtype=torch.bfloat16, device=a.device)
     tiles = -(-M // 128) * -(-N // 256)
-    gemm[min(tiles, _sm_count(a.device))](a, b, c, bool(transpose_b), STAGES)
+    gemm.launch(min(tiles, sms), a, b, c, bool(transpose_b), STAGES)
     return c

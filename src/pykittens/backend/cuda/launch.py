@@ -52,9 +52,16 @@ class LoadedKernel:
 
     def launch(self, grid: tuple, args: "ArgBuffer", stream: int):
         from cuda.bindings import driver
+        s = _streams.get(stream)
+        if s is None:
+            s = _streams[stream] = driver.CUstream(stream)
         gx, gy, gz = grid
-        _drv(driver.cuLaunchKernel(self.function, gx, gy, gz, self.threads, 1, 1, self.smem,
-                                   driver.CUstream(stream), args.pointer, 0), "cuLaunchKernel")
+        err, = driver.cuLaunchKernel(self.function, gx, gy, gz, self.threads, 1, 1, self.smem, s, args.pointer, 0)
+        if err != driver.CUresult.CUDA_SUCCESS:
+            _drv((err,), "cuLaunchKernel")
+
+
+_streams: dict = {}  # stream handle -> CUstream, so launches do not build one each time
 
 
 class ArgBuffer:
@@ -81,11 +88,11 @@ class ArgBuffer:
 
     @staticmethod
     def _gl_setter(ptr, dims, strides):
-        def set_(t):
-            ptr.value = t.data_ptr()
-            for slot, n in zip(dims, t.shape):
+        def set_(g):  # a kernel.GlobalArg
+            ptr.value = g.ptr
+            for slot, n in zip(dims, g.shape):
                 slot.value = n
-            for slot, n in zip(strides, t.stride()):
+            for slot, n in zip(strides, g.stride):
                 slot.value = n
         return set_
 

@@ -25,33 +25,33 @@ def box_cols(st: ST) -> int:
     return st.swizzle // st.dtype.size if st.swizzle else st.cols
 
 
-def tensor_map_params(t: torch.Tensor, st: ST) -> dict:
-    """The cuTensorMapEncodeTiled arguments for 4-D tensor ``t`` and tiles of type ``st`` (innermost dim first)."""
-    if t.dtype != st.dtype.torch:
-        raise ValueError(f"TMA copies do not convert: tensor is {t.dtype}, tile is {st.dtype}")
-    es = t.element_size()
-    dims = [t.shape[3], t.shape[2], t.shape[1], t.shape[0]]
-    strides = []
-    for d in (2, 1, 0):  # bytes, for dims 1..3; a size-1 dim's stride is irrelevant but must be a multiple of 16
-        s = t.stride(d) * es if t.shape[d] > 1 else 16
-        strides.append(s)
+def tensor_map_params(g, st: ST) -> dict:
+    """The cuTensorMapEncodeTiled arguments for a 4-D global ``g`` (a kernel.GlobalArg: ptr, shape, stride,
+    dtype) and tiles of type ``st``, innermost dim first."""
+    if g.dtype != st.dtype.torch:
+        raise ValueError(f"TMA copies do not convert: tensor is {g.dtype}, tile is {st.dtype}")
+    es = st.dtype.size
+    dims = [g.shape[3], g.shape[2], g.shape[1], g.shape[0]]
+    # bytes, for dims 1..3; a size-1 dim's stride is irrelevant but must be a multiple of 16
+    strides = [g.stride[d] * es if g.shape[d] > 1 else 16 for d in (2, 1, 0)]
     box = [box_cols(st), st.rows, 1, 1]
     if box[0] * es % 16 or box[0] > 256 or box[1] > 256:
         raise ValueError(f"tile {st} cannot be a TMA box: a box row must be a multiple of 16 bytes and boxes at "
                          f"most 256 x 256 elements")
-    return dict(dtype=_DTYPE_ENUM[t.dtype], dims=dims, strides=strides, box=box, swizzle=_SWIZZLE_ENUM[st.swizzle])
+    return dict(dtype=_DTYPE_ENUM[g.dtype], dims=dims, strides=strides, box=box, swizzle=_SWIZZLE_ENUM[st.swizzle])
 
 
-def encode(t: torch.Tensor, st: ST):
-    """A CUtensorMap for ``t`` (4-D, on the GPU) and tiles of type ``st``; cached per address, shape and strides."""
-    key = (t.data_ptr(), tuple(t.shape), tuple(t.stride()), t.dtype, st)
+def encode(g, st: ST):
+    """A CUtensorMap for global ``g`` (a kernel.GlobalArg) and tiles of type ``st``; cached per address, shape,
+    strides and tile type (an entry only describes memory, so a stale one is harmless)."""
+    key = (g.ptr, g.shape, g.stride, st)
     tm = _cache.get(key)
     if tm is None:
         from cuda.bindings import driver as d
         from .launch import _drv
-        p = tensor_map_params(t, st)
+        p = tensor_map_params(g, st)
         tm = _drv(d.cuTensorMapEncodeTiled(
-            getattr(d.CUtensorMapDataType, p["dtype"]), 4, t.data_ptr(),
+            getattr(d.CUtensorMapDataType, p["dtype"]), 4, g.ptr,
             [d.cuuint64_t(x) for x in p["dims"]], [d.cuuint64_t(x) for x in p["strides"]],
             [d.cuuint32_t(x) for x in p["box"]], [d.cuuint32_t(1)] * 4,
             d.CUtensorMapInterleave.CU_TENSOR_MAP_INTERLEAVE_NONE, getattr(d.CUtensorMapSwizzle, p["swizzle"]),
