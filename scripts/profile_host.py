@@ -53,8 +53,29 @@ def main():
             fn()
         pr.disable()
         torch.cuda.synchronize()
-        pstats.Stats(pr).sort_stats("tottime").print_stats(14)
-    for i in range(2):
+        pstats.Stats(pr).sort_stats("tottime").print_stats(8)
+    # the pieces of one launch, timed alone
+    from pykittens.backend.cuda import tma
+    from pykittens.kernels.gemm import gemm
+    c = torch.empty_like(a)
+    args = gemm._complete((a, a, c, False, 3))
+    key, rt = gemm._bind(args)
+    spec = gemm._specialize(key, args)
+    loaded, buf = spec.launchers[0]
+    stream = torch.cuda.current_stream(0).cuda_stream
+    pieces = {"bind": lambda: gemm._bind(args), "fill": lambda: buf.fill(rt),
+              "current_stream": lambda: torch.cuda.current_stream(0).cuda_stream,
+              "tma.encode (cached)": lambda: tma.encode(rt[0], spec.kir.tensor_maps[0][1]),
+              "cuLaunchKernel": lambda: loaded.launch((132, 1, 1), buf, stream),
+              "torch.empty": lambda: torch.empty(1024, 1024, device="cuda", dtype=torch.bfloat16)}
+    for name, fn in pieces.items():
+        fn()
+        t0 = time.perf_counter()
+        for _ in range(500):
+            fn()
+        print(f"  {name}: {1e6 * (time.perf_counter() - t0) / 500:.1f} us")
+        torch.cuda.synchronize()
+    for i in range(1):
         r = subprocess.run([sys.executable, "-c", FIRST_CALL], capture_output=True, text=True)
         print("fresh process:", r.stdout.strip() or r.stderr[-800:])
 

@@ -8,7 +8,9 @@ from torch.nn.functional import scaled_dot_product_attention as sdpa
 from pykittens.bench.harness import time_ms
 from pykittens.kernels import hopper_attention
 
-VARIANTS = {64: [(3, 4, 128), (3, 6, 64), (2, 4, 128)], 128: [(2, 2, 128), (3, 4, 64), (2, 4, 64), (3, 2, 128)]}
+# (consumers, stages, keys per stage, ping-pong)
+VARIANTS = {64: [(3, 4, 128, False), (3, 4, 128, True), (2, 4, 128, True), (3, 6, 64, True)],
+            128: [(2, 2, 128, False), (2, 2, 128, True), (3, 2, 128, True), (2, 4, 64, True)]}
 
 
 def main():
@@ -22,19 +24,19 @@ def main():
                 ref = sdpa(q, k, v, is_causal=causal)
                 tc = time_ms(lambda: sdpa(q, k, v, is_causal=causal))
             print(f"D={d} causal={causal}: cuDNN {fl / tc:.0f} TFLOP/s")
-            for c, s, kv in variants:
+            for c, s, kv, pp in variants:
                 o = torch.full_like(q, float("nan"))  # poisoned: an unwritten row shows
                 lse = torch.empty(B, H, 1, n, device="cuda")
                 run = lambda: hopper_attention[(-(-n // (64 * c)), H, B)](  # noqa: E731
-                    q, k, v, o, lse, math.log2(math.e) / math.sqrt(d), d, c, s, causal, 4 * (1 + c), kv)
+                    q, k, v, o, lse, math.log2(math.e) / math.sqrt(d), d, c, s, causal, 4 * (1 + c), kv, pp)
                 try:
                     run()
                     torch.cuda.synchronize()
                 except Exception as e:  # noqa: BLE001
-                    print(f"  C={c} S={s} KV={kv}: failed {str(e)[:300]}")
+                    print(f"  C={c} S={s} KV={kv} pingpong={pp}: failed {str(e)[:300]}")
                     continue
                 err = ((o.double() - ref.double()).norm() / ref.double().norm()).item()
-                print(f"  C={c} S={s} KV={kv}: {fl / time_ms(run):.0f} TFLOP/s (err vs cuDNN {err:.1e})")
+                print(f"  C={c} S={s} KV={kv} pingpong={pp}: {fl / time_ms(run):.0f} TFLOP/s (err vs cuDNN {err:.1e})")
 
 
 if __name__ == "__main__":

@@ -28,19 +28,23 @@ class Record:
 
 
 def time_ms(fn, warmup: int = 5, reps: int = 30) -> float:
-    """Median of ``reps`` CUDA-event timings of ``fn()`` after ``warmup`` calls."""
+    """Median device time of ``fn()`` over ``reps`` runs after ``warmup`` calls, by CUDA events.
+
+    The runs are queued back to back and synchronised once at the end (as ``triton.testing.do_bench`` does), so
+    a call's host-side launch work overlaps the previous call's device work; host launch overhead is reported on
+    its own (``host_overhead_us``). Where a kernel runs shorter than its launch overhead the events still see the
+    gap, so such times include the host.
+    """
     for _ in range(warmup):
         fn()
     torch.cuda.synchronize()
-    times = []
-    for _ in range(reps):
-        a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    events = [(torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)) for _ in range(reps)]
+    for a, b in events:
         a.record()
         fn()
         b.record()
-        b.synchronize()
-        times.append(a.elapsed_time(b))
-    return statistics.median(times)
+    torch.cuda.synchronize()
+    return statistics.median(a.elapsed_time(b) for a, b in events)
 
 
 def host_overhead_us(fn, reps: int = 200) -> float:

@@ -236,11 +236,11 @@ class Machine:
         for a in self.smem.values():
             a.pending.zero_()
 
-    def barrier(self, bid=0, warps: int | None = None):
+    def barrier(self, bid=0, warps: int | None = None, wait: bool = True):
         """Barrier ``bid`` for ``warps`` warps (default: the whole block). ``bid`` may be a per-warp tensor of ids
         (consumer warpgroups each using their own). A generator: interpreters of ops that wait return it, and the
         executor runs it. Completing a barrier orders shared accesses before it with those after it (the race
-        shadows start a new epoch)."""
+        shadows start a new epoch). ``wait=False`` only arrives (``bar.arrive``)."""
         expected = self.W if warps is None else warps
         ids = torch.as_tensor(bid).expand(self.W)
         pending = []
@@ -259,7 +259,7 @@ class Machine:
                 self.epoch += 1
             else:
                 pending.append((i, b, b["gen"]))
-        if pending:
+        if pending and wait:
             what = "; ".join(f"barrier {i}: {int(b['arrived'].sum())} of {expected} warps arrived (warps "
                              f"{[int(w) for w in torch.nonzero(b['arrived']).flatten()]})" for i, b, _ in pending)
             yield Wait(lambda: all(b["gen"] != g for _, b, g in pending), what, self.loc)
@@ -301,8 +301,15 @@ class Machine:
 
     # ------------------------------------------------------------------------------------------ execution
     def run(self, stmts):
-        """Run a statement list for the active warps to completion (raises DeadlockError if it cannot finish)."""
-        gen = self._exec(stmts, self.active)
+        """Run a statement list for the active warps to completion (raises DeadlockError if it cannot finish).
+
+        Blocks of several warpgroups run one coroutine per warpgroup: warpgroups of one role (e.g. consumers)
+        may wait on different barriers at the same line, which lockstep execution could not express."""
+        if self.W > 4 and self.W % 4 == 0:
+            groups = [self.active & (torch.arange(self.W) // 4 == g) for g in range(self.W // 4)]
+            gen = self._join([self._exec(stmts, m) for m in groups])
+        else:
+            gen = self._exec(stmts, self.active)
         for wait in gen:
             # the top level has no one else to run: a wait that is not already satisfied can never be
             raise DeadlockError(f"every warp waits and none can proceed: {wait.what}", wait.loc)
@@ -313,11 +320,7 @@ class Machine:
             if isinstance(s, ir.Decl):
                 continue
             if isinstance(s, ir.Let):
-                v = self.eval(s.value)
-                old = self.env.get(s.sym.name)
-                if isinstance(v, torch.Tensor) or isinstance(old, torch.Tensor):
-                    v = torch.where(active, torch.as_tensor(v), torch.as_tensor(old if old is not None else 0))
-                self.env[s.sym.name] = v
+                self._bind(s.sym.name, self.eval(s.value), active)
             elif isinstance(s, ir.OpStmt):
                 try:
                     r = s.op.interpret(self, *s.args, **s.attrs)
@@ -379,9 +382,19 @@ class Machine:
         uniform = bool((trips[active] == n).all()) and bool((start[active] == start[active][0]).all())
         for k in range(n):
             v = start + k * step
-            self.env[s.var.name] = int(v[active][0]) if uniform else v
+            self._bind(s.var.name, int(v[active][0]) if uniform else v, active)
             yield from self._exec(s.body, active & (k < trips))
         self.active = active
+
+    def _bind(self, name, value, active):
+        """Set a scalar for the active warps only: coroutines of other warps may be inside the same loop or
+        ``let`` at another iteration. A Python number is kept only while every warp shares it."""
+        old = self.env.get(name)
+        if bool(active.all()) and not isinstance(value, torch.Tensor):
+            self.env[name] = value
+            return
+        base = torch.as_tensor(old if old is not None else 0).expand(self.W)
+        self.env[name] = torch.where(active, torch.as_tensor(value).expand(self.W), base)
 
 
 class SemaphoreState:
@@ -435,8 +448,10 @@ def _binop(op, a, b, ty):
     if op == "/":
         return (a.float() if isinstance(a, torch.Tensor) else float(a)) / b
     if op in ("//", "%"):  # C semantics: truncate toward zero
-        if tensor:
-            q = torch.div(torch.as_tensor(a), torch.as_tensor(b), rounding_mode="trunc")
+        if tensor:  # warps outside the active mask may hold stale zeros: never divide by them
+            b = torch.as_tensor(b)
+            b = torch.where(b == 0, torch.ones_like(b), b)
+            q = torch.div(torch.as_tensor(a), b, rounding_mode="trunc")
         else:
             q = abs(a) // abs(b) if isinstance(a, int) and isinstance(b, int) else math.trunc(abs(a) / abs(b))
             q = q if (a >= 0) == (b > 0) else -q

@@ -13,7 +13,8 @@ import pykittens as tk
 @tk.kernel(warps="W", min_blocks=1)
 def hopper_attention(q: tk.gl(tk.bf16), k: tk.gl(tk.bf16), v: tk.gl(tk.bf16), o: tk.gl(tk.bf16),
                      lse: tk.gl(tk.fp32), scale_log2: tk.f32, D: tk.constexpr, CONSUMERS: tk.constexpr,
-                     STAGES: tk.constexpr, CAUSAL: tk.constexpr, W: tk.constexpr, KV: tk.constexpr = 128):
+                     STAGES: tk.constexpr, CAUSAL: tk.constexpr, W: tk.constexpr, KV: tk.constexpr = 128,
+                     PINGPONG: tk.constexpr = False):
     b, h, qb = tk.block_idx.z, tk.block_idx.y, tk.block_idx.x
     h_kv = tk.let(h // (q.depth // k.depth))
     q_s = tk.st(tk.bf16, 64, D, count=CONSUMERS)
@@ -44,10 +45,17 @@ def hopper_attention(q: tk.gl(tk.bf16), k: tk.gl(tk.bf16), v: tk.gl(tk.bf16), o:
         tk.zero(norm_vec)
         tk.zero(o_reg)
         tk.wait(q_ready[s.consumer], 0)
+        if PINGPONG:  # consumers take turns on Q·Kᵀ, in order 0, 1, ...: the last one lets the first go
+            with tk.if_(s.consumer == CONSUMERS - 1):
+                tk.named_arrive(4, 8)
 
     def compute(s):
+        if PINGPONG:
+            tk.named_sync(4 + s.consumer, 8)  # my turn
         tk.warpgroup.mm_ABt(att, q_s[s.consumer], k_s[s.stage])
         tk.warpgroup.mma_wait()
+        if PINGPONG:  # the next consumer's Q·Kᵀ overlaps this one's softmax
+            tk.named_arrive(4 + (s.consumer + 1) % CONSUMERS, 8)
         tk.mul(att, att, scale_log2)
         q0 = (qb * CONSUMERS + s.consumer) * 64 + (tk.warp_id() % 4) * 16  # this warp's first query row
         with tk.if_((s.step + 1) * KV > k.rows):  # ragged last block

@@ -7,7 +7,9 @@ warp, followed by ``tk.sync()``). Each ``tk.arrive(s)`` is one warp's arrival (l
 loop waits on ``it % 2`` (or on ``(it // stages) % 2`` for stage ``it % stages`` of a ring). Waiting on parity 1
 before anything happened passes at once — a fresh semaphore counts as having completed a phase 1.
 
-``tk.named_sync(id, warps)`` is ``bar.sync id`` for ``warps`` warps (ids 1..15; 0 is ``tk.sync()``'s).
+``tk.named_sync(id, warps)`` is ``bar.sync id`` for ``warps`` warps (ids 1..15; 0 is ``tk.sync()``'s);
+``tk.named_arrive(id, warps)`` arrives without waiting (a producer side of an ordering, e.g. warpgroups taking
+turns on the tensor cores).
 """
 import torch
 
@@ -15,7 +17,7 @@ from .base import Op, emit, fail, kind
 from ..errors import DeadlockError
 from ..types import Semaphore, ST, SV
 
-__all__ = ["init_semaphore", "arrive", "expect_bytes", "expect", "wait", "named_sync"]
+__all__ = ["init_semaphore", "arrive", "expect_bytes", "expect", "wait", "named_sync", "named_arrive"]
 
 _PRELUDE = r"""
 #ifndef PK_SEMAPHORE
@@ -143,7 +145,19 @@ class NamedSync(Op):
         return f'asm volatile("bar.sync %0, {warps * 32};" :: "r"({g(bid)}) : "memory");'
 
 
+class NamedArrive(NamedSync):
+    name = "named_arrive"
+
+    def interpret(self, m, bid, warps):
+        ids = m.eval(bid)
+        yield from m.barrier(ids, warps, wait=False)
+
+    def cuda(self, g, bid, warps):
+        return f'asm volatile("bar.arrive %0, {warps * 32};" :: "r"({g(bid)}) : "memory");'
+
+
 _INIT, _ARRIVE, _EXPECT, _WAIT, _NAMED = InitSemaphore(), Arrive(), ExpectBytes(), Wait(), NamedSync()
+_NAMED_ARRIVE = NamedArrive()
 
 
 def init_semaphore(sem, arrivals: int):
@@ -180,3 +194,9 @@ def wait(sem, parity):
 def named_sync(bid, warps: int):
     """Barrier ``bid`` (1..15; an int or a device scalar) among ``warps`` warps, e.g. one consumer warpgroup."""
     emit(_NAMED, bid, warps)
+
+
+def named_arrive(bid, warps: int):
+    """Arrive at barrier ``bid`` without waiting (``bar.arrive``): lets the warps that ``named_sync`` on it go.
+    ``warps`` counts both sides, as in ``named_sync``."""
+    emit(_NAMED_ARRIVE, bid, warps)
