@@ -86,11 +86,11 @@ def test_warp_kernel_compiles_with_hmma_and_no_spills(D, arch):
 @pytest.mark.parametrize("D,causal", [(64, False), (128, True)])
 def test_hopper_kernel_compiles_with_hgmma_tma_and_no_spills(D, causal):
     from pykittens.kernels.attention import HOPPER_CONFIG
-    consumers, stages, kv = HOPPER_CONFIG[D]
+    consumers, stages, kv, pingpong = HOPPER_CONFIG[D]
     q = torch.empty(1, 1, 256, D, dtype=torch.bfloat16)
     lse = torch.empty(1, 1, 1, 256)
     ck = hopper_attention.compile(q, q, q, q, lse, 1.0, D, consumers, stages, causal, 4 * (1 + consumers), kv,
-                                  arch="sm_90a")
+                                  pingpong, arch="sm_90a")
     sass = ck.sass()
     assert "HGMMA" in sass and "UTMALDG" in sass and "UTMASTG" in sass
     res = ck.resources()

@@ -41,9 +41,19 @@ def _check(q, k, v, causal):
                          f"not supported")
 
 
-# head dim -> (consumer warpgroups of 64 query rows, K/V ring stages, keys per stage): what fits 227 KB of shared
-# memory and the register file (3 consumers get setmaxnreg 160, 2 get 232); see NOTES.md for the variants timed
-HOPPER_CONFIG = {64: (3, 4, 128), 128: (2, 2, 128)}
+# head dim -> (consumer warpgroups of 64 query rows, K/V ring stages, keys per stage, ping-pong): what fits 227 KB
+# of shared memory and the register file (3 consumers get setmaxnreg 160), and timed fastest (NOTES.md)
+HOPPER_CONFIG = {64: (3, 4, 128, True), 128: (3, 2, 128, True)}
+_CAPABILITY: dict = {}  # device index -> compute capability major, read once
+
+
+def _is_hopper(device) -> bool:
+    if device.type == "cpu":
+        return True  # the interpreter runs the Hopper kernel
+    major = _CAPABILITY.get(device.index)
+    if major is None:
+        major = _CAPABILITY[device.index] = torch.cuda.get_device_capability(device)[0]
+    return major == 9
 
 
 def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, causal: bool = False, scale: float | None = None,
@@ -62,8 +72,7 @@ def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, causal: bool = 
     D = q.shape[-1]
     scale = 1.0 / math.sqrt(D) if scale is None else float(scale)
     if kernel == "auto":
-        hopper = q.device.type == "cpu" or torch.cuda.get_device_capability(q.device)[0] == 9
-        kernel = "hopper" if hopper else "warp"
+        kernel = "hopper" if _is_hopper(q.device) else "warp"
     if kernel == "warp":
         if return_lse:
             raise ValueError("attention: the warp-level kernel does not return the log-sum-exp; use kernel='hopper'")
@@ -109,15 +118,15 @@ def _hopper_forward(q, k, v, causal: bool, scale: float):
     """(o, lse) from the Hopper kernel. o is contiguous in (B, N, H, D) order when q is a transposed (B, N, H, D)
     tensor, so ``attention_bnhd`` needs no copy."""
     B, H, N, D = q.shape
-    consumers, stages, kv = HOPPER_CONFIG[D]
+    consumers, stages, kv, pingpong = HOPPER_CONFIG[D]
     bnhd = q.stride(1) < q.stride(2)  # a transposed (B, N, H, D) tensor
     o = torch.empty(B, N, H, D, dtype=q.dtype, device=q.device).transpose(1, 2) if bnhd else torch.empty_like(
         q, memory_format=torch.contiguous_format)
     n_pad = -(-N // 4) * 4  # lse rows padded to 16 bytes (a global layout requirement)
     lse = torch.empty(B, H, n_pad, dtype=torch.float32, device=q.device)
     grid = (-(-N // (64 * consumers)), H, B)
-    hopper_attention[grid](q, k, v, o, lse.unsqueeze(2), scale * math.log2(math.e), D, consumers, stages,
-                           bool(causal), 4 * (1 + consumers), kv)
+    hopper_attention.launch(grid, q, k, v, o, lse.unsqueeze(2), scale * math.log2(math.e), D, consumers, stages,
+                           bool(causal), 4 * (1 + consumers), kv, pingpong)
     return o, (lse if n_pad == N else lse[..., :N].clone())
 
 
