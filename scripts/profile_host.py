@@ -37,7 +37,9 @@ def main():
     from pykittens.kernels import attention, matmul
     a = torch.randn(1024, 1024, device="cuda", dtype=torch.bfloat16)
     q = torch.randn(1, 2, 128, 128, device="cuda", dtype=torch.bfloat16)
-    for name, fn in (("matmul 1024", lambda: matmul(a, a)), ("attention", lambda: attention(q, q, q))):
+    from pykittens.kernels.attention import _hopper_forward
+    for name, fn in (("matmul 1024", lambda: matmul(a, a)), ("attention", lambda: attention(q, q, q)),
+                     ("_hopper_forward", lambda: _hopper_forward(q, q, q, False, 0.1))):
         fn()
         torch.cuda.synchronize()
         n = 300
