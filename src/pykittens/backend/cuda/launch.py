@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import ctypes
+import struct
 
 import torch
 
@@ -65,48 +66,59 @@ _streams: dict = {}  # stream handle -> CUstream, so launches do not build one e
 
 
 class ArgBuffer:
-    """Kernel arguments packed once per launch into preallocated ctypes slots (a gl is ptr, b, d, r, c, sb, sd, sr),
-    handed to cuLaunchKernel as a ready ``void**``: no per-launch conversion of argument types."""
+    """Kernel arguments packed into one preallocated buffer with a precompiled ``struct`` layout (a gl is ptr, b, d,
+    r, c, sb, sd, sr; a TMA descriptor 128 bytes at 64-byte alignment), handed to cuLaunchKernel as a ready
+    ``void**`` into it: a launch is one ``pack_into`` plus a copy per descriptor, no per-argument conversions."""
 
     def __init__(self, params, tensor_maps=()):
-        self.slots, self.setters = [], []
-        self.tmaps = [(params.index(var), st, (ctypes.c_ubyte * 128)()) for var, st in tensor_maps]
+        fmt, offsets, self.kinds = "=", [], []
+        size = 0
+
+        def slot(code, nbytes):
+            nonlocal fmt, size
+            pad = -size % nbytes
+            fmt += f"{pad}x{code}" if pad else code
+            size += pad
+            offsets.append(size)
+            size += nbytes
+
         for p in params:
             if isinstance(p.type, GL):
-                ptr = ctypes.c_void_p()
-                dims = [ctypes.c_int() for _ in range(4)]
-                strides = [ctypes.c_longlong() for _ in range(3)]
-                self.slots += [ptr, *dims, *strides]
-                self.setters.append(self._gl_setter(ptr, dims, strides))
+                slot("Q", 8)
+                for _ in range(4):
+                    slot("i", 4)
+                for _ in range(3):
+                    slot("q", 8)
+                self.kinds.append("gl")
             else:
-                slot = ctypes.c_float() if p.type is f32 else ctypes.c_int()
-                self.slots.append(slot)
-                self.setters.append(self._scalar_setter(slot))
-        self.slots += [slot for _, _, slot in self.tmaps]
-        self.array = (ctypes.c_void_p * len(self.slots))(*[ctypes.addressof(x) for x in self.slots])
+                slot("f" if p.type is f32 else "i", 4)
+                self.kinds.append("f" if p.type is f32 else "i")
+        self.struct = struct.Struct(fmt)
+        self.tmaps = []
+        for var, st in tensor_maps:
+            size += -size % 64
+            offsets.append(size)
+            self.tmaps.append((params.index(var), st, size))
+            size += 128
+        self.buffer = (ctypes.c_ubyte * (size + 64))()
+        base = ctypes.addressof(self.buffer)
+        self.shift = -base % 64  # descriptors want 64-byte alignment
+        self.array = (ctypes.c_void_p * len(offsets))(*[base + self.shift + o for o in offsets])
         self.pointer = ctypes.addressof(self.array)
 
-    @staticmethod
-    def _gl_setter(ptr, dims, strides):
-        def set_(g):  # a kernel.GlobalArg
-            ptr.value = g.ptr
-            for slot, n in zip(dims, g.shape):
-                slot.value = n
-            for slot, n in zip(strides, g.stride):
-                slot.value = n
-        return set_
-
-    @staticmethod
-    def _scalar_setter(slot):
-        def set_(v):
-            slot.value = v
-        return set_
-
     def fill(self, runtime):
-        for set_, a in zip(self.setters, runtime):
-            set_(a)
+        values = []
+        for kind, a in zip(self.kinds, runtime):
+            if kind == "gl":  # a kernel.GlobalArg
+                values.append(a.ptr)
+                values.extend(a.shape)
+                values.extend(a.stride[:3])
+            else:
+                values.append(a)
+        self.struct.pack_into(self.buffer, self.shift, *values)
         if self.tmaps:
-            from .tma import copy_into, encode
-            for i, st, slot in self.tmaps:
-                copy_into(slot, encode(runtime[i], st))
+            from .tma import encode
+            base = ctypes.addressof(self.buffer) + self.shift
+            for i, st, off in self.tmaps:
+                ctypes.memmove(base + off, encode(runtime[i], st).getPtr(), 128)
         return self

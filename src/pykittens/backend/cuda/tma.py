@@ -7,8 +7,6 @@ whole tile (at most 256 elements per row).
 """
 from __future__ import annotations
 
-import ctypes
-
 import torch
 
 from ...types import ST
@@ -61,8 +59,3 @@ def encode(g, st: ST):
             _cache.clear()
         _cache[key] = tm
     return tm
-
-
-def copy_into(slot, tm):
-    """Copy the 128 bytes of a CUtensorMap into a kernel-parameter slot."""
-    ctypes.memmove(ctypes.addressof(slot), tm.getPtr(), 128)
