@@ -21,7 +21,7 @@ def hopper_attention(q: tk.gl(tk.bf16), k: tk.gl(tk.bf16), v: tk.gl(tk.bf16), o:
     k_s, v_s = tk.st(tk.bf16, KV, D, count=STAGES), tk.st(tk.bf16, KV, D, count=STAGES)
     q_ready = tk.semaphore(count=CONSUMERS)
     att, att_bf, o_reg = tk.rt(tk.fp32, 16, KV), tk.rt(tk.bf16, 16, KV), tk.rt(tk.fp32, 16, D)
-    max_vec, max_last, norm_vec = tk.col_vec(att), tk.col_vec(att), tk.col_vec(att)
+    max_vec, max_last, norm_vec, max_scaled = (tk.col_vec(att) for _ in range(4))
     o_bf = tk.rt(tk.bf16, 16, D)
     shift = tk.let(k.rows - q.rows)  # bottom-right causal alignment
     steps = tk.cdiv(k.rows, KV)
@@ -56,18 +56,20 @@ def hopper_attention(q: tk.gl(tk.bf16), k: tk.gl(tk.bf16), v: tk.gl(tk.bf16), o:
         tk.warpgroup.mma_wait()
         if PINGPONG:  # the next consumer's Q·Kᵀ overlaps this one's softmax
             tk.named_arrive(4 + (s.consumer + 1) % CONSUMERS, 8)
-        tk.mul(att, att, scale_log2)
         q0 = (qb * CONSUMERS + s.consumer) * 64 + (tk.warp_id() % 4) * 16  # this warp's first query row
         with tk.if_((s.step + 1) * KV > k.rows):  # ragged last block
             tk.right_fill(att, att, k.rows - s.step * KV, -math.inf)
         if CAUSAL:
             with tk.if_((s.step + 1) * KV > q0 + shift):  # block crosses this warp's diagonal
                 tk.tril(att, att, q0 + shift - s.step * KV, -math.inf)
-        tk.copy(max_last, max_vec)
+        tk.copy(max_last, max_vec)  # running max of the raw scores; the scale is applied as s·c − m·c (one FFMA)
         tk.row_max(max_vec, att, max_vec)
-        tk.sub_row(att, att, max_vec)
+        tk.mul(max_scaled, max_vec, scale_log2)
+        tk.mul(att, att, scale_log2)
+        tk.sub_row(att, att, max_scaled)
         tk.exp2(att, att)
         tk.sub(max_last, max_last, max_vec)
+        tk.mul(max_last, max_last, scale_log2)
         tk.exp2(max_last, max_last)
         tk.mul(norm_vec, norm_vec, max_last)
         tk.row_sum(norm_vec, att, norm_vec)
@@ -85,8 +87,8 @@ def hopper_attention(q: tk.gl(tk.bf16), k: tk.gl(tk.bf16), v: tk.gl(tk.bf16), o:
         with tk.if_(tk.warp_id() % 4 == 0):
             tk.tma.store_async(o, q_s[s.consumer], (b, h, qb * CONSUMERS + s.consumer, 0))
             tk.tma.store_commit()
-        tk.log2(norm_vec, norm_vec)  # lse = ln(sum exp(s * scale)) = (max + log2(norm)) * ln 2
-        tk.add(norm_vec, norm_vec, max_vec)
+        tk.log2(norm_vec, norm_vec)  # lse = ln(sum exp(s * scale)) = (max·c + log2(norm)) * ln 2
+        tk.add(norm_vec, norm_vec, max_scaled)
         tk.mul(norm_vec, norm_vec, math.log(2))
         tk.store(lse, norm_vec, (b, h, 0, (qb * CONSUMERS + s.consumer) * 4 + tk.warp_id() % 4), clip=True)
         with tk.if_(tk.warp_id() % 4 == 0):
