@@ -161,3 +161,21 @@ def test_gpu_torch_compile_and_cuda_graph():
     g.replay()
     torch.cuda.synchronize()
     assert_close(out, reference_attention(q, k, v, True), 1e-2)
+
+
+@pytest.mark.gpu
+def test_gpu_random_grid():
+    """Fresh random shapes each run: batch, heads (with GQA), lengths (ragged, N_q != N_kv), head dim, causal."""
+    import random
+    rng = random.Random()
+    for _ in range(12):
+        d = rng.choice([64, 128])
+        hk = rng.choice([1, 2, 4])
+        hq = hk * rng.choice([1, 2, 4])
+        nk = rng.randint(1, 3000)
+        causal = rng.random() < 0.5
+        nq = rng.randint(1, nk) if causal else rng.randint(1, 3000)
+        q, k, v = _inputs(rng.randint(1, 3), hq, hk, nq, nk, d, device="cuda")
+        out = attention(q, k, v, causal=causal)
+        err = rel_err(out, reference_attention(q, k, v, causal))
+        assert err <= 1e-2, (q.shape, k.shape, causal, err)
