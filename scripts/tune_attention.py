@@ -1,5 +1,6 @@
 """Time Hopper attention variants (consumer warpgroups, stages, keys per stage) next to cuDNN, N = 4096."""
 import math
+import sys
 
 import torch
 from torch.nn.attention import SDPBackend, sdpa_kernel
@@ -8,13 +9,13 @@ from torch.nn.functional import scaled_dot_product_attention as sdpa
 from pykittens.bench.harness import time_ms
 from pykittens.kernels import hopper_attention
 
-# (consumers, stages, keys per stage, ping-pong)
-VARIANTS = {64: [(3, 4, 128, False), (3, 4, 128, True), (2, 4, 128, True), (3, 6, 64, True)],
-            128: [(2, 2, 128, False), (2, 2, 128, True), (3, 2, 128, True), (2, 4, 64, True)]}
+# (consumers, stages, keys per stage, ping-pong, P·V left in flight)
+VARIANTS = {64: [(3, 4, 128, True, False), (3, 4, 128, True, True), (3, 5, 128, True, True)],
+            128: [(3, 2, 128, True, False), (3, 2, 128, True, True), (2, 2, 128, True, True)]}
 
 
 def main():
-    n = 4096
+    n = int(sys.argv[1]) if len(sys.argv) > 1 else 4096
     for d, variants in VARIANTS.items():
         for causal in (False, True):
             B, H = 16384 // n, 2048 // d
@@ -24,19 +25,19 @@ def main():
                 ref = sdpa(q, k, v, is_causal=causal)
                 tc = time_ms(lambda: sdpa(q, k, v, is_causal=causal))
             print(f"D={d} causal={causal}: cuDNN {fl / tc:.0f} TFLOP/s")
-            for c, s, kv, pp in variants:
+            for c, s, kv, pp, lag in variants:
                 o = torch.full_like(q, float("nan"))  # poisoned: an unwritten row shows
                 lse = torch.empty(B, H, 1, n, device="cuda")
                 run = lambda: hopper_attention[(-(-n // (64 * c)), H, B)](  # noqa: E731
-                    q, k, v, o, lse, math.log2(math.e) / math.sqrt(d), d, c, s, causal, 4 * (1 + c), kv, pp)
+                    q, k, v, o, lse, math.log2(math.e) / math.sqrt(d), d, c, s, causal, 4 * (1 + c), kv, pp, lag)
                 try:
                     run()
                     torch.cuda.synchronize()
                 except Exception as e:  # noqa: BLE001
-                    print(f"  C={c} S={s} KV={kv} pingpong={pp}: failed {str(e)[:300]}")
+                    print(f"  C={c} S={s} KV={kv} pingpong={pp} pv_lag={lag}: failed {str(e)[:300]}")
                     continue
                 err = ((o.double() - ref.double()).norm() / ref.double().norm()).item()
-                print(f"  C={c} S={s} KV={kv} pingpong={pp}: {fl / time_ms(run):.0f} TFLOP/s (err vs cuDNN {err:.1e})")
+                print(f"  C={c} S={s} KV={kv} pingpong={pp} pv_lag={lag}: {fl / time_ms(run):.0f} TFLOP/s (err vs cuDNN {err:.1e})")
 
 
 if __name__ == "__main__":

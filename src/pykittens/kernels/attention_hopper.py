@@ -14,7 +14,7 @@ import pykittens as tk
 def hopper_attention(q: tk.gl(tk.bf16), k: tk.gl(tk.bf16), v: tk.gl(tk.bf16), o: tk.gl(tk.bf16),
                      lse: tk.gl(tk.fp32), scale_log2: tk.f32, D: tk.constexpr, CONSUMERS: tk.constexpr,
                      STAGES: tk.constexpr, CAUSAL: tk.constexpr, W: tk.constexpr, KV: tk.constexpr = 128,
-                     PINGPONG: tk.constexpr = False):
+                     PINGPONG: tk.constexpr = False, PV_LAG: tk.constexpr = False):
     b, h = tk.block_idx.z, tk.block_idx.y
     qb = tk.let(tk.grid_dim.x - 1 - tk.block_idx.x) if CAUSAL else tk.block_idx.x  # causal: longest rows first
     h_kv = tk.let(h // (q.depth // k.depth))
@@ -77,9 +77,11 @@ def hopper_attention(q: tk.gl(tk.bf16), k: tk.gl(tk.bf16), v: tk.gl(tk.bf16), o:
         tk.mul_row(o_reg, o_reg, max_last)
         tk.copy(att_bf, att)
         tk.warpgroup.mma_AB(o_reg, att_bf, v_s[s.stage])
-        tk.warpgroup.mma_wait()
+        if not PV_LAG:  # PV_LAG: P·V stays in flight until the next step's wait, its stage released a step late
+            tk.warpgroup.mma_wait()
 
     def finish(s):
+        tk.warpgroup.mma_wait()
         tk.div_row(o_reg, o_reg, norm_vec)
         tk.copy(o_bf, o_reg)
         tk.named_sync(1 + s.consumer, 4)  # every warp of the group is past its last wgmma reading Q
@@ -96,6 +98,6 @@ def hopper_attention(q: tk.gl(tk.bf16), k: tk.gl(tk.bf16), v: tk.gl(tk.bf16), o:
             tk.tma.store_wait(0)
 
     tk.producer_consumer(stages=STAGES, consumers=CONSUMERS, tiles=1, steps=steps, load=load, compute=compute,
-                         finish=finish, start=start, init=init, persistent=False,
+                         finish=finish, start=start, init=init, persistent=False, release_lag=int(PV_LAG),
                          producer_registers=24 if CONSUMERS == 3 else 40,
                          consumer_registers=160 if CONSUMERS == 3 else 232)

@@ -141,11 +141,17 @@ template<int N> __device__ __forceinline__ void wgmma_wait() {
 }
 // After a wait: make every later use of accumulator tile d depend on an (empty) asm ordered after the wait, so the
 // compiler cannot hoist a read of d above it (reading in-flight accumulators is undefined).
+// Register A operands are fenced too: the hardware may read them until the wait, so they must stay live.
 template<class D> __device__ __forceinline__ void wgmma_fence_operand(D& d) {
   #pragma unroll
   for (int j = 0; j < D::width; j++)
   #pragma unroll
-  for (int k = 0; k < 4; k++) asm volatile("" : "+f"(d.data[0][j][k].x), "+f"(d.data[0][j][k].y) :: "memory");
+  for (int k = 0; k < 4; k++) {
+    if constexpr (same<typename D::dtype, float>::value)
+      asm volatile("" : "+f"(d.data[0][j][k].x), "+f"(d.data[0][j][k].y) :: "memory");
+    else
+      asm volatile("" : "+r"(d.data[0][j][k]) :: "memory");
+  }
 }
 // One wgmma.mma_async m64nNk16 with fp32 accumulators d (the warp's rt<float, 16, N, row>::data[0]); ss: A and B
 // from shared memory (descriptors), rs: A from registers (the K step's 4 words). scale_d = 0: d = A*B.
@@ -386,6 +392,8 @@ def _accumulators_in_scope(kir, op) -> list:
         for s in stmts:
             if isinstance(s, ir.OpStmt) and isinstance(s.op, Wgmma):
                 accs[s.args[0]] = True
+                if isinstance(s.args[1], ir.Var) and isinstance(s.args[1].type, RT):
+                    accs[s.args[1]] = True  # a register A operand
             for body in (getattr(s, "body", None), getattr(s, "then", None), getattr(s, "orelse", None)):
                 if body:
                     collect(body)
