@@ -98,7 +98,7 @@ class ArgBuffer:
         for var, st in tensor_maps:
             size += -size % 64
             offsets.append(size)
-            self.tmaps.append((params.index(var), st, size))
+            self.tmaps.append((params.index(var), st, size, {}))
             size += 128
         self.buffer = (ctypes.c_ubyte * (size + 64))()
         base = ctypes.addressof(self.buffer)
@@ -117,8 +117,14 @@ class ArgBuffer:
                 values.append(a)
         self.struct.pack_into(self.buffer, self.shift, *values)
         if self.tmaps:
-            from .tma import encode
             base = ctypes.addressof(self.buffer) + self.shift
-            for i, st, off in self.tmaps:
-                ctypes.memmove(base + off, encode(runtime[i], st).getPtr(), 128)
+            for i, st, off, cache in self.tmaps:
+                g = runtime[i]
+                tm = cache.get((g.ptr, g.shape, g.stride))
+                if tm is None:  # a descriptor per address and layout; the shared module cache bounds memory
+                    from .tma import encode
+                    tm = cache[(g.ptr, g.shape, g.stride)] = encode(g, st)
+                    if len(cache) > 256:
+                        cache.clear()
+                ctypes.memmove(base + off, tm.getPtr(), 128)
         return self
