@@ -26,6 +26,8 @@ def main(argv=None) -> int:
     p.add_argument("--quick", action="store_true", help="fewer sequence lengths (1k, 4k, 16k)")
     p.add_argument("--out", type=Path, default=Path("results"), help="directory for JSON / Markdown / PNG")
     p.add_argument("--cpu", action="store_true", help="run the interpreter check even if a GPU is present")
+    p.add_argument("--kernel", default="auto", choices=["auto", "hopper", "warp"],
+                   help="which attention kernel to time (results go to attention_fwd[_KERNEL].*)")
     args = p.parse_args(argv)
     progress = _progress()
 
@@ -45,7 +47,11 @@ def main(argv=None) -> int:
     for name in (suites if args.suite == "all" else [args.suite]):
         module, stem = suites[name]
         ctx = context()
-        records, extra = module.run(args.quick, progress)
+        if name == "attention" and args.kernel != "auto":
+            records, extra = module.run(args.quick, progress, args.kernel)
+            stem = f"{stem}_{args.kernel}"
+        else:
+            records, extra = module.run(args.quick, progress)
         ctx.update(extra)
         ctx["after_run"] = gpu_state()  # clocks under load, not idle
         paths = save(records, ctx, args.out, stem, module.plot, module.table)

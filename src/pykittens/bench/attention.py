@@ -40,7 +40,7 @@ def _reference_rows(q, k, v, causal):
     return rows, torch.softmax(s, -1) @ vd
 
 
-def run(quick: bool, progress) -> tuple[list[Record], dict]:
+def run(quick: bool, progress, kernel: str = "auto") -> tuple[list[Record], dict]:
     from torch.nn.attention import SDPBackend, sdpa_kernel
     from torch.nn.functional import scaled_dot_product_attention as sdpa
     from .. import kernels
@@ -51,7 +51,7 @@ def run(quick: bool, progress) -> tuple[list[Record], dict]:
         flags = {"causal": c["causal"], "dtype": "bf16"}
         q, k, v = (torch.randn(c["B"], c["H"], c["N"], c["D"], device="cuda", dtype=torch.bfloat16) for _ in range(3))
         rows, ref = _reference_rows(q, k, v, c["causal"])
-        systems = {"pykittens": lambda: kernels.attention(q, k, v, causal=c["causal"])}
+        systems = {"pykittens": lambda: kernels.attention(q, k, v, causal=c["causal"], kernel=kernel)}
         for name, backend in PEERS.items():
             systems[name] = (lambda b=getattr(SDPBackend, backend):
                              _with_backend(sdpa_kernel, b, lambda: sdpa(q, k, v, is_causal=c["causal"])))
@@ -74,6 +74,7 @@ def run(quick: bool, progress) -> tuple[list[Record], dict]:
             pk = row["pykittens"]
             pk.ratios = {n: pk.tflops / r.tflops for n, r in row.items() if n != "pykittens"}
         del q, k, v
+    extra["kernel"] = kernel
     try:
         extra["compile"] = compile_times()
     except Exception as e:  # noqa: BLE001 - the speed records are still worth saving
