@@ -76,7 +76,7 @@ def run(quick: bool, progress, kernel: str = "auto") -> tuple[list[Record], dict
         del q, k, v
     extra["kernel"] = kernel
     try:
-        extra["compile"] = compile_times()
+        extra["compile"] = compile_times("warp" if kernel == "warp" else "hopper")
     except Exception as e:  # noqa: BLE001 - the speed records are still worth saving
         extra["compile"] = f"failed: {e}"
     return records, extra
@@ -91,18 +91,18 @@ _COMPILE_PROBE = """
 import json, sys, time
 t0 = time.perf_counter()
 import torch
-from pykittens.kernels import attention, hopper_attention
+from pykittens import kernels
 q = torch.randn(1, 1, 128, 128, device="cuda", dtype=torch.bfloat16)
 t1 = time.perf_counter()
-attention(q, q, q)
+kernels.attention(q, q, q, kernel=sys.argv[1])
 torch.cuda.synchronize()
 t2 = time.perf_counter()
-r = hopper_attention.last_compile
+r = (kernels.warp_attention if sys.argv[1] == "warp" else kernels.hopper_attention).last_compile
 print(json.dumps({"first_call_ms": (t2 - t1) * 1e3, "compile_ms": r.seconds * 1e3, "from_cache": r.from_cache}))
 """
 
 
-def compile_times() -> dict:
+def compile_times(kernel: str = "hopper") -> dict:
     """Compile and launch costs of the Hopper attention kernel (D = 128), each compile in a fresh process.
 
     cold: empty cache (NVRTC library load + compile); warm: the same kernel found in the on-disk cache.
@@ -114,12 +114,12 @@ def compile_times() -> dict:
     import sys
     import tempfile
 
-    from ..kernels import attention, hopper_attention
+    from ..kernels import attention, hopper_attention, warp_attention
     out = {}
     with tempfile.TemporaryDirectory() as d:
         env = dict(os.environ, PYKITTENS_CACHE_DIR=d)
         for label in ("cold", "warm"):
-            r = subprocess.run([sys.executable, "-c", _COMPILE_PROBE], capture_output=True, text=True, env=env)
+            r = subprocess.run([sys.executable, "-c", _COMPILE_PROBE, kernel], capture_output=True, text=True, env=env)
             if r.returncode:
                 out[label] = f"failed: {r.stderr[-300:]}"
                 continue
@@ -128,10 +128,11 @@ def compile_times() -> dict:
             out[f"{label}_first_call_ms"] = probe["first_call_ms"]
             out[f"{label}_source"] = probe["from_cache"] or "nvrtc"
     q = torch.randn(1, 1, 128, 128, device="cuda", dtype=torch.bfloat16)
-    attention(q, q, q)
-    out["host_overhead_us"] = host_overhead_us(lambda: attention(q, q, q))
+    attention(q, q, q, kernel=kernel)
+    out["host_overhead_us"] = host_overhead_us(lambda: attention(q, q, q, kernel=kernel))
     try:
-        spec = next(s for s in hopper_attention._specs.values() if s.compiled)
+        k = warp_attention if kernel == "warp" else hopper_attention
+        spec = next(s for s in k._specs.values() if s.compiled)
         res = next(iter(spec.compiled.values())).resources()
         out.update(registers_at_entry=res.registers, local_bytes=res.local)
     except (StopIteration, RuntimeError) as e:  # inspection is optional here
