@@ -1,12 +1,11 @@
 """Row / column broadcasts: sub_row, mul_row, div_row, add_row, sub_col, mul_col, div_col, add_col, broadcast_row,
 broadcast_col. The vectors come from row_max / col_max of a second random tile (exact, and far from 0 for div)."""
-import os
 
 import pytest
 import torch
 
 import pykittens as tk
-from util import assert_close, poison, rand, tol_for
+from util import assert_close, expect_tagged_type_error, poison, rand, tol_for
 
 W, R, C = 2, 48, 32  # warps; each warp works on its own R x C tile (non-square)
 FNS = {"sub": torch.sub, "mul": torch.mul, "div": torch.div, "add": torch.add}
@@ -87,72 +86,55 @@ def test_broadcasts_compile(layout, tdt, vdt):
 
 
 # ------------------------------------------------------------------------------------------------ type rules
-def _line(tag):
-    with open(__file__) as f:
-        for n, line in enumerate(f, 1):
-            if line.rstrip().endswith(f"# bad:{tag}"):
-                return n
-    raise AssertionError(tag)
-
-
-def _expect(fn, tag, *words):
-    x = torch.zeros(32, 48, dtype=torch.bfloat16)
-    k = tk.kernel(warps=1)(fn)
-    with pytest.raises(tk.KernelTypeError) as e:
-        k.ir(x)
-    msg = str(e.value)
-    assert f"{os.path.basename(__file__)}:{_line(tag)}:" in msg, msg
-    for w in words:
-        assert w in msg, msg
-
-
 def test_type_rules():
     def col_vec_for_cols(x: tk.gl(tk.bf16)):
         t = tk.rt(tk.bf16, 32, 48)
         v = tk.col_vec(t, tk.fp32)
         tk.sub_col(t, t, v)  # bad:col_vec_for_cols
-    _expect(col_vec_for_cols, "col_vec_for_cols", "sub_col", "expected rv<float32, 48, align>",
+    expect_tagged_type_error(col_vec_for_cols, "col_vec_for_cols", "sub_col", "expected rv<float32, 48, align>",
             "got rv<float32, 32, ortho>")
 
     def wrong_layout(x: tk.gl(tk.bf16)):
         t = tk.rt(tk.bf16, 32, 48, "col")
         v = tk.rv(tk.fp32, 32, "ortho")
         tk.mul_row(t, t, v)  # bad:wrong_layout
-    _expect(wrong_layout, "wrong_layout", "expected rv<float32, 32, align>", "got rv<float32, 32, ortho>")
+    expect_tagged_type_error(wrong_layout, "wrong_layout",
+                             "expected rv<float32, 32, align>", "got rv<float32, 32, ortho>")
 
     def tile_as_vec(x: tk.gl(tk.bf16)):
         t = tk.rt(tk.bf16, 32, 48)
         tk.add_row(t, t, t)  # bad:tile_as_vec
-    _expect(tile_as_vec, "tile_as_vec", "expected rv<bfloat16, 32, ortho>", "got rt<bfloat16, 32x48, row>")
+    expect_tagged_type_error(tile_as_vec, "tile_as_vec",
+                             "expected rv<bfloat16, 32, ortho>", "got rt<bfloat16, 32x48, row>")
 
     def scalar_as_vec(x: tk.gl(tk.bf16)):
         t = tk.rt(tk.bf16, 32, 48)
         tk.div_row(t, t, 2.0)  # bad:scalar_as_vec
-    _expect(scalar_as_vec, "scalar_as_vec", "expected rv<bfloat16, 32, ortho>", "got scalar")
+    expect_tagged_type_error(scalar_as_vec, "scalar_as_vec", "expected rv<bfloat16, 32, ortho>", "got scalar")
 
     def shape_mismatch(x: tk.gl(tk.bf16)):
         t = tk.rt(tk.bf16, 32, 48)
         d = tk.rt(tk.bf16, 32, 32)
         v = tk.col_vec(t)
         tk.sub_row(d, t, v)  # bad:shape_mismatch
-    _expect(shape_mismatch, "shape_mismatch", "same shape", "expected (32, 32), got (32, 48)")
+    expect_tagged_type_error(shape_mismatch, "shape_mismatch", "same shape", "expected (32, 32), got (32, 48)")
 
     def layout_mismatch(x: tk.gl(tk.bf16)):
         t = tk.rt(tk.bf16, 32, 48)
         d = tk.rt(tk.bf16, 32, 48, "col")
         v = tk.row_vec(t)
         tk.add_col(d, t, v)  # bad:layout_mismatch
-    _expect(layout_mismatch, "layout_mismatch", "same layout", "expected col, got row")
+    expect_tagged_type_error(layout_mismatch, "layout_mismatch", "same layout", "expected col, got row")
 
     def fill_wrong_vec(x: tk.gl(tk.bf16)):
         t = tk.rt(tk.bf16, 32, 48)
         v = tk.col_vec(t)
         tk.broadcast_col(t, v)  # bad:fill_wrong_vec
-    _expect(fill_wrong_vec, "fill_wrong_vec", "broadcast_col", "expected rv<bfloat16, 48, align>",
+    expect_tagged_type_error(fill_wrong_vec, "fill_wrong_vec", "broadcast_col", "expected rv<bfloat16, 48, align>",
             "got rv<bfloat16, 32, ortho>")
 
     def fill_not_tile(x: tk.gl(tk.bf16)):
         t = tk.rt(tk.bf16, 32, 48)
         v = tk.col_vec(t)
         tk.broadcast_row(v, v)  # bad:fill_not_tile
-    _expect(fill_not_tile, "fill_not_tile", "destination must be a register tile")
+    expect_tagged_type_error(fill_not_tile, "fill_not_tile", "destination must be a register tile")

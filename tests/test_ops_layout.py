@@ -6,17 +6,13 @@
 - misuse is a KernelTypeError naming this file and the line of the bad call;
 - NVRTC builds for sm_90a and sm_80 (movmatrix / shuffles, no spills); GPU runs marked ``gpu``.
 """
-import os
-import sys
-
 import pytest
 import torch
 
 import pykittens as tk
 from pykittens.ops import layout as layout_ops
-from pykittens.types import fragment_coords
 
-from util import assert_close, poison, rand, tol_for
+from util import assert_close, expect_type_error, from_regs, next_line, poison, rand, to_regs, tol_for
 
 R, C = 32, 48
 WARPS = 2
@@ -138,27 +134,6 @@ def test_layout_compiles(arch):
 
 
 # ---------------------------------------------------------------------------------------------- lane simulation
-def to_regs(x, layout):
-    """Registers of a tile holding ``x`` in ``layout``: regs[i][j][k][lane] = (v0, v1)."""
-    rows, cols = x.shape
-    return [[[[tuple(float(x[16 * i + r, 16 * j + c]) for r, c in (fragment_coords(layout, lane, k, e)
-                                                                    for e in (0, 1)))
-               for lane in range(32)] for k in range(4)] for j in range(cols // 16)] for i in range(rows // 16)]
-
-
-def from_regs(regs, layout):
-    H, W = len(regs), len(regs[0])
-    x = torch.full((16 * H, 16 * W), float("nan"), dtype=torch.float64)
-    for i in range(H):
-        for j in range(W):
-            for k in range(4):
-                for lane in range(32):
-                    for e in (0, 1):
-                        r, c = fragment_coords(layout, lane, k, e)
-                        x[16 * i + r, 16 * j + c] = regs[i][j][k][lane][e]
-    return x
-
-
 def movmatrix_trans(reg):
     """movmatrix.sync.aligned.m8n8.trans.b16 per the PTX ISA: lane 4g+t holds row g, cols 2t, 2t+1 of an 8x8 matrix
     M in a, and receives the same fragment of M^T in d."""
@@ -222,25 +197,6 @@ def test_generated_cuda_uses_the_simulated_expressions():
 
 
 # ---------------------------------------------------------------------------------------------- type errors
-def next_line():
-    """Line number of the caller's next line (where the bad call is)."""
-    return sys._getframe(1).f_lineno + 1
-
-
-def expect_type_error(body, *fragments):
-    @tk.kernel(warps=1)
-    def bad(x: tk.gl(tk.bf16)):
-        body()
-
-    with pytest.raises(tk.KernelTypeError) as ei:
-        bad.ir(torch.zeros(16, 16, dtype=torch.bfloat16))
-    msg = str(ei.value)
-    assert os.path.basename(__file__) in msg, msg
-    assert f":{body.line}:" in msg, msg
-    for f in fragments:
-        assert f in msg, msg
-
-
 @pytest.mark.parametrize("layout", LAYOUTS)
 def test_swap_layout_errors(layout):
     def same_layout():

@@ -1,12 +1,11 @@
 """Masks: tril, triu, make_causal, right_fill, lower_fill, with Python-int and per-warp device-scalar bounds."""
 import math
-import os
 
 import pytest
 import torch
 
 import pykittens as tk
-from util import poison, rand
+from util import expect_tagged_type_error, poison, rand
 
 W, R, C = 4, 32, 48  # warps; each warp masks its own R x C tile (non-square)
 NEG = -math.inf
@@ -113,23 +112,8 @@ def test_masks_compile(layout, dt):
 
 
 # ------------------------------------------------------------------------------------------------ type rules
-def _line(tag):
-    with open(__file__) as f:
-        for n, line in enumerate(f, 1):
-            if line.rstrip().endswith(f"# bad:{tag}"):
-                return n
-    raise AssertionError(tag)
-
-
 def _expect(fn, tag, *words):
-    x = torch.zeros(32, 48, dtype=torch.bfloat16)
-    k = tk.kernel(warps=1)(fn)
-    with pytest.raises(tk.KernelTypeError) as e:
-        k.ir(x, 1.5)
-    msg = str(e.value)
-    assert f"{os.path.basename(__file__)}:{_line(tag)}:" in msg, msg
-    for w in words:
-        assert w in msg, msg
+    expect_tagged_type_error(fn, tag, *words, args=(torch.zeros(32, 48, dtype=torch.bfloat16), 1.5))
 
 
 def test_type_rules():

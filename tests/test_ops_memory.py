@@ -10,7 +10,7 @@ import pytest
 import torch
 
 import pykittens as tk
-from util import assert_close, poison, rand, tol_for
+from util import assert_close, poison, rand, tagged_line, tol_for
 
 DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.gpu)]
 TORCH = {tk.bf16: torch.bfloat16, tk.fp16: torch.float16, tk.fp32: torch.float32}
@@ -29,15 +29,6 @@ def compiles(kernel, *args):
 
 def opcodes(sass):
     return set(re.findall(r"\b([A-Z][A-Z0-9]*(?:\.[A-Z0-9_]+)*)\b", sass))
-
-
-def _line(tag, path=__file__):
-    """Line number of the line in ``path`` (this file by default) that carries the comment ``# <tag>``."""
-    with open(path) as f:
-        for i, line in enumerate(f, 1):
-            if line.rstrip().endswith(f"# {tag}"):
-                return i
-    raise LookupError(tag)
 
 
 # ---------------------------------------------------------------------------------------------- round trips
@@ -298,8 +289,8 @@ def read_before_wait(x: tk.gl(tk.bf16), o: tk.gl(tk.bf16)):
 def _raises(cls, tag, kernel, *args, grid=1):
     with pytest.raises(cls) as e:
         kernel[grid](*args)
-    assert e.value.loc is not None and e.value.loc[1] == _line(tag), str(e.value)
-    assert f"test_ops_memory.py:{_line(tag)}" in str(e.value)
+    assert e.value.loc is not None and e.value.loc[1] == tagged_line(__file__, tag), str(e.value)
+    assert f"test_ops_memory.py:{tagged_line(__file__, tag)}" in str(e.value)
     return e.value
 
 
@@ -342,7 +333,7 @@ def _type_error(tag, body, *args):
 
     with pytest.raises(tk.KernelTypeError) as e:
         bad.ir(*args)
-    assert f"test_ops_memory.py:{_line(tag)}" in str(e.value), str(e.value)
+    assert f"test_ops_memory.py:{tagged_line(__file__, tag)}" in str(e.value), str(e.value)
     return str(e.value)
 
 

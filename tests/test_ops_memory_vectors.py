@@ -4,8 +4,8 @@ import pytest
 import torch
 
 import pykittens as tk
-from util import poison, rand
-from test_ops_memory import DEVICES, TORCH, _line, compiles, opcodes
+from util import poison, rand, tagged_line
+from test_ops_memory import DEVICES, TORCH, compiles, opcodes
 
 
 def vec_kernel(dt, vdt, length, layout, fill, use_async):
@@ -114,10 +114,10 @@ def test_vector_interpreter_checks():
     x, o = rand(2, 64), poison(2, 64)
     with pytest.raises(tk.RaceError) as e:
         vec_race[1](x, o)
-    assert f"test_ops_memory_vectors.py:{_line('VRACE', __file__)}" in str(e.value)
+    assert f"test_ops_memory_vectors.py:{tagged_line(__file__, 'VRACE')}" in str(e.value)
     with pytest.raises(tk.OutOfBoundsError) as e:
         vec_oob[1](x, o)
-    assert f"test_ops_memory_vectors.py:{_line('VOOB', __file__)}" in str(e.value)
+    assert f"test_ops_memory_vectors.py:{tagged_line(__file__, 'VOOB')}" in str(e.value)
     compiles(vec_race, x, o)
     compiles(vec_oob, x, o)
 
@@ -158,5 +158,5 @@ def test_vector_type_rules_name_the_line(tag, body, msg):
 
     with pytest.raises(tk.KernelTypeError) as e:
         bad.ir(rand(16, 64))
-    assert f"test_ops_memory_vectors.py:{_line(tag, __file__)}" in str(e.value), str(e.value)
+    assert f"test_ops_memory_vectors.py:{tagged_line(__file__, tag)}" in str(e.value), str(e.value)
     assert msg in str(e.value)

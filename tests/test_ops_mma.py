@@ -8,17 +8,13 @@
 - NVRTC builds for sm_90a and sm_80 use HMMA and spill nothing;
 - GPU runs (marked ``gpu``) of the same kernels against the same reference.
 """
-import os
-import sys
-
 import pytest
 import torch
 
 import pykittens as tk
 from pykittens.ops import mma as mma_ops
-from pykittens.types import fragment_coords
 
-from util import assert_close, poison, rand
+from util import assert_close, expect_type_error, from_regs, next_line, poison, rand, to_regs
 
 VARIANTS = ("AB", "ABt", "AtB", "AtBt")
 DTYPES = (torch.bfloat16, torch.float16)
@@ -118,27 +114,6 @@ def test_mma_compiles(arch):
 
 
 # ---------------------------------------------------------------------------------------------- lane simulation
-def to_regs(x, layout):
-    """Registers of a tile holding ``x`` (2-D) in ``layout``: regs[i][j][k][lane] = (v0, v1)."""
-    R, C = x.shape
-    return [[[[tuple(float(x[16 * i + r, 16 * j + c]) for r, c in (fragment_coords(layout, lane, k, e)
-                                                                    for e in (0, 1)))
-               for lane in range(32)] for k in range(4)] for j in range(C // 16)] for i in range(R // 16)]
-
-
-def from_regs(regs, layout):
-    H, W = len(regs), len(regs[0])
-    x = torch.full((16 * H, 16 * W), float("nan"), dtype=torch.float64)
-    for i in range(H):
-        for j in range(W):
-            for k in range(4):
-                for lane in range(32):
-                    for e in (0, 1):
-                        r, c = fragment_coords(layout, lane, k, e)
-                        x[16 * i + r, 16 * j + c] = regs[i][j][k][lane][e]
-    return x
-
-
 def ptx_m16n8k16(a, b, c):
     """mma.m16n8k16.row.col with per-lane operands a[lane] = (a0..a3), b[lane] = (b0, b1), c[lane] = ((c0, c1),
     (c2, c3)) (pairs as (low, high)), exactly as the PTX ISA defines the fragments; returns d like c."""
@@ -232,25 +207,6 @@ def test_generated_cuda_uses_the_tables():
 
 
 # ---------------------------------------------------------------------------------------------- type errors
-def next_line():
-    """Line number of the caller's next line (where the bad call is)."""
-    return sys._getframe(1).f_lineno + 1
-
-
-def expect_type_error(body, *fragments):
-    @tk.kernel(warps=1)
-    def bad(x: tk.gl(tk.bf16)):
-        body()
-
-    with pytest.raises(tk.KernelTypeError) as ei:
-        bad.ir(torch.zeros(16, 16, dtype=torch.bfloat16))
-    msg = str(ei.value)
-    assert os.path.basename(__file__) in msg, msg
-    assert f":{body.line}:" in msg, msg
-    for f in fragments:
-        assert f in msg, msg
-
-
 def tiles(variant, dt=tk.bf16, a_layout=None, b_layout=None, m=M, n=N, k=K):
     (ash, alay), (bsh, blay) = operand_types(variant, m, n, k)
     return (tk.rt(tk.fp32, m, n), tk.rt(dt, *ash, a_layout or alay), tk.rt(dt, *bsh, b_layout or blay),

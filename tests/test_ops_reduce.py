@@ -1,11 +1,10 @@
 """Row / column reductions (row_max, row_min, row_sum, col_max, col_min, col_sum), plain and with an accumulator."""
-import os
 
 import pytest
 import torch
 
 import pykittens as tk
-from util import assert_close, poison, rand, tol_for
+from util import assert_close, expect_tagged_type_error, poison, rand, tol_for
 
 W, R, C = 2, 32, 48  # warps; each warp reduces its own R x C tile (non-square)
 FNS = ("max", "min", "sum")
@@ -92,58 +91,43 @@ def test_reductions_compile(layout, tdt, vdt):
 
 
 # ------------------------------------------------------------------------------------------------ type rules
-def _line(tag):
-    with open(__file__) as f:
-        for n, line in enumerate(f, 1):
-            if line.rstrip().endswith(f"# bad:{tag}"):
-                return n
-    raise AssertionError(tag)
-
-
-def _expect(fn, tag, *words):
-    x = torch.zeros(32, 48, dtype=torch.bfloat16)
-    k = tk.kernel(warps=1)(fn)
-    with pytest.raises(tk.KernelTypeError) as e:
-        k.ir(x)
-    msg = str(e.value)
-    assert f"{os.path.basename(__file__)}:{_line(tag)}:" in msg, msg
-    for w in words:
-        assert w in msg, msg
-
-
 def test_type_rules():
     def wrong_layout(x: tk.gl(tk.bf16)):
         t = tk.rt(tk.bf16, 32, 48)
         v = tk.rv(tk.fp32, 32, "align")
         tk.row_max(v, t)  # bad:wrong_layout
-    _expect(wrong_layout, "wrong_layout", "expected rv<float32, 32, ortho>", "got rv<float32, 32, align>")
+    expect_tagged_type_error(wrong_layout, "wrong_layout",
+                             "expected rv<float32, 32, ortho>", "got rv<float32, 32, align>")
 
     def row_vec_for_rows(x: tk.gl(tk.bf16)):
         t = tk.rt(tk.bf16, 32, 48, "col")
         v = tk.row_vec(t)
         tk.row_sum(v, t)  # bad:row_vec_for_rows
-    _expect(row_vec_for_rows, "row_vec_for_rows", "expected rv<bfloat16, 32, align>", "got rv<bfloat16, 48, ortho>")
+    expect_tagged_type_error(row_vec_for_rows, "row_vec_for_rows",
+                             "expected rv<bfloat16, 32, align>", "got rv<bfloat16, 48, ortho>")
 
     def wrong_length(x: tk.gl(tk.bf16)):
         t = tk.rt(tk.bf16, 32, 48)
         v = tk.rv(tk.fp32, 32, "align")
         tk.col_min(v, t)  # bad:wrong_length
-    _expect(wrong_length, "wrong_length", "expected rv<float32, 48, align>", "got rv<float32, 32, align>")
+    expect_tagged_type_error(wrong_length, "wrong_length",
+                             "expected rv<float32, 48, align>", "got rv<float32, 32, align>")
 
     def tile_dst(x: tk.gl(tk.bf16)):
         t = tk.rt(tk.bf16, 32, 48)
         tk.col_max(t, t)  # bad:tile_dst
-    _expect(tile_dst, "tile_dst", "destination must be a register vector")
+    expect_tagged_type_error(tile_dst, "tile_dst", "destination must be a register vector")
 
     def vec_src(x: tk.gl(tk.bf16)):
         t = tk.rt(tk.bf16, 32, 48)
         v = tk.col_vec(t)
         tk.row_max(v, v)  # bad:vec_src
-    _expect(vec_src, "vec_src", "source must be a register tile")
+    expect_tagged_type_error(vec_src, "vec_src", "source must be a register tile")
 
     def bad_acc(x: tk.gl(tk.bf16)):
         t = tk.rt(tk.bf16, 32, 48)
         v = tk.col_vec(t, tk.fp32)
         a = tk.row_vec(t, tk.fp32)
         tk.row_max(v, t, a)  # bad:bad_acc
-    _expect(bad_acc, "bad_acc", "accumulator", "expected rv<float32, 32, ortho>", "got rv<float32, 48, align>")
+    expect_tagged_type_error(bad_acc, "bad_acc",
+                             "accumulator", "expected rv<float32, 32, ortho>", "got rv<float32, 48, align>")

@@ -25,7 +25,7 @@ import pykittens as tk
 from pykittens.ops import wgmma as W
 from pykittens.types import ST, fragment_coords, swizzled_offset
 
-from util import assert_close, poison, rand
+from util import assert_close, poison, rand, tagged_line
 
 VARIANTS = ("AB", "ABt", "AtB", "AtBt")
 DTYPES = {"bf16": (tk.bf16, torch.bfloat16), "fp16": (tk.fp16, torch.float16)}
@@ -38,15 +38,6 @@ def transposed(variant):
 
 def fn(variant, acc):
     return getattr(tk.warpgroup, f"{'mma' if acc else 'mm'}_{variant}")
-
-
-def _line(tag):
-    """Line number of the line of this file that ends with the comment ``# <tag>``."""
-    with open(__file__) as f:
-        for i, line in enumerate(f, 1):
-            if line.rstrip().endswith(f"# {tag}"):
-                return i
-    raise LookupError(tag)
 
 
 # ---------------------------------------------------------------------------------------------- fragments (PTX ISA)
@@ -514,7 +505,7 @@ def test_read_before_wait_is_a_race(which):
     o = poison(2, 64, 64, dtype=torch.float32)
     with pytest.raises(tk.RaceError, match="in flight") as e:
         waits_kernel(which)[1](a, b, o)
-    assert e.value.loc[1] == _line("read-before-wait" if which == "d1" else "still-in-flight")
+    assert e.value.loc[1] == tagged_line(__file__, "read-before-wait" if which == "d1" else "still-in-flight")
 
 
 def test_warpgroup_op_in_a_one_warp_branch_deadlocks():
@@ -531,7 +522,7 @@ def test_warpgroup_op_in_a_one_warp_branch_deadlocks():
 
     with pytest.raises(tk.DeadlockError, match="only some of its warps") as e:
         partial[1](rand(64, 64), poison(64, 64, dtype=torch.float32))
-    assert e.value.loc[1] == _line("partial-warpgroup")
+    assert e.value.loc[1] == tagged_line(__file__, "partial-warpgroup")
 
 
 def test_shared_operand_written_without_sync_is_a_race():
@@ -546,7 +537,7 @@ def test_shared_operand_written_without_sync_is_a_race():
 
     with pytest.raises(tk.RaceError) as e:
         nosync[1](rand(64, 64), poison(64, 64, dtype=torch.float32))
-    assert e.value.loc[1] == _line("no-sync")
+    assert e.value.loc[1] == tagged_line(__file__, "no-sync")
 
 
 def test_accumulating_into_an_unwritten_tile_is_an_error():
@@ -562,7 +553,7 @@ def test_accumulating_into_an_unwritten_tile_is_an_error():
 
     with pytest.raises(tk.UninitializedReadError, match="mm_AB") as e:
         unwritten[1](rand(64, 64), poison(64, 64, dtype=torch.float32))
-    assert e.value.loc[1] == _line("unwritten-acc")
+    assert e.value.loc[1] == tagged_line(__file__, "unwritten-acc")
 
 
 # ---------------------------------------------------------------------------------------------- type errors
@@ -637,7 +628,7 @@ def test_type_errors_name_the_line(case):
         misuse(case).ir(x)
     msg = str(e.value)
     assert MISUSES[case] in msg, msg
-    assert f"test_ops_wgmma.py:{_line('bad-' + case)}:" in msg, msg
+    assert f"test_ops_wgmma.py:{tagged_line(__file__, 'bad-' + case)}:" in msg, msg
 
 
 # ---------------------------------------------------------------------------------------------- NVRTC

@@ -7,6 +7,7 @@ import math
 
 import torch
 
+from .attention_bwd import attention_bwd, attention_bwd_prep
 from .attention_hopper import hopper_attention
 from .attention_warp import warp_attention
 
@@ -79,9 +80,11 @@ def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, causal: bool = 
         return _warp_forward(q, k, v, causal, scale)
     if kernel != "hopper":
         raise ValueError(f"attention: kernel must be 'auto', 'hopper' or 'warp', got {kernel!r}")
-    if torch.compiler.is_compiling():  # graph capture by torch.compile sees the custom op
+    if torch.compiler.is_compiling():  # graph capture by torch.compile sees the custom op (and its autograd)
         o, lse = torch.ops.pykittens.attention_fwd(q, k, v, bool(causal), scale)
-    else:  # eager: skip the dispatcher's ~100 us per call (CUDA-graph capture works either way)
+    elif torch.is_grad_enabled() and (q.requires_grad or k.requires_grad or v.requires_grad):
+        o, lse = _Attention.apply(q, k, v, bool(causal), scale)
+    else:  # eager inference: skip the dispatcher's ~100 us per call (CUDA-graph capture works either way)
         o, lse = _hopper_forward(q, k, v, bool(causal), scale)
     return (o, lse) if return_lse else o
 
@@ -134,6 +137,69 @@ def _hopper_forward(q, k, v, causal: bool, scale: float):
 def _(q, k, v, causal, scale):
     B, H, N, D = q.shape
     return torch.empty_like(q), q.new_empty(B, H, N, dtype=torch.float32)
+
+
+def _hopper_backward(do, q, k, v, o, lse, causal: bool, scale: float):
+    """(dq, dk, dv) from the Hopper backward kernels; dk and dv summed over each query-head group."""
+    B, H, N, D = q.shape
+    Hk, Nk = k.shape[1], k.shape[2]
+    if do.stride(-1) != 1 or do.data_ptr() % 16 or any(s * 2 % 16 for s in do.stride()[:3]):
+        do = do.contiguous()
+    n_pad = -(-N // 4) * 4  # rows of per-query vectors padded to 16 bytes
+    delta = torch.empty(B, H, 1, n_pad, dtype=torch.float32, device=q.device)
+    attention_bwd_prep.launch((-(-N // 64), H, B), o, do, delta, D)
+    lse_p = lse.new_zeros(B, H, 1, n_pad)
+    lse_p[:, :, 0, :N] = lse
+    dq = torch.zeros(B, H, N, D, dtype=torch.float32, device=q.device)  # the kernel adds into it
+    dk, dv = torch.empty_like(k), torch.empty_like(v)
+    attention_bwd.launch((-(-Nk // 128), Hk, B), q, k, v, do, lse_p, delta, dq, dk, dv, scale, D, causal)
+    return dq.to(q.dtype), dk, dv
+
+
+@torch.library.custom_op("pykittens::attention_bwd", mutates_args=())
+def _attention_bwd(do: torch.Tensor, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, o: torch.Tensor,
+                   lse: torch.Tensor, causal: bool, scale: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The Hopper backward as a torch.library op: (dq, dk, dv)."""
+    return _hopper_backward(do, q, k, v, o, lse, causal, scale)
+
+
+@_attention_bwd.register_fake
+def _(do, q, k, v, o, lse, causal, scale):
+    return torch.empty_like(q), torch.empty_like(k), torch.empty_like(v)
+
+
+def _setup_context(ctx, inputs, output):
+    q, k, v, causal, scale = inputs
+    o, lse = output
+    ctx.save_for_backward(q, k, v, o, lse)
+    ctx.causal, ctx.scale = causal, scale
+
+
+def _backward(ctx, do, dlse):
+    q, k, v, o, lse = ctx.saved_tensors
+    dq, dk, dv = torch.ops.pykittens.attention_bwd(do, q, k, v, o, lse, ctx.causal, ctx.scale)
+    return dq, dk, dv, None, None
+
+
+torch.library.register_autograd("pykittens::attention_fwd", _backward, setup_context=_setup_context)
+
+
+class _Attention(torch.autograd.Function):
+    """Eager autograd without the dispatcher's per-call cost; saves only q, k, v, o and lse."""
+
+    @staticmethod
+    def forward(ctx, q, k, v, causal, scale):
+        o, lse = _hopper_forward(q, k, v, causal, scale)
+        ctx.save_for_backward(q, k, v, o, lse)
+        ctx.causal, ctx.scale = causal, scale
+        ctx.mark_non_differentiable(lse)
+        return o, lse
+
+    @staticmethod
+    def backward(ctx, do, dlse):
+        q, k, v, o, lse = ctx.saved_tensors
+        dq, dk, dv = _hopper_backward(do, q, k, v, o, lse, ctx.causal, ctx.scale)
+        return dq, dk, dv, None, None
 
 
 def reference_attention(q, k, v, causal=False, scale=None) -> torch.Tensor:

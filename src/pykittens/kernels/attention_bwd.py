@@ -1,0 +1,121 @@
+"""H100 FlashAttention backward (FlashAttention-2's algorithm, K/V-stationary), in pykittens.
+
+Each consumer warpgroup owns 64 keys: K_j and V_j stay in shared memory while a producer warp streams the query
+tiles that see them (Q_i and dO_i by TMA). Per query tile, with the forward's log-sum-exp and D_i = rowsum(dO∘O):
+  Sᵀ = K Qᵀ,  Pᵀ = exp(Sᵀ·scale − lse),  dV += Pᵀ dO,  dPᵀ = V dOᵀ,  dSᵀ = Pᵀ∘(dPᵀ − D),  dK += dSᵀ Q,
+  dQ_i += dS K  (dSᵀ goes through shared memory to be the wgmma A operand; dQ is added into an fp32 buffer by the
+  copy engine's add-reduce, so dQ's summation order depends on timing: not bit-reproducible).
+GQA: a block takes every query head of its key/value head, so dK and dV come out summed over the group.
+"""
+import math
+
+import pykittens as tk
+
+LOG2E = math.log2(math.e)
+
+
+@tk.kernel(warps=4)
+def attention_bwd_prep(o: tk.gl(tk.bf16), do: tk.gl(tk.bf16), delta: tk.gl(tk.fp32), D: tk.constexpr):
+    """delta[b, h, i] = sum_d dO[b, h, i, d] * O[b, h, i, d] (one 16-row tile per warp)."""
+    b, h = tk.block_idx.z, tk.block_idx.y
+    row = tk.let(tk.block_idx.x * 4 + tk.warp_id())
+    o_reg, do_reg = tk.rt(tk.fp32, 16, D), tk.rt(tk.fp32, 16, D)
+    d_vec = tk.col_vec(o_reg)
+    tk.load(o_reg, o, (b, h, row, 0), oob=0.0)
+    tk.load(do_reg, do, (b, h, row, 0), oob=0.0)
+    tk.mul(o_reg, o_reg, do_reg)
+    tk.row_sum(d_vec, o_reg)
+    tk.store(delta, d_vec, (b, h, 0, row), clip=True)
+
+
+@tk.kernel(warps=12, min_blocks=1)
+def attention_bwd(q: tk.gl(tk.bf16), k: tk.gl(tk.bf16), v: tk.gl(tk.bf16), do: tk.gl(tk.bf16), lse: tk.gl(tk.fp32),
+                  delta: tk.gl(tk.fp32), dq: tk.gl(tk.fp32), dk: tk.gl(tk.bf16), dv: tk.gl(tk.bf16),
+                  scale: tk.f32, D: tk.constexpr, CAUSAL: tk.constexpr):
+    b, h_kv, kb = tk.block_idx.z, tk.block_idx.y, tk.block_idx.x
+    group = tk.let(q.depth // k.depth)
+    k_s, v_s = tk.st(tk.bf16, 64, D, count=2), tk.st(tk.bf16, 64, D, count=2)
+    q_s, do_s = tk.st(tk.bf16, 64, D, count=2), tk.st(tk.bf16, 64, D, count=2)
+    ds_s, dq_s = tk.st(tk.bf16, 64, 64, count=2), tk.st(tk.fp32, 64, D, count=2)
+    kv_ready = tk.semaphore(count=2)
+    s_t, dp_t = tk.rt(tk.fp32, 16, 64), tk.rt(tk.fp32, 16, 64)
+    p_bf, ds_bf = tk.rt(tk.bf16, 16, 64), tk.rt(tk.bf16, 16, 64)
+    dk_acc, dv_acc, dq_acc = tk.rt(tk.fp32, 16, D), tk.rt(tk.fp32, 16, D), tk.rt(tk.fp32, 16, D)
+    out = tk.rt(tk.bf16, 16, D)
+    lse_v, delta_v = tk.row_vec(s_t), tk.row_vec(s_t)
+    shift = tk.let(k.rows - q.rows)  # bottom-right causal alignment: query i sees keys <= i + shift
+    first_q = tk.let(tk.maximum(kb * 128 - shift, 0) // 64) if CAUSAL else 0  # earlier query tiles see none
+    n_q = tk.let(tk.cdiv(q.rows, 64) - first_q)
+
+    def init():
+        for c in range(2):
+            tk.init_semaphore(kv_ready[c], 1)
+
+    def load(s):
+        hq, qi = h_kv * group + s.step // n_q, first_q + s.step % n_q
+        tk.expect(s.full, q_s[s.stage], do_s[s.stage])
+        tk.tma.load_async(q_s[s.stage], q, (b, hq, qi, 0), s.full)
+        tk.tma.load_async(do_s[s.stage], do, (b, hq, qi, 0), s.full)
+
+    def start(s):
+        c = s.consumer
+        with tk.if_(tk.warp_id() % 4 == 0):
+            tk.expect(kv_ready[c], k_s[c], v_s[c])
+            tk.tma.load_async(k_s[c], k, (b, h_kv, kb * 2 + c, 0), kv_ready[c])
+            tk.tma.load_async(v_s[c], v, (b, h_kv, kb * 2 + c, 0), kv_ready[c])
+        tk.zero(dk_acc)
+        tk.zero(dv_acc)
+        tk.wait(kv_ready[c], 0)
+
+    def compute(s):
+        c = s.consumer
+        hq, qi = tk.let(h_kv * group + s.step // n_q), tk.let(first_q + s.step % n_q)
+        tk.warpgroup.mm_ABt(s_t, k_s[c], q_s[s.stage])  # Sᵀ: this warp's 16 keys x 64 queries
+        tk.load(lse_v, lse, (b, hq, 0, qi), oob=0.0)
+        tk.load(delta_v, delta, (b, hq, 0, qi), oob=0.0)
+        tk.mul(lse_v, lse_v, LOG2E)
+        tk.warpgroup.mma_wait()
+        if CAUSAL:  # key r sees query col when (kb*128 + 64c + 16w + r) <= (64 qi + col) + shift
+            key0 = kb * 128 + c * 64 + (tk.warp_id() % 4) * 16
+            tk.triu(s_t, s_t, key0 - qi * 64 - shift, -math.inf)
+        tk.mul(s_t, s_t, scale * LOG2E)
+        tk.sub_col(s_t, s_t, lse_v)
+        tk.exp2(s_t, s_t)  # Pᵀ
+        tk.copy(p_bf, s_t)
+        tk.warpgroup.mma_AB(dv_acc, p_bf, do_s[s.stage])
+        tk.warpgroup.mm_ABt(dp_t, v_s[c], do_s[s.stage])  # dPᵀ
+        tk.warpgroup.mma_wait()
+        tk.sub_col(dp_t, dp_t, delta_v)
+        tk.mul(dp_t, dp_t, s_t)  # dSᵀ
+        tk.copy(ds_bf, dp_t)
+        tk.warpgroup.mma_AB(dk_acc, ds_bf, q_s[s.stage])
+        tk.named_sync(1 + c, 4)  # the previous step's dS and dQ staging tiles are free
+        tk.warpgroup.store(ds_s[c], ds_bf)
+        tk.named_sync(1 + c, 4)
+        tk.warpgroup.mm_AtB(dq_acc, ds_s[c], k_s[c])  # dQ_i part = dS K (dS read transposed from shared)
+        tk.warpgroup.mma_wait()
+        tk.mul(dq_acc, dq_acc, scale)
+        with tk.if_(tk.warp_id() % 4 == 0):
+            tk.tma.store_wait(0)  # the previous add-reduce has read dq_s
+        tk.named_sync(1 + c, 4)
+        tk.warpgroup.store(dq_s[c], dq_acc)
+        tk.named_sync(1 + c, 4)
+        with tk.if_(tk.warp_id() % 4 == 0):
+            tk.tma.store_add_async(dq, dq_s[c], (b, hq, qi, 0))
+            tk.tma.store_commit()
+
+    def finish(s):
+        c = s.consumer
+        tk.mul(dk_acc, dk_acc, scale)
+        for acc, dst, tile in ((dk_acc, dk, k_s[c]), (dv_acc, dv, v_s[c])):  # K and V tiles stage dK and dV
+            tk.copy(out, acc)
+            tk.warpgroup.store(tile, out)
+            tk.named_sync(1 + c, 4)
+            with tk.if_(tk.warp_id() % 4 == 0):
+                tk.tma.store_async(dst, tile, (b, h_kv, kb * 2 + c, 0))
+                tk.tma.store_commit()
+        with tk.if_(tk.warp_id() % 4 == 0):
+            tk.tma.store_wait(0)
+
+    tk.producer_consumer(stages=2, consumers=2, tiles=1, steps=group * n_q, load=load, compute=compute,
+                         finish=finish, start=start, init=init, persistent=False)
