@@ -190,3 +190,13 @@ def test_gpu_matches_interpreter():
     affine[1](x.cuda(), o, 0.75, 5)
     torch.cuda.synchronize()
     assert torch.equal(o.cpu(), ref)
+
+
+def test_variable_named_like_a_generated_parameter_compiles():
+    @tk.kernel(warps=1)
+    def k(x: tk.gl(tk.fp32)):
+        x_r = tk.rt(tk.fp32, 16, 16)  # 'x' becomes C++ parameters x_ptr, x_r, ...
+        tk.load(x_r, x, (0, 0))
+        tk.store(x, x_r, (0, 0))
+
+    assert k.compile(rand(16, 16, dtype=torch.float32), arch="sm_80").resources().local == 0

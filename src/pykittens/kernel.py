@@ -229,6 +229,8 @@ class Kernel:
         for (pname, ann), a in zip(self.params, args):
             name = b.fresh(pname)
             if isinstance(ann, gl):
+                for suffix in ("ptr", "b", "d", "r", "c", "sb", "sd", "sr"):  # the C++ parameters it becomes
+                    b.fresh(f"{name}_{suffix}")
                 v = ir.Var(name, GL(dtype_of(a.dtype)))
                 params.append(v)
                 proxies.append(v)
