@@ -26,6 +26,7 @@ def main(argv=None) -> int:
     p.add_argument("--quick", action="store_true", help="fewer sequence lengths (1k, 4k, 16k)")
     p.add_argument("--out", type=Path, default=Path("results"), help="directory for JSON / Markdown / PNG")
     p.add_argument("--cpu", action="store_true", help="run the interpreter check even if a GPU is present")
+    p.add_argument("--backward", action="store_true", help="attention: time the backward pass (dq, dk, dv)")
     p.add_argument("--kernel", default="auto", choices=["auto", "hopper", "warp"],
                    help="which attention kernel to time (results go to attention_fwd[_KERNEL].*)")
     args = p.parse_args(argv)
@@ -47,7 +48,10 @@ def main(argv=None) -> int:
     for name in (suites if args.suite == "all" else [args.suite]):
         module, stem = suites[name]
         ctx = context()
-        if name == "attention" and args.kernel != "auto":
+        if name == "attention" and args.backward:
+            records, extra = module.run_backward(args.quick, progress)
+            stem = "attention_bwd"
+        elif name == "attention" and args.kernel != "auto":
             records, extra = module.run(args.quick, progress, args.kernel)
             stem = f"{stem}_{args.kernel}"
         else:

@@ -40,6 +40,51 @@ def _reference_rows(q, k, v, causal):
     return rows, torch.softmax(s, -1) @ vd
 
 
+def run_backward(quick: bool, progress) -> tuple[list[Record], dict]:
+    """Backward only: dq, dk, dv of a forward computed once (FLOPs = 2.5 x forward)."""
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+    from torch.nn.functional import scaled_dot_product_attention as sdpa
+    from .. import kernels
+    records = []
+    for c in progress(list(configs(quick)), desc="attention backward"):
+        shape = {k: c[k] for k in ("B", "H", "N", "D")}
+        flags = {"causal": c["causal"], "dtype": "bf16", "pass": "backward"}
+        q, k, v, do = (torch.randn(c["B"], c["H"], c["N"], c["D"], device="cuda", dtype=torch.bfloat16)
+                       for _ in range(4))
+        q.requires_grad_(), k.requires_grad_(), v.requires_grad_()
+        # float64 reference on the first (batch, head): heads are independent
+        sl = [t[:1, :1].detach().double().requires_grad_() for t in (q, k, v)]
+        kernels.reference_attention(*sl, c["causal"]).backward(do[:1, :1].double())
+        ref = [t.grad for t in sl]
+        del sl
+        fwd = {"pykittens": lambda: kernels.attention(q, k, v, causal=c["causal"])}
+        for name, backend in (("sdpa-flash", "FLASH_ATTENTION"), ("sdpa-cudnn", "CUDNN_ATTENTION")):
+            fwd[name] = (lambda b=getattr(SDPBackend, backend):
+                         _with_backend(sdpa_kernel, b, lambda: sdpa(q, k, v, is_causal=c["causal"])))
+        row = {}
+        for name, f in fwd.items():
+            try:
+                o = f()
+                grads = torch.autograd.grad(o, (q, k, v), do, retain_graph=True)
+                torch.cuda.synchronize()
+            except Exception as e:  # noqa: BLE001 - recorded, not fatal
+                records.append(Record("attention_bwd", shape, flags, name, None, None, None, f"failed: {e}"[:200]))
+                continue
+            err = max(rel_err(g[:1, :1], r) for g, r in zip(grads, ref))
+            if err > 2e-2:
+                records.append(Record("attention_bwd", shape, flags, name, None, None, err, "over the error gate"))
+                continue
+            ms = time_ms(lambda: torch.autograd.grad(o, (q, k, v), do, retain_graph=True), warmup=3, reps=20)
+            row[name] = Record("attention_bwd", shape, flags, name, ms, 2.5 * flops(c) / ms / 1e9, err)
+            records.append(row[name])
+            del o, grads
+        if "pykittens" in row:
+            pk = row["pykittens"]
+            pk.ratios = {n: pk.tflops / r.tflops for n, r in row.items() if n != "pykittens"}
+        del q, k, v, do
+    return records, {}
+
+
 def run(quick: bool, progress, kernel: str = "auto") -> tuple[list[Record], dict]:
     from torch.nn.attention import SDPBackend, sdpa_kernel
     from torch.nn.functional import scaled_dot_product_attention as sdpa
