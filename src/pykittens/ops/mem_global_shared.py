@@ -146,11 +146,11 @@ class GlobalToShared(Op):
     def check(self, dst, src, idx, oob=None):
         _need_st_gl(dst, src)
 
-    def interpret(self, m, dst, src, idx, oob=None):
+    def interpret(self, m, dst, src, idx, oob=None, pending=False):
         t = dst.type
         for w in m.warps():
             b, d, r, c = (int(m.scalar(i, w)) for i in idx)
-            m.smem_write(dst, w, m.global_read(src, b, d, r * t.rows, c * t.cols, t.rows, t.cols, oob))
+            m.smem_write(dst, w, m.global_read(src, b, d, r * t.rows, c * t.cols, t.rows, t.cols, oob), pending=pending)
 
     def cuda(self, g, dst, src, idx, oob=None):
         from ..backend.cuda.codegen import expr
@@ -183,19 +183,15 @@ def check_async(dst, src, oob):
              f"use tk.load for another fill value")
 
 
-class GlobalToSharedAsync(Op):
+class GlobalToSharedAsync(GlobalToShared):
     name = "load_async_global_shared"
-    prelude = _PRELUDE
 
     def check(self, dst, src, idx, oob=None):
-        _need_st_gl(dst, src)
+        super().check(dst, src, idx, oob)
         check_async(dst, src, oob)
 
     def interpret(self, m, dst, src, idx, oob=None):
-        t = dst.type
-        for w in m.warps():
-            b, d, r, c = (int(m.scalar(i, w)) for i in idx)
-            m.smem_write(dst, w, m.global_read(src, b, d, r * t.rows, c * t.cols, t.rows, t.cols, oob), pending=True)
+        super().interpret(m, dst, src, idx, oob, pending=True)
 
     def cuda(self, g, dst, src, idx, oob=None):
         chk = "true" if oob is not None else "false"

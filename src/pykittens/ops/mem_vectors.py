@@ -146,9 +146,36 @@ def _idx_c(g, idx, t):
     return f"{b}, {d}, {r}, ({c}) * {t.length}"
 
 
+def _load_c(fn, g, dst, src, idx, oob, fill=True):
+    """The C++ call ``tk::fn(dst, src, index, check[, fill])`` of a global -> vector load."""
+    from ..backend.cuda.codegen import expr
+    chk = "true" if oob is not None else "false"
+    return f"tk::{fn}({g(dst)}, {g(src)}, {_idx_c(g, idx, dst.type)}, {chk}" + (
+        f", {expr(float(oob or 0.0))});" if fill else ");")
+
+
+def _store_c(fn, g, dst, src, idx, clip):
+    """The C++ call ``tk::fn(dst, src, index, clip)`` of a vector -> global store."""
+    return f"tk::{fn}({g(dst)}, {g(src)}, {_idx_c(g, idx, src.type)}, {'true' if clip else 'false'});"
+
+
 def _gidx(m, idx, w, t):
     b, d, r, c = (int(m.scalar(i, w)) for i in idx)
     return b, d, r, c * t.length
+
+
+def _from_global(m, src, idx, t, oob):
+    """(warp, the ``t.length`` values it reads from global at ``idx``) for every warp."""
+    for w in m.warps():
+        b, d, r, c = _gidx(m, idx, w, t)
+        yield w, m.global_read(src, b, d, r, c, 1, t.length, oob)[0]
+
+
+def _to_global(m, dst, idx, t, clip, values):
+    """Every warp ``w`` writes ``values(w)`` (``t.length`` values) to global at ``idx``."""
+    for w in m.warps():
+        b, d, r, c = _gidx(m, idx, w, t)
+        m.global_write(dst, b, d, r, c, values(w)[None], clip)
 
 
 class GlobalToRV(Op):
@@ -160,15 +187,11 @@ class GlobalToRV(Op):
         _need(src, GL, "source")
 
     def interpret(self, m, dst, src, idx, oob=None):
-        t = dst.type
-        for w in m.warps():
-            b, d, r, c = _gidx(m, idx, w, t)
-            m.write_warp(dst, w, m.global_read(src, b, d, r, c, 1, t.length, oob)[0])
+        for w, v in _from_global(m, src, idx, dst.type, oob):
+            m.write_warp(dst, w, v)
 
     def cuda(self, g, dst, src, idx, oob=None):
-        from ..backend.cuda.codegen import expr
-        chk = "true" if oob is not None else "false"
-        return f"tk::load_gv({g(dst)}, {g(src)}, {_idx_c(g, idx, dst.type)}, {chk}, {expr(float(oob or 0.0))});"
+        return _load_c("load_gv", g, dst, src, idx, oob)
 
 
 class RVToGlobal(Op):
@@ -180,14 +203,11 @@ class RVToGlobal(Op):
         _need(dst, GL, "destination")
 
     def interpret(self, m, dst, src, idx, clip=False):
-        t = src.type
         val = m.read(src)
-        for w in m.warps():
-            b, d, r, c = _gidx(m, idx, w, t)
-            m.global_write(dst, b, d, r, c, val[w][None], clip)
+        _to_global(m, dst, idx, src.type, clip, lambda w: val[w])
 
     def cuda(self, g, dst, src, idx, clip=False):
-        return f"tk::store_vg({g(dst)}, {g(src)}, {_idx_c(g, idx, src.type)}, {'true' if clip else 'false'});"
+        return _store_c("store_vg", g, dst, src, idx, clip)
 
 
 class GlobalToSV(Op):
@@ -199,15 +219,11 @@ class GlobalToSV(Op):
         _need(src, GL, "source")
 
     def interpret(self, m, dst, src, idx, oob=None, pending=False):
-        t = dst.type
-        for w in m.warps():
-            b, d, r, c = _gidx(m, idx, w, t)
-            m.smem_write(dst, w, m.global_read(src, b, d, r, c, 1, t.length, oob)[0], pending=pending)
+        for w, v in _from_global(m, src, idx, dst.type, oob):
+            m.smem_write(dst, w, v, pending=pending)
 
     def cuda(self, g, dst, src, idx, oob=None):
-        from ..backend.cuda.codegen import expr
-        chk = "true" if oob is not None else "false"
-        return f"tk::load_gsv({g(dst)}, {g(src)}, {_idx_c(g, idx, dst.type)}, {chk}, {expr(float(oob or 0.0))});"
+        return _load_c("load_gsv", g, dst, src, idx, oob)
 
 
 class GlobalToSVAsync(GlobalToSV):
@@ -221,8 +237,7 @@ class GlobalToSVAsync(GlobalToSV):
         super().interpret(m, dst, src, idx, oob, pending=True)
 
     def cuda(self, g, dst, src, idx, oob=None):
-        chk = "true" if oob is not None else "false"
-        return f"tk::load_async_gsv({g(dst)}, {g(src)}, {_idx_c(g, idx, dst.type)}, {chk});"
+        return _load_c("load_async_gsv", g, dst, src, idx, oob, fill=False)
 
 
 class SVToGlobal(Op):
@@ -234,13 +249,10 @@ class SVToGlobal(Op):
         _need(dst, GL, "destination")
 
     def interpret(self, m, dst, src, idx, clip=False):
-        t = src.type
-        for w in m.warps():
-            b, d, r, c = _gidx(m, idx, w, t)
-            m.global_write(dst, b, d, r, c, m.smem_read(src, w)[None], clip)
+        _to_global(m, dst, idx, src.type, clip, lambda w: m.smem_read(src, w))
 
     def cuda(self, g, dst, src, idx, clip=False):
-        return f"tk::store_svg({g(dst)}, {g(src)}, {_idx_c(g, idx, src.type)}, {'true' if clip else 'false'});"
+        return _store_c("store_svg", g, dst, src, idx, clip)
 
 
 class SVToRV(Op):
