@@ -19,20 +19,21 @@ def _grads(q, k, v, do, causal, fn):
     return q.grad, k.grad, v.grad
 
 
-def _check(case, device, tol=2e-2):
+def _check(case, device, tol=2e-2, deterministic=False):
     B, Hq, Hk, Nq, Nk, D, causal = case
     q, k, v = (torch.randn(B, h, n, D, device=device).bfloat16() for h, n in ((Hq, Nq), (Hk, Nk), (Hk, Nk)))
     do = torch.randn(B, Hq, Nq, D, device=device).bfloat16()
-    got = _grads(q, k, v, do, causal, lambda a, b, c, m: attention(a, b, c, causal=m))
+    got = _grads(q, k, v, do, causal, lambda a, b, c, m: attention(a, b, c, causal=m, deterministic=deterministic))
     ref = _grads(q.double(), k.double(), v.double(), do.double(), causal, reference_attention)
     for name, g, r in zip(("dq", "dk", "dv"), got, ref):
         assert g.shape == r.shape and g.dtype == torch.bfloat16
         assert rel_err(g, r) <= tol, (name, case, rel_err(g, r))
 
 
+@pytest.mark.parametrize("deterministic", [False, True])
 @pytest.mark.parametrize("case", CASES, ids=str)
-def test_interpreter_gradients_match_float64(case):
-    _check(case, "cpu")
+def test_interpreter_gradients_match_float64(case, deterministic):
+    _check(case, "cpu", deterministic=deterministic)
 
 
 def test_lse_is_not_differentiable_and_inference_skips_autograd():
@@ -78,3 +79,16 @@ def test_gpu_random_grid_and_torch_compile():
     attention(*eager, causal=True).float().square().sum().backward()
     for a, b in zip((q, k, v), eager):
         assert rel_err(a.grad, b.grad) <= 1e-2
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("case", [(2, 8, 2, 1000, 1000, 128, True), (1, 4, 4, 777, 1500, 64, False)], ids=str)
+def test_gpu_deterministic_mode_is_bit_identical_and_correct(case):
+    _check(case, "cuda", deterministic=True)
+    B, Hq, Hk, Nq, Nk, D, causal = case
+    q, k, v = (torch.randn(B, h, n, D, device="cuda").bfloat16() for h, n in ((Hq, Nq), (Hk, Nk), (Hk, Nk)))
+    do = torch.randn(B, Hq, Nq, D, device="cuda").bfloat16()
+    f = lambda a, b, c, m: attention(a, b, c, causal=m, deterministic=True)  # noqa: E731
+    first, second = _grads(q, k, v, do, causal, f), _grads(q, k, v, do, causal, f)
+    for a, b in zip(first, second):
+        assert torch.equal(a, b)

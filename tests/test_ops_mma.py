@@ -14,7 +14,8 @@ import torch
 import pykittens as tk
 from pykittens.ops import mma as mma_ops
 
-from util import assert_close, expect_type_error, from_regs, next_line, poison, rand, to_regs
+from util import (assert_close, expect_type_error, from_regs, matmul_reference, next_line, poison, rand, to_regs,
+                  transposed)
 
 VARIANTS = ("AB", "ABt", "AtB", "AtBt")
 DTYPES = (torch.bfloat16, torch.float16)
@@ -25,11 +26,6 @@ FN = {(v, acc): getattr(tk, f"{'mma' if acc else 'mm'}_{v}") for v in VARIANTS f
 # fp32 accumulation of exact bf16/fp16 products: only summation order differs from float64 (tensor cores add with
 # slightly less care than IEEE fp32, hence not 1e-5)
 TOL = 1e-4
-
-
-def transposed(variant):
-    """(a is given as A^T, b is given as B^T)."""
-    return variant.startswith("At"), variant.endswith("Bt")
 
 
 def operand_types(variant, m=M, n=N, k=K):
@@ -73,11 +69,7 @@ def make_inputs(variant, dtype, device="cpu"):
 
 
 def reference(variant, mode, a, b, c):
-    at, bt = transposed(variant)
-    A, B = a.double().cpu(), b.double().cpu()
-    A = A.transpose(-1, -2) if at else A
-    B = B.transpose(-1, -2) if bt else B
-    out = A @ B
+    out = matmul_reference(variant, a, b)
     return out if mode == "mm" else out + c.double().cpu()
 
 

@@ -25,15 +25,11 @@ import pykittens as tk
 from pykittens.ops import wgmma as W
 from pykittens.types import ST, fragment_coords, swizzled_offset
 
-from util import assert_close, poison, rand, tagged_line
+from util import assert_close, matmul_reference, poison, rand, tagged_line, transposed
 
 VARIANTS = ("AB", "ABt", "AtB", "AtBt")
 DTYPES = {"bf16": (tk.bf16, torch.bfloat16), "fp16": (tk.fp16, torch.float16)}
 TOL = 1e-4  # fp32 accumulation of exact 16-bit products: only the summation order differs from float64
-
-
-def transposed(variant):
-    return variant.startswith("At"), variant.endswith("Bt")
 
 
 def fn(variant, acc):
@@ -368,11 +364,7 @@ def make_inputs(variant, n, k, warps, blocks, tdt, device="cpu"):
 
 
 def reference(variant, acc, a, b, c):
-    at, bt = transposed(variant)
-    A, B = a.double().cpu(), b.double().cpu()
-    A = A.transpose(-1, -2) if at else A
-    B = B.transpose(-1, -2) if bt else B
-    return A @ B + (c.double().cpu() if acc else 0)
+    return matmul_reference(variant, a, b) + (c.double().cpu() if acc else 0)
 
 
 def run_case(variant, acc, areg, n, k, warps, cap, dtn, device="cpu", blocks=2):
@@ -508,52 +500,45 @@ def test_read_before_wait_is_a_race(which):
     assert e.value.loc[1] == tagged_line(__file__, "read-before-wait" if which == "d1" else "still-in-flight")
 
 
-def test_warpgroup_op_in_a_one_warp_branch_deadlocks():
+def hazard_kernel(case):
+    """One warpgroup, one mistake: ``case`` names it and tags its line."""
+
     @tk.kernel(warps=4)
-    def partial(a: tk.gl(tk.bf16), o: tk.gl(tk.fp32)):
+    def hazard(a: tk.gl(tk.bf16), o: tk.gl(tk.fp32)):
         sa = tk.st(tk.bf16, 64, 64)
         d = tk.rt(tk.fp32, 16, 64)
-        with tk.if_(tk.warp_id() == 0):
+        with tk.if_(tk.warp_id() == (1 if case == "no-sync" else 0)):
             tk.load(sa, a, (0, 0))
-        tk.sync()
-        with tk.if_(tk.warp_id() == 0):
-            tk.warpgroup.mm_AB(d, sa, sa)  # partial-warpgroup
+        if case != "no-sync":
+            tk.sync()
+        if case == "partial-warpgroup":
+            with tk.if_(tk.warp_id() == 0):
+                tk.warpgroup.mm_AB(d, sa, sa)  # partial-warpgroup
+        elif case == "no-sync":
+            tk.warpgroup.mm_AB(d, sa, sa)  # no-sync
+        elif case == "unwritten-acc":
+            tk.warpgroup.mma_AB(d, sa, sa)  # unwritten-acc
         tk.warpgroup.mma_wait()
 
-    with pytest.raises(tk.DeadlockError, match="only some of its warps") as e:
-        partial[1](rand(64, 64), poison(64, 64, dtype=torch.float32))
-    assert e.value.loc[1] == tagged_line(__file__, "partial-warpgroup")
+    return hazard
+
+
+def expect_hazard(case, error, match=None):
+    with pytest.raises(error, match=match) as e:
+        hazard_kernel(case)[1](rand(64, 64), poison(64, 64, dtype=torch.float32))
+    assert e.value.loc[1] == tagged_line(__file__, case)
+
+
+def test_warpgroup_op_in_a_one_warp_branch_deadlocks():
+    expect_hazard("partial-warpgroup", tk.DeadlockError, "only some of its warps")
 
 
 def test_shared_operand_written_without_sync_is_a_race():
-    @tk.kernel(warps=4)
-    def nosync(a: tk.gl(tk.bf16), o: tk.gl(tk.fp32)):
-        sa = tk.st(tk.bf16, 64, 64)
-        d = tk.rt(tk.fp32, 16, 64)
-        with tk.if_(tk.warp_id() == 1):
-            tk.load(sa, a, (0, 0))
-        tk.warpgroup.mm_AB(d, sa, sa)  # no-sync
-        tk.warpgroup.mma_wait()
-
-    with pytest.raises(tk.RaceError) as e:
-        nosync[1](rand(64, 64), poison(64, 64, dtype=torch.float32))
-    assert e.value.loc[1] == tagged_line(__file__, "no-sync")
+    expect_hazard("no-sync", tk.RaceError)
 
 
 def test_accumulating_into_an_unwritten_tile_is_an_error():
-    @tk.kernel(warps=4)
-    def unwritten(a: tk.gl(tk.bf16), o: tk.gl(tk.fp32)):
-        sa = tk.st(tk.bf16, 64, 64)
-        d = tk.rt(tk.fp32, 16, 64)
-        with tk.if_(tk.warp_id() == 0):
-            tk.load(sa, a, (0, 0))
-        tk.sync()
-        tk.warpgroup.mma_AB(d, sa, sa)  # unwritten-acc
-        tk.warpgroup.mma_wait()
-
-    with pytest.raises(tk.UninitializedReadError, match="mm_AB") as e:
-        unwritten[1](rand(64, 64), poison(64, 64, dtype=torch.float32))
-    assert e.value.loc[1] == tagged_line(__file__, "unwritten-acc")
+    expect_hazard("unwritten-acc", tk.UninitializedReadError, "mm_AB")
 
 
 # ---------------------------------------------------------------------------------------------- type errors

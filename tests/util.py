@@ -44,6 +44,21 @@ def sass_and_resources(kernel, *args, arch="sm_90a"):
     return ck.sass(), ck.resources()
 
 
+# ---------------------------------------------------------------------------------------------- matmuls
+def transposed(variant):
+    """For an mma variant (AB, ABt, AtB, AtBt): (a is given as A^T, b is given as B^T)."""
+    return variant.startswith("At"), variant.endswith("Bt")
+
+
+def matmul_reference(variant, a, b):
+    """float64 A @ B (on CPU) from the operands ``a``, ``b`` of an mma ``variant``."""
+    at, bt = transposed(variant)
+    A, B = a.double().cpu(), b.double().cpu()
+    A = A.transpose(-1, -2) if at else A
+    B = B.transpose(-1, -2) if bt else B
+    return A @ B
+
+
 # ---------------------------------------------------------------------------------------------- type errors
 def tagged_line(path, tag):
     """Line number of the line of ``path`` that ends with the comment ``# <tag>``."""

@@ -7,7 +7,7 @@ import math
 
 import torch
 
-from .attention_bwd import attention_bwd, attention_bwd_prep
+from .attention_bwd import attention_bwd, attention_bwd_dq, attention_bwd_prep
 from .attention_hopper import hopper_attention
 from .attention_warp import warp_attention
 
@@ -58,7 +58,7 @@ def _is_hopper(device) -> bool:
 
 
 def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, causal: bool = False, scale: float | None = None,
-              *, return_lse: bool = False, kernel: str = "auto"):
+              *, return_lse: bool = False, kernel: str = "auto", deterministic: bool = False):
     """softmax(q kᵀ · scale [+ causal mask]) v, like ``torch.nn.functional.scaled_dot_product_attention``.
 
     q: (B, H_q, N_q, D), k and v: (B, H_kv, N_kv, D), bfloat16, D in {64, 128}; H_q a multiple of H_kv (GQA/MQA).
@@ -67,7 +67,9 @@ def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, causal: bool = 
     the (B, H_q, N_q) float32 log-sum-exp of the scaled scores (natural log).
     ``kernel``: 'hopper' (TMA + wgmma; needs sm_90 on a GPU), 'warp' (mma.sync; any sm_80+ GPU, no lse), or
     'auto' (hopper on an H100 and on CPU tensors, where the interpreter runs it; warp on other GPUs).
-    The Hopper path is the custom op ``torch.ops.pykittens.attention_fwd`` (torch.compile and CUDA graphs).
+    The Hopper path is the custom op ``torch.ops.pykittens.attention_fwd`` (torch.compile and CUDA graphs) and is
+    differentiable (q, k, v); ``deterministic=True`` makes the backward bit-reproducible (dQ in a fixed order, by
+    a second kernel that recomputes the scores: slower).
     """
     _check(q, k, v, causal)
     D = q.shape[-1]
@@ -81,9 +83,9 @@ def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, causal: bool = 
     if kernel != "hopper":
         raise ValueError(f"attention: kernel must be 'auto', 'hopper' or 'warp', got {kernel!r}")
     if torch.compiler.is_compiling():  # graph capture by torch.compile sees the custom op (and its autograd)
-        o, lse = torch.ops.pykittens.attention_fwd(q, k, v, bool(causal), scale)
+        o, lse = torch.ops.pykittens.attention_fwd(q, k, v, bool(causal), scale, bool(deterministic))
     elif torch.is_grad_enabled() and (q.requires_grad or k.requires_grad or v.requires_grad):
-        o, lse = _Attention.apply(q, k, v, bool(causal), scale)
+        o, lse = _Attention.apply(q, k, v, bool(causal), scale, bool(deterministic))
     else:  # eager inference: skip the dispatcher's ~100 us per call (CUDA-graph capture works either way)
         o, lse = _hopper_forward(q, k, v, bool(causal), scale)
     return (o, lse) if return_lse else o
@@ -110,8 +112,8 @@ def _warp_forward(q, k, v, causal, scale, warps=4):
 
 
 @torch.library.custom_op("pykittens::attention_fwd", mutates_args=())
-def _attention_fwd(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, causal: bool,
-                   scale: float) -> tuple[torch.Tensor, torch.Tensor]:
+def _attention_fwd(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, causal: bool, scale: float,
+                   deterministic: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
     """The Hopper kernel as a torch.library op: (o, lse)."""
     _check(q, k, v, causal)
     return _hopper_forward(q, k, v, causal, scale)
@@ -134,12 +136,12 @@ def _hopper_forward(q, k, v, causal: bool, scale: float):
 
 
 @_attention_fwd.register_fake
-def _(q, k, v, causal, scale):
+def _(q, k, v, causal, scale, deterministic=False):
     B, H, N, D = q.shape
     return torch.empty_like(q), q.new_empty(B, H, N, dtype=torch.float32)
 
 
-def _hopper_backward(do, q, k, v, o, lse, causal: bool, scale: float):
+def _hopper_backward(do, q, k, v, o, lse, causal: bool, scale: float, deterministic: bool = False):
     """(dq, dk, dv) from the Hopper backward kernels; dk and dv summed over each query-head group."""
     B, H, N, D = q.shape
     Hk, Nk = k.shape[1], k.shape[2]
@@ -150,35 +152,42 @@ def _hopper_backward(do, q, k, v, o, lse, causal: bool, scale: float):
     attention_bwd_prep.launch((-(-N // 64), H, B), o, do, delta, D)
     lse_p = lse.new_zeros(B, H, 1, n_pad)
     lse_p[:, :, 0, :N] = lse
-    dq = torch.zeros(B, H, N, D, dtype=torch.float32, device=q.device)  # the kernel adds into it
     dk, dv = torch.empty_like(k), torch.empty_like(v)
+    if deterministic:  # dK, dV without dQ, then dQ in a fixed order by its own kernel
+        attention_bwd.launch((-(-Nk // 128), Hk, B), q, k, v, do, lse_p, delta, delta, dk, dv, scale, D, causal,
+                             False)
+        dq = torch.empty_like(q)
+        attention_bwd_dq.launch((-(-N // 128), H, B), q, k, v, do, lse_p, delta, dq, scale, D, causal)
+        return dq, dk, dv
+    dq = torch.zeros(B, H, N, D, dtype=torch.float32, device=q.device)  # the kernel adds into it
     attention_bwd.launch((-(-Nk // 128), Hk, B), q, k, v, do, lse_p, delta, dq, dk, dv, scale, D, causal)
     return dq.to(q.dtype), dk, dv
 
 
 @torch.library.custom_op("pykittens::attention_bwd", mutates_args=())
 def _attention_bwd(do: torch.Tensor, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, o: torch.Tensor,
-                   lse: torch.Tensor, causal: bool, scale: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+                   lse: torch.Tensor, causal: bool, scale: float,
+                   deterministic: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """The Hopper backward as a torch.library op: (dq, dk, dv)."""
-    return _hopper_backward(do, q, k, v, o, lse, causal, scale)
+    return _hopper_backward(do, q, k, v, o, lse, causal, scale, deterministic)
 
 
 @_attention_bwd.register_fake
-def _(do, q, k, v, o, lse, causal, scale):
+def _(do, q, k, v, o, lse, causal, scale, deterministic):
     return torch.empty_like(q), torch.empty_like(k), torch.empty_like(v)
 
 
 def _setup_context(ctx, inputs, output):
-    q, k, v, causal, scale = inputs
+    q, k, v, causal, scale, deterministic = inputs
     o, lse = output
     ctx.save_for_backward(q, k, v, o, lse)
-    ctx.causal, ctx.scale = causal, scale
+    ctx.causal, ctx.scale, ctx.deterministic = causal, scale, deterministic
 
 
 def _backward(ctx, do, dlse):
     q, k, v, o, lse = ctx.saved_tensors
-    dq, dk, dv = torch.ops.pykittens.attention_bwd(do, q, k, v, o, lse, ctx.causal, ctx.scale)
-    return dq, dk, dv, None, None
+    dq, dk, dv = torch.ops.pykittens.attention_bwd(do, q, k, v, o, lse, ctx.causal, ctx.scale, ctx.deterministic)
+    return dq, dk, dv, None, None, None
 
 
 torch.library.register_autograd("pykittens::attention_fwd", _backward, setup_context=_setup_context)
@@ -188,18 +197,18 @@ class _Attention(torch.autograd.Function):
     """Eager autograd without the dispatcher's per-call cost; saves only q, k, v, o and lse."""
 
     @staticmethod
-    def forward(ctx, q, k, v, causal, scale):
+    def forward(ctx, q, k, v, causal, scale, deterministic):
         o, lse = _hopper_forward(q, k, v, causal, scale)
         ctx.save_for_backward(q, k, v, o, lse)
-        ctx.causal, ctx.scale = causal, scale
+        ctx.causal, ctx.scale, ctx.deterministic = causal, scale, deterministic
         ctx.mark_non_differentiable(lse)
         return o, lse
 
     @staticmethod
     def backward(ctx, do, dlse):
         q, k, v, o, lse = ctx.saved_tensors
-        dq, dk, dv = _hopper_backward(do, q, k, v, o, lse, ctx.causal, ctx.scale)
-        return dq, dk, dv, None, None
+        dq, dk, dv = _hopper_backward(do, q, k, v, o, lse, ctx.causal, ctx.scale, ctx.deterministic)
+        return dq, dk, dv, None, None, None
 
 
 def reference_attention(q, k, v, causal=False, scale=None) -> torch.Tensor:

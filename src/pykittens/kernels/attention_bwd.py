@@ -5,6 +5,8 @@ tiles that see them (Q_i and dO_i by TMA). Per query tile, with the forward's lo
   Sᵀ = K Qᵀ,  Pᵀ = exp(Sᵀ·scale − lse),  dV += Pᵀ dO,  dPᵀ = V dOᵀ,  dSᵀ = Pᵀ∘(dPᵀ − D),  dK += dSᵀ Q,
   dQ_i += dS K  (dSᵀ goes through shared memory to be the wgmma A operand; dQ is added into an fp32 buffer by the
   copy engine's add-reduce, so dQ's summation order depends on timing: not bit-reproducible).
+Deterministic mode drops dQ from that kernel (WITH_DQ=False) and computes it in ``attention_bwd_dq``, Q-stationary
+(each block owns 64·2 query rows and sweeps the keys; S and dP are recomputed), which sums in a fixed order.
 GQA: a block takes every query head of its key/value head, so dK and dV come out summed over the group.
 """
 import math
@@ -31,7 +33,7 @@ def attention_bwd_prep(o: tk.gl(tk.bf16), do: tk.gl(tk.bf16), delta: tk.gl(tk.fp
 @tk.kernel(warps=12, min_blocks=1)
 def attention_bwd(q: tk.gl(tk.bf16), k: tk.gl(tk.bf16), v: tk.gl(tk.bf16), do: tk.gl(tk.bf16), lse: tk.gl(tk.fp32),
                   delta: tk.gl(tk.fp32), dq: tk.gl(tk.fp32), dk: tk.gl(tk.bf16), dv: tk.gl(tk.bf16),
-                  scale: tk.f32, D: tk.constexpr, CAUSAL: tk.constexpr):
+                  scale: tk.f32, D: tk.constexpr, CAUSAL: tk.constexpr, WITH_DQ: tk.constexpr = True):
     b, h_kv, kb = tk.block_idx.z, tk.block_idx.y, tk.block_idx.x
     group = tk.let(q.depth // k.depth)
     k_s, v_s = tk.st(tk.bf16, 64, D, count=2), tk.st(tk.bf16, 64, D, count=2)
@@ -89,6 +91,9 @@ def attention_bwd(q: tk.gl(tk.bf16), k: tk.gl(tk.bf16), v: tk.gl(tk.bf16), do: t
         tk.mul(dp_t, dp_t, s_t)  # dSᵀ
         tk.copy(ds_bf, dp_t)
         tk.warpgroup.mma_AB(dk_acc, ds_bf, q_s[s.stage])
+        if not WITH_DQ:
+            tk.warpgroup.mma_wait()
+            return
         tk.named_sync(1 + c, 4)  # the previous step's dS and dQ staging tiles are free
         tk.warpgroup.store(ds_s[c], ds_bf)
         tk.named_sync(1 + c, 4)
@@ -107,6 +112,7 @@ def attention_bwd(q: tk.gl(tk.bf16), k: tk.gl(tk.bf16), v: tk.gl(tk.bf16), do: t
     def finish(s):
         c = s.consumer
         tk.mul(dk_acc, dk_acc, scale)
+        tk.named_sync(1 + c, 4)  # every warp of the group is past its last wgmma reading K and V
         for acc, dst, tile in ((dk_acc, dk, k_s[c]), (dv_acc, dv, v_s[c])):  # K and V tiles stage dK and dV
             tk.copy(out, acc)
             tk.warpgroup.store(tile, out)
@@ -119,3 +125,77 @@ def attention_bwd(q: tk.gl(tk.bf16), k: tk.gl(tk.bf16), v: tk.gl(tk.bf16), do: t
 
     tk.producer_consumer(stages=2, consumers=2, tiles=1, steps=group * n_q, load=load, compute=compute,
                          finish=finish, start=start, init=init, persistent=False)
+
+
+@tk.kernel(warps=12, min_blocks=1)
+def attention_bwd_dq(q: tk.gl(tk.bf16), k: tk.gl(tk.bf16), v: tk.gl(tk.bf16), do: tk.gl(tk.bf16),
+                     lse: tk.gl(tk.fp32), delta: tk.gl(tk.fp32), dq: tk.gl(tk.bf16), scale: tk.f32,
+                     D: tk.constexpr, CAUSAL: tk.constexpr):
+    """dQ alone, Q-stationary: each consumer warpgroup owns 64 query rows and sweeps 128-key blocks (fixed order)."""
+    b, h, qb = tk.block_idx.z, tk.block_idx.y, tk.block_idx.x
+    h_kv = tk.let(h // (q.depth // k.depth))
+    q_s, do_s = tk.st(tk.bf16, 64, D, count=2), tk.st(tk.bf16, 64, D, count=2)
+    k_s, v_s = tk.st(tk.bf16, 128, D, count=2), tk.st(tk.bf16, 128, D, count=2)
+    q_ready = tk.semaphore(count=2)
+    s_reg, dp = tk.rt(tk.fp32, 16, 128), tk.rt(tk.fp32, 16, 128)
+    ds_bf, dq_acc, out = tk.rt(tk.bf16, 16, 128), tk.rt(tk.fp32, 16, D), tk.rt(tk.bf16, 16, D)
+    lse_v, delta_v = tk.col_vec(s_reg), tk.col_vec(s_reg)
+    shift = tk.let(k.rows - q.rows)
+    steps = tk.cdiv(k.rows, 128)
+    if CAUSAL:
+        steps = tk.minimum(steps, tk.cdiv(tk.minimum((qb + 1) * 128, q.rows) + shift, 128))
+
+    def init():
+        for c in range(2):
+            tk.init_semaphore(q_ready[c], 1)
+
+    def load(s):
+        tk.expect(s.full, k_s[s.stage], v_s[s.stage])
+        tk.tma.load_async(k_s[s.stage], k, (b, h_kv, s.step, 0), s.full)
+        tk.tma.load_async(v_s[s.stage], v, (b, h_kv, s.step, 0), s.full)
+
+    def start(s):
+        c, row16 = s.consumer, (qb * 2 + s.consumer) * 4 + tk.warp_id() % 4
+        with tk.if_(tk.warp_id() % 4 == 0):
+            tk.expect(q_ready[c], q_s[c], do_s[c])
+            tk.tma.load_async(q_s[c], q, (b, h, qb * 2 + c, 0), q_ready[c])
+            tk.tma.load_async(do_s[c], do, (b, h, qb * 2 + c, 0), q_ready[c])
+        tk.load(lse_v, lse, (b, h, 0, row16), oob=0.0)
+        tk.load(delta_v, delta, (b, h, 0, row16), oob=0.0)
+        tk.mul(lse_v, lse_v, LOG2E)
+        tk.zero(dq_acc)
+        tk.wait(q_ready[c], 0)
+
+    def compute(s):
+        c = s.consumer
+        tk.warpgroup.mm_ABt(s_reg, q_s[c], k_s[s.stage])
+        tk.warpgroup.mm_ABt(dp, do_s[c], v_s[s.stage])
+        tk.warpgroup.mma_wait()
+        with tk.if_((s.step + 1) * 128 > k.rows):  # keys past the end
+            tk.right_fill(s_reg, s_reg, k.rows - s.step * 128, -math.inf)
+        if CAUSAL:
+            q0 = (qb * 2 + c) * 64 + (tk.warp_id() % 4) * 16
+            tk.tril(s_reg, s_reg, q0 + shift - s.step * 128, -math.inf)
+        tk.mul(s_reg, s_reg, scale * LOG2E)
+        tk.sub_row(s_reg, s_reg, lse_v)
+        tk.exp2(s_reg, s_reg)  # P
+        tk.sub_row(dp, dp, delta_v)
+        tk.mul(dp, dp, s_reg)  # dS
+        tk.copy(ds_bf, dp)
+        tk.warpgroup.mma_AB(dq_acc, ds_bf, k_s[s.stage])
+        tk.warpgroup.mma_wait()
+
+    def finish(s):
+        c = s.consumer
+        tk.mul(dq_acc, dq_acc, scale)
+        tk.copy(out, dq_acc)
+        tk.named_sync(1 + c, 4)  # every warp is past its last wgmma reading Q
+        tk.warpgroup.store(q_s[c], out)
+        tk.named_sync(1 + c, 4)
+        with tk.if_(tk.warp_id() % 4 == 0):
+            tk.tma.store_async(dq, q_s[c], (b, h, qb * 2 + c, 0))
+            tk.tma.store_commit()
+            tk.tma.store_wait(0)
+
+    tk.producer_consumer(stages=2, consumers=2, tiles=1, steps=steps, load=load, compute=compute, finish=finish,
+                         start=start, init=init, persistent=False)
