@@ -92,3 +92,13 @@ def test_gpu_deterministic_mode_is_bit_identical_and_correct(case):
     first, second = _grads(q, k, v, do, causal, f), _grads(q, k, v, do, causal, f)
     for a, b in zip(first, second):
         assert torch.equal(a, b)
+
+
+def test_gpt_training_example_runs_in_the_interpreter():
+    import importlib.util
+    from pathlib import Path
+    path = Path(__file__).parent.parent / "examples" / "gpt_training.py"
+    spec = importlib.util.spec_from_file_location("gpt_training", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    assert mod.main(["--tiny"])
