@@ -36,6 +36,14 @@ def test_interpreter_gradients_match_float64(case, deterministic):
     _check(case, "cpu", deterministic=deterministic)
 
 
+def test_warp_kernel_refuses_to_be_differentiated():
+    q = torch.randn(1, 1, 32, 64).bfloat16().requires_grad_()
+    with pytest.raises(NotImplementedError, match="no backward"):
+        attention(q, q, q, kernel="warp")
+    with torch.no_grad():
+        assert attention(q, q, q, kernel="warp").shape == q.shape
+
+
 def test_lse_is_not_differentiable_and_inference_skips_autograd():
     q = torch.randn(1, 1, 32, 64).bfloat16().requires_grad_()
     o, lse = attention(q, q.detach(), q.detach(), return_lse=True)

@@ -79,6 +79,9 @@ def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, causal: bool = 
     if kernel == "warp":
         if return_lse:
             raise ValueError("attention: the warp-level kernel does not return the log-sum-exp; use kernel='hopper'")
+        if torch.is_grad_enabled() and (q.requires_grad or k.requires_grad or v.requires_grad):
+            raise NotImplementedError("attention: the warp-level kernel has no backward (the Hopper kernels do); "
+                                      "call it under torch.no_grad() or on detached tensors")
         return _warp_forward(q, k, v, causal, scale)
     if kernel != "hopper":
         raise ValueError(f"attention: kernel must be 'auto', 'hopper' or 'warp', got {kernel!r}")
