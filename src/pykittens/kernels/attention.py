@@ -45,6 +45,7 @@ def _check(q, k, v, causal):
 # head dim -> (consumer warpgroups of 64 query rows, K/V ring stages, keys per stage, ping-pong): what fits 227 KB
 # of shared memory and the register file (3 consumers get setmaxnreg 160), and timed fastest (NOTES.md)
 HOPPER_CONFIG = {64: (3, 4, 128, True), 128: (3, 2, 128, True)}
+BACKWARD_CONSUMERS = {64: 2, 128: 2}  # consumer warpgroups (64 keys each) of the backward kernel, per head dim
 _CAPABILITY: dict = {}  # device index -> compute capability major, read once
 
 
@@ -156,14 +157,15 @@ def _hopper_backward(do, q, k, v, o, lse, causal: bool, scale: float, determinis
     lse_p = lse.new_zeros(B, H, 1, n_pad)
     lse_p[:, :, 0, :N] = lse
     dk, dv = torch.empty_like(k), torch.empty_like(v)
+    c = BACKWARD_CONSUMERS[D]
+    grid = (-(-Nk // (64 * c)), Hk, B)
     if deterministic:  # dK, dV without dQ, then dQ in a fixed order by its own kernel
-        attention_bwd.launch((-(-Nk // 128), Hk, B), q, k, v, do, lse_p, delta, delta, dk, dv, scale, D, causal,
-                             False)
+        attention_bwd.launch(grid, q, k, v, do, lse_p, delta, delta, dk, dv, scale, D, causal, False, c, 4 * (c + 1))
         dq = torch.empty_like(q)
         attention_bwd_dq.launch((-(-N // 128), H, B), q, k, v, do, lse_p, delta, dq, scale, D, causal)
         return dq, dk, dv
     dq = torch.zeros(B, H, N, D, dtype=torch.float32, device=q.device)  # the kernel adds into it
-    attention_bwd.launch((-(-Nk // 128), Hk, B), q, k, v, do, lse_p, delta, dq, dk, dv, scale, D, causal)
+    attention_bwd.launch(grid, q, k, v, do, lse_p, delta, dq, dk, dv, scale, D, causal, True, c, 4 * (c + 1))
     return dq.to(q.dtype), dk, dv
 
 

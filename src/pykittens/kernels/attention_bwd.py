@@ -30,27 +30,30 @@ def attention_bwd_prep(o: tk.gl(tk.bf16), do: tk.gl(tk.bf16), delta: tk.gl(tk.fp
     tk.store(delta, d_vec, (b, h, 0, row), clip=True)
 
 
-@tk.kernel(warps=12, min_blocks=1)
+@tk.kernel(warps="W", min_blocks=1)
 def attention_bwd(q: tk.gl(tk.bf16), k: tk.gl(tk.bf16), v: tk.gl(tk.bf16), do: tk.gl(tk.bf16), lse: tk.gl(tk.fp32),
                   delta: tk.gl(tk.fp32), dq: tk.gl(tk.fp32), dk: tk.gl(tk.bf16), dv: tk.gl(tk.bf16),
-                  scale: tk.f32, D: tk.constexpr, CAUSAL: tk.constexpr, WITH_DQ: tk.constexpr = True):
+                  scale: tk.f32, D: tk.constexpr, CAUSAL: tk.constexpr, WITH_DQ: tk.constexpr = True,
+                  C: tk.constexpr = 2, W: tk.constexpr = 12):
+    """dK, dV (and dQ by add-reduce) for 64·C keys per block: C consumer warpgroups, W = 4 (C + 1) warps."""
     b, h_kv, kb = tk.block_idx.z, tk.block_idx.y, tk.block_idx.x
     group = tk.let(q.depth // k.depth)
-    k_s, v_s = tk.st(tk.bf16, 64, D, count=2), tk.st(tk.bf16, 64, D, count=2)
+    k_s, v_s = tk.st(tk.bf16, 64, D, count=C), tk.st(tk.bf16, 64, D, count=C)
     q_s, do_s = tk.st(tk.bf16, 64, D, count=2), tk.st(tk.bf16, 64, D, count=2)
-    ds_s, dq_s = tk.st(tk.bf16, 64, 64, count=2), tk.st(tk.fp32, 64, D, count=2)
-    kv_ready = tk.semaphore(count=2)
+    ds_s = tk.st(tk.bf16, 64, 64, count=C)
+    dq_s = tk.st(tk.fp32, 64, D, count=C) if WITH_DQ else None
+    kv_ready = tk.semaphore(count=C)
     s_t, dp_t = tk.rt(tk.fp32, 16, 64), tk.rt(tk.fp32, 16, 64)
     p_bf, ds_bf = tk.rt(tk.bf16, 16, 64), tk.rt(tk.bf16, 16, 64)
     dk_acc, dv_acc, dq_acc = tk.rt(tk.fp32, 16, D), tk.rt(tk.fp32, 16, D), tk.rt(tk.fp32, 16, D)
     out = tk.rt(tk.bf16, 16, D)
     lse_v, delta_v = tk.row_vec(s_t), tk.row_vec(s_t)
     shift = tk.let(k.rows - q.rows)  # bottom-right causal alignment: query i sees keys <= i + shift
-    first_q = tk.let(tk.maximum(kb * 128 - shift, 0) // 64) if CAUSAL else 0  # earlier query tiles see none
+    first_q = tk.let(tk.maximum(kb * 64 * C - shift, 0) // 64) if CAUSAL else 0  # earlier query tiles see none
     n_q = tk.let(tk.cdiv(q.rows, 64) - first_q)
 
     def init():
-        for c in range(2):
+        for c in range(C):
             tk.init_semaphore(kv_ready[c], 1)
 
     def load(s):
@@ -63,8 +66,8 @@ def attention_bwd(q: tk.gl(tk.bf16), k: tk.gl(tk.bf16), v: tk.gl(tk.bf16), do: t
         c = s.consumer
         with tk.if_(tk.warp_id() % 4 == 0):
             tk.expect(kv_ready[c], k_s[c], v_s[c])
-            tk.tma.load_async(k_s[c], k, (b, h_kv, kb * 2 + c, 0), kv_ready[c])
-            tk.tma.load_async(v_s[c], v, (b, h_kv, kb * 2 + c, 0), kv_ready[c])
+            tk.tma.load_async(k_s[c], k, (b, h_kv, kb * C + c, 0), kv_ready[c])
+            tk.tma.load_async(v_s[c], v, (b, h_kv, kb * C + c, 0), kv_ready[c])
         tk.zero(dk_acc)
         tk.zero(dv_acc)
         tk.wait(kv_ready[c], 0)
@@ -78,7 +81,7 @@ def attention_bwd(q: tk.gl(tk.bf16), k: tk.gl(tk.bf16), v: tk.gl(tk.bf16), do: t
         tk.mul(lse_v, lse_v, LOG2E)
         tk.warpgroup.mma_wait()
         if CAUSAL:  # key r sees query col when (kb*128 + 64c + 16w + r) <= (64 qi + col) + shift
-            key0 = kb * 128 + c * 64 + (tk.warp_id() % 4) * 16
+            key0 = (kb * C + c) * 64 + (tk.warp_id() % 4) * 16
             tk.triu(s_t, s_t, key0 - qi * 64 - shift, -math.inf)
         tk.mul(s_t, s_t, scale * LOG2E)
         tk.sub_col(s_t, s_t, lse_v)
@@ -118,13 +121,14 @@ def attention_bwd(q: tk.gl(tk.bf16), k: tk.gl(tk.bf16), v: tk.gl(tk.bf16), do: t
             tk.warpgroup.store(tile, out)
             tk.named_sync(1 + c, 4)
             with tk.if_(tk.warp_id() % 4 == 0):
-                tk.tma.store_async(dst, tile, (b, h_kv, kb * 2 + c, 0))
+                tk.tma.store_async(dst, tile, (b, h_kv, kb * C + c, 0))
                 tk.tma.store_commit()
         with tk.if_(tk.warp_id() % 4 == 0):
             tk.tma.store_wait(0)
 
-    tk.producer_consumer(stages=2, consumers=2, tiles=1, steps=group * n_q, load=load, compute=compute,
-                         finish=finish, start=start, init=init, persistent=False)
+    tk.producer_consumer(stages=2, consumers=C, tiles=1, steps=group * n_q, load=load, compute=compute,
+                         finish=finish, start=start, init=init, persistent=False,
+                         producer_registers=24 if C == 3 else 40, consumer_registers=160 if C == 3 else 232)
 
 
 @tk.kernel(warps=12, min_blocks=1)

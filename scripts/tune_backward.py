@@ -1,0 +1,35 @@
+"""Time backward variants (consumer warpgroups per block) next to cuDNN's backward, N = 4096."""
+import torch
+from torch.nn.attention import SDPBackend, sdpa_kernel
+from torch.nn.functional import scaled_dot_product_attention as sdpa
+
+import pykittens.kernels.attention as A
+from pykittens.bench.harness import time_ms
+
+
+def main():
+    n = 4096
+    for d, variants in ((64, (2, 3)), (128, (2,))):
+        for causal in (False, True):
+            B, H = 16384 // n, 2048 // d
+            q, k, v, do = (torch.randn(B, H, n, d, device="cuda", dtype=torch.bfloat16) for _ in range(4))
+            for t in (q, k, v):
+                t.requires_grad_()
+            fl = 2.5 * 4 * B * H * n * n * d / (2 if causal else 1) / 1e9
+            with sdpa_kernel(SDPBackend.CUDNN_ATTENTION):
+                o = sdpa(q, k, v, is_causal=causal)
+                ref = torch.autograd.grad(o, (q, k, v), do, retain_graph=True)
+                tc = time_ms(lambda: torch.autograd.grad(o, (q, k, v), do, retain_graph=True), 3, 20)
+            print(f"D={d} causal={causal}: cuDNN backward {fl / tc:.0f} TFLOP/s")
+            for c in variants:
+                A.BACKWARD_CONSUMERS[d] = c
+                o = A.attention(q, k, v, causal=causal)
+                g = torch.autograd.grad(o, (q, k, v), do, retain_graph=True)
+                err = max(((a.double() - b.double()).norm() / b.double().norm()).item() for a, b in zip(g, ref))
+                t = time_ms(lambda: torch.autograd.grad(o, (q, k, v), do, retain_graph=True), 3, 20)
+                print(f"  consumers={c}: {fl / t:.0f} TFLOP/s (max grad err vs cuDNN {err:.1e})")
+            A.BACKWARD_CONSUMERS[d] = 2
+
+
+if __name__ == "__main__":
+    main()
