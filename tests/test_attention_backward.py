@@ -52,15 +52,18 @@ def test_lse_is_not_differentiable_and_inference_skips_autograd():
         assert not attention(q, q, q).requires_grad
 
 
-@pytest.mark.parametrize("D,causal", [(64, False), (128, True)])
-def test_backward_compiles_with_hgmma_tma_and_no_spills(D, causal):
+@pytest.mark.parametrize("D,causal", [(64, False), (64, True), (128, False), (128, True)])
+def test_shipped_backward_configs_compile_with_hgmma_tma_and_no_spills(D, causal):
+    from pykittens.kernels.attention import BACKWARD_CONSUMERS
+    c = BACKWARD_CONSUMERS[D, causal]
     q = torch.empty(1, 1, 256, D, dtype=torch.bfloat16)
     f, dq = torch.empty(1, 1, 1, 256), torch.empty(1, 1, 256, D)
-    ck = attention_bwd.compile(q, q, q, q, f, f, dq, q, q, 1.0, D, causal, arch="sm_90a")
-    sass = ck.sass()
-    assert "HGMMA" in sass and "UTMALDG" in sass
-    res = ck.resources()
-    assert res.local == 0 and res.stack == 0, res
+    for with_dq in (True, False):
+        ck = attention_bwd.compile(q, q, q, q, f, f, dq, q, q, 1.0, D, causal, with_dq, c, 4 * (c + 1), arch="sm_90a")
+        sass = ck.sass()
+        assert "HGMMA" in sass and "UTMALDG" in sass
+        res = ck.resources()
+        assert res.local == 0 and res.stack == 0, (c, with_dq, res)
 
 
 @pytest.mark.gpu

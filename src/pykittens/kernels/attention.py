@@ -45,7 +45,9 @@ def _check(q, k, v, causal):
 # head dim -> (consumer warpgroups of 64 query rows, K/V ring stages, keys per stage, ping-pong): what fits 227 KB
 # of shared memory and the register file (3 consumers get setmaxnreg 160), and timed fastest (NOTES.md)
 HOPPER_CONFIG = {64: (3, 4, 128, True), 128: (3, 2, 128, True)}
-BACKWARD_CONSUMERS = {64: 2, 128: 2}  # consumer warpgroups (64 keys each) of the backward kernel, per head dim
+# (head dim, causal) -> consumer warpgroups (64 keys each) of the backward kernel: 3 is 11-15% faster at D=64
+# (NOTES.md), but spills 8 bytes in the causal build, so that one keeps 2; D=128 needs 2 for its registers
+BACKWARD_CONSUMERS = {(64, False): 3, (64, True): 2, (128, False): 2, (128, True): 2}
 _CAPABILITY: dict = {}  # device index -> compute capability major, read once
 
 
@@ -157,7 +159,7 @@ def _hopper_backward(do, q, k, v, o, lse, causal: bool, scale: float, determinis
     lse_p = lse.new_zeros(B, H, 1, n_pad)
     lse_p[:, :, 0, :N] = lse
     dk, dv = torch.empty_like(k), torch.empty_like(v)
-    c = BACKWARD_CONSUMERS[D]
+    c = BACKWARD_CONSUMERS[D, causal]
     grid = (-(-Nk // (64 * c)), Hk, B)
     if deterministic:  # dK, dV without dQ, then dQ in a fixed order by its own kernel
         attention_bwd.launch(grid, q, k, v, do, lse_p, delta, delta, dk, dv, scale, D, causal, False, c, 4 * (c + 1))
