@@ -1,5 +1,4 @@
 """A few timings to steer tuning (not the benchmark of record: that is `python -m pykittens.bench`)."""
-import math
 import sys
 
 import torch

@@ -1,5 +1,4 @@
 """Time GEMM kernel variants (stages, group size, release lag) at a few sizes; prints TFLOP/s next to cuBLAS."""
-import itertools
 
 import torch
 

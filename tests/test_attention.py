@@ -2,7 +2,6 @@
 import pytest
 import torch
 
-import pykittens as tk
 from pykittens.kernels import attention, hopper_attention, reference_attention, warp_attention
 from util import assert_close, rel_err
 
@@ -85,7 +84,7 @@ def test_warp_kernel_compiles_with_hmma_and_no_spills(D, arch):
 
 @pytest.mark.parametrize("D,causal", [(64, False), (128, True)])
 def test_hopper_kernel_compiles_with_hgmma_tma_and_no_spills(D, causal):
-    from pykittens.kernels.attention import HOPPER_CONFIG
+    from pykittens.kernels.attention_ops import HOPPER_CONFIG
     consumers, stages, kv, pingpong = HOPPER_CONFIG[D]
     q = torch.empty(1, 1, 256, D, dtype=torch.bfloat16)
     lse = torch.empty(1, 1, 1, 256)

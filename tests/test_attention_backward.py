@@ -54,7 +54,7 @@ def test_lse_is_not_differentiable_and_inference_skips_autograd():
 
 @pytest.mark.parametrize("D,causal", [(64, False), (64, True), (128, False), (128, True)])
 def test_shipped_backward_configs_compile_with_hgmma_tma_and_no_spills(D, causal):
-    from pykittens.kernels.attention import BACKWARD_CONSUMERS
+    from pykittens.kernels.attention_ops import BACKWARD_CONSUMERS
     c = BACKWARD_CONSUMERS[D, causal]
     q = torch.empty(1, 1, 256, D, dtype=torch.bfloat16)
     f, dq = torch.empty(1, 1, 1, 256), torch.empty(1, 1, 256, D)

@@ -4,7 +4,7 @@ import torch
 
 import pykittens as tk
 from pykittens.backend.cuda import compiler
-from util import HAS_GPU, assert_close, poison, rand
+from util import assert_close, poison, rand
 
 
 @tk.kernel(warps=4)

@@ -1,6 +1,4 @@
 """Initialisers and element-wise maps (tiles and vectors), interpreter and GPU against float64."""
-import math
-
 import pytest
 import torch
 

@@ -6,7 +6,6 @@ branches are spelled ``for i in tk.range(...)`` and ``with tk.if_(cond):`` / ``w
 """
 from __future__ import annotations
 
-import builtins
 import contextlib
 import contextvars
 import linecache
@@ -16,7 +15,7 @@ import sys
 
 from . import ir
 from .errors import KernelError, KernelSyntaxError, KernelTypeError
-from .types import RT, RV, ST, SV, DType, Semaphore, i32
+from .types import RT, RV, ST, SV, DType, Semaphore
 
 MAX_SMEM_BYTES = 227 * 1024 - 1024  # H100 per-block opt-in limit, less the slack that 1024-byte alignment of the base takes
 
@@ -290,4 +289,3 @@ def kind(x):
     fail(f"unsupported operand {x!r}")
 
 
-builtins_range = builtins.range

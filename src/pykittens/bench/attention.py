@@ -185,11 +185,6 @@ def compile_times(kernel: str = "hopper") -> dict:
     return out
 
 
-def _has_cuobjdump() -> bool:
-    from cuda import pathfinder
-    return pathfinder.find_nvidia_binary_utility("cuobjdump") is not None
-
-
 def table(records: list[Record]) -> str:
     lines = ["| D | causal | N | pykittens TFLOP/s | FA2 | cuDNN | efficient | vs FA2 | vs cuDNN | error |",
              "|---|---|---|---|---|---|---|---|---|---|"]

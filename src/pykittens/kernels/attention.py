@@ -2,63 +2,13 @@
 
 CUDA tensors run the compiled kernel; CPU tensors run the same kernel in the interpreter. Inputs are checked before
 anything is launched, and what is not supported raises ``ValueError``/``TypeError`` saying what was expected.
+Launches, configurations, torch.library ops and autograd: ``attention_ops.py``.
 """
 import math
 
 import torch
 
-from .attention_bwd import attention_bwd, attention_bwd_dq, attention_bwd_prep
-from .attention_hopper import hopper_attention
-from .attention_warp import warp_attention
-
-SUPPORTED_HEAD_DIMS = (64, 128)
-
-
-def _check(q, k, v, causal):
-    for name, t in (("q", q), ("k", k), ("v", v)):
-        if not isinstance(t, torch.Tensor):
-            raise TypeError(f"attention: {name} must be a torch.Tensor, got {type(t).__name__}")
-        if t.dtype != torch.bfloat16:
-            raise TypeError(f"attention: {name} must be bfloat16, got {t.dtype}")
-        if t.dim() != 4:
-            raise ValueError(f"attention: {name} must be 4-D (batch, heads, seq, head_dim), got shape {tuple(t.shape)}")
-        if t.stride(-1) != 1:
-            raise ValueError(f"attention: {name} must be contiguous in its last dim, got strides {t.stride()}")
-    if len({q.device, k.device, v.device}) != 1:
-        raise ValueError(f"attention: q, k, v must be on one device, got {q.device}, {k.device}, {v.device}")
-    (B, Hq, Nq, D), (Bk, Hk, Nk, Dk) = q.shape, k.shape
-    if D not in SUPPORTED_HEAD_DIMS:
-        raise ValueError(f"attention: head dim must be one of {SUPPORTED_HEAD_DIMS}, got {D}")
-    if k.shape != v.shape:
-        raise ValueError(f"attention: k and v must have the same shape, got {tuple(k.shape)} and {tuple(v.shape)}")
-    if Bk != B or Dk != D:
-        raise ValueError(f"attention: k/v batch and head dim must match q's ({B}, {D}), got ({Bk}, {Dk})")
-    if Hk == 0 or Hq % Hk:
-        raise ValueError(f"attention: query heads ({Hq}) must be a multiple of key/value heads ({Hk})")
-    if min(Nq, Nk) < 1:
-        raise ValueError(f"attention: sequence lengths must be >= 1, got N_q={Nq}, N_kv={Nk}")
-    if causal and Nq > Nk:
-        raise ValueError(f"attention: causal with N_q ({Nq}) > N_kv ({Nk}) leaves query rows with no key; "
-                         f"not supported")
-
-
-# head dim -> (consumer warpgroups of 64 query rows, K/V ring stages, keys per stage, ping-pong): what fits 227 KB
-# of shared memory and the register file (3 consumers get setmaxnreg 160), and timed fastest (NOTES.md)
-HOPPER_CONFIG = {64: (3, 4, 128, True), 128: (3, 2, 128, True)}
-# (head dim, causal) -> consumer warpgroups (64 keys each) of the backward kernel: 3 is 11-15% faster at D=64
-# (NOTES.md), but spills 8 bytes in the causal build, so that one keeps 2; D=128 needs 2 for its registers
-BACKWARD_CONSUMERS = {(64, False): 3, (64, True): 2, (128, False): 2, (128, True): 2}
-_CAPABILITY: dict = {}  # device index -> compute capability major, read once
-
-
-def _is_hopper(device) -> bool:
-    if device.type == "cpu":
-        return True  # the interpreter runs the Hopper kernel
-    major = _CAPABILITY.get(device.index)
-    if major is None:
-        major = _CAPABILITY[device.index] = torch.cuda.get_device_capability(device)[0]
-    return major == 9
-
+from .attention_ops import _Attention, _check, _hopper_forward, _is_hopper, _warp_forward
 
 def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, causal: bool = False, scale: float | None = None,
               *, return_lse: bool = False, kernel: str = "auto", deterministic: bool = False):
@@ -108,114 +58,6 @@ def attention_bnhd(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, causal: bo
     if return_lse:
         return r[0].transpose(1, 2), r[1]
     return r.transpose(1, 2)
-
-
-def _warp_forward(q, k, v, causal, scale, warps=4):
-    B, H, N, D = q.shape
-    o = torch.empty_like(q, memory_format=torch.contiguous_format)
-    warp_attention[(-(-N // (16 * warps)), H, B)](q, k, v, o, scale * math.log2(math.e), D, warps, bool(causal))
-    return o
-
-
-@torch.library.custom_op("pykittens::attention_fwd", mutates_args=())
-def _attention_fwd(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, causal: bool, scale: float,
-                   deterministic: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
-    """The Hopper kernel as a torch.library op: (o, lse)."""
-    _check(q, k, v, causal)
-    return _hopper_forward(q, k, v, causal, scale)
-
-
-def _hopper_forward(q, k, v, causal: bool, scale: float):
-    """(o, lse) from the Hopper kernel. o is contiguous in (B, N, H, D) order when q is a transposed (B, N, H, D)
-    tensor, so ``attention_bnhd`` needs no copy."""
-    B, H, N, D = q.shape
-    consumers, stages, kv, pingpong = HOPPER_CONFIG[D]
-    bnhd = q.stride(1) < q.stride(2)  # a transposed (B, N, H, D) tensor
-    o = torch.empty(B, N, H, D, dtype=q.dtype, device=q.device).transpose(1, 2) if bnhd else torch.empty_like(
-        q, memory_format=torch.contiguous_format)
-    n_pad = -(-N // 4) * 4  # lse rows padded to 16 bytes (a global layout requirement)
-    lse = torch.empty(B, H, n_pad, dtype=torch.float32, device=q.device)
-    grid = (-(-N // (64 * consumers)), H, B)
-    hopper_attention.launch(grid, q, k, v, o, lse.unsqueeze(2), scale * math.log2(math.e), D, consumers, stages,
-                           bool(causal), 4 * (1 + consumers), kv, pingpong)
-    return o, (lse if n_pad == N else lse[..., :N].clone())
-
-
-@_attention_fwd.register_fake
-def _(q, k, v, causal, scale, deterministic=False):
-    B, H, N, D = q.shape
-    return torch.empty_like(q), q.new_empty(B, H, N, dtype=torch.float32)
-
-
-def _hopper_backward(do, q, k, v, o, lse, causal: bool, scale: float, deterministic: bool = False):
-    """(dq, dk, dv) from the Hopper backward kernels; dk and dv summed over each query-head group."""
-    B, H, N, D = q.shape
-    Hk, Nk = k.shape[1], k.shape[2]
-    if do.stride(-1) != 1 or do.data_ptr() % 16 or any(s * 2 % 16 for s in do.stride()[:3]):
-        do = do.contiguous()
-    n_pad = -(-N // 4) * 4  # rows of per-query vectors padded to 16 bytes
-    delta = torch.empty(B, H, 1, n_pad, dtype=torch.float32, device=q.device)
-    attention_bwd_prep.launch((-(-N // 64), H, B), o, do, delta, D)
-    lse_p = lse.new_zeros(B, H, 1, n_pad)
-    lse_p[:, :, 0, :N] = lse
-    dk, dv = torch.empty_like(k), torch.empty_like(v)
-    c = BACKWARD_CONSUMERS[D, causal]
-    grid = (-(-Nk // (64 * c)), Hk, B)
-    if deterministic:  # dK, dV without dQ, then dQ in a fixed order by its own kernel
-        attention_bwd.launch(grid, q, k, v, do, lse_p, delta, delta, dk, dv, scale, D, causal, False, c, 4 * (c + 1))
-        dq = torch.empty_like(q)
-        attention_bwd_dq.launch((-(-N // 128), H, B), q, k, v, do, lse_p, delta, dq, scale, D, causal)
-        return dq, dk, dv
-    dq = torch.zeros(B, H, N, D, dtype=torch.float32, device=q.device)  # the kernel adds into it
-    attention_bwd.launch(grid, q, k, v, do, lse_p, delta, dq, dk, dv, scale, D, causal, True, c, 4 * (c + 1))
-    return dq.to(q.dtype), dk, dv
-
-
-@torch.library.custom_op("pykittens::attention_bwd", mutates_args=())
-def _attention_bwd(do: torch.Tensor, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, o: torch.Tensor,
-                   lse: torch.Tensor, causal: bool, scale: float,
-                   deterministic: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """The Hopper backward as a torch.library op: (dq, dk, dv)."""
-    return _hopper_backward(do, q, k, v, o, lse, causal, scale, deterministic)
-
-
-@_attention_bwd.register_fake
-def _(do, q, k, v, o, lse, causal, scale, deterministic):
-    return torch.empty_like(q), torch.empty_like(k), torch.empty_like(v)
-
-
-def _setup_context(ctx, inputs, output):
-    q, k, v, causal, scale, deterministic = inputs
-    o, lse = output
-    ctx.save_for_backward(q, k, v, o, lse)
-    ctx.causal, ctx.scale, ctx.deterministic = causal, scale, deterministic
-
-
-def _backward(ctx, do, dlse):
-    q, k, v, o, lse = ctx.saved_tensors
-    dq, dk, dv = torch.ops.pykittens.attention_bwd(do, q, k, v, o, lse, ctx.causal, ctx.scale, ctx.deterministic)
-    return dq, dk, dv, None, None, None
-
-
-torch.library.register_autograd("pykittens::attention_fwd", _backward, setup_context=_setup_context)
-
-
-class _Attention(torch.autograd.Function):
-    """Eager autograd without the dispatcher's per-call cost; saves only q, k, v, o and lse."""
-
-    @staticmethod
-    def forward(ctx, q, k, v, causal, scale, deterministic):
-        o, lse = _hopper_forward(q, k, v, causal, scale)
-        ctx.save_for_backward(q, k, v, o, lse)
-        ctx.causal, ctx.scale, ctx.deterministic = causal, scale, deterministic
-        ctx.mark_non_differentiable(lse)
-        return o, lse
-
-    @staticmethod
-    def backward(ctx, do, dlse):
-        q, k, v, o, lse = ctx.saved_tensors
-        dq, dk, dv = _hopper_backward(do, q, k, v, o, lse, ctx.causal, ctx.scale, ctx.deterministic)
-        return dq, dk, dv, None, None, None
 
 
 def reference_attention(q, k, v, causal=False, scale=None) -> torch.Tensor:

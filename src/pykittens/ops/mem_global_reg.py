@@ -1,7 +1,5 @@
 """Global memory <-> register tiles. Each lane reads/writes the elements of its fragment directly (pairs along a row
 are one 4- or 8-byte access in the row layout); ``oob`` / ``clip`` predicate each element against the tensor shape."""
-import torch
-
 from .base import Op, GL, RT, fail, kind, need_rt
 from .memory import register_load, register_store
 

@@ -8,10 +8,10 @@ Global indices are in units of the tile (or vector) shape: ``(b, d, row_tile, co
 ragged tails) and ``clip=True`` makes a store skip elements outside it; without them, an out-of-bounds access is an
 error in the interpreter and undefined on the GPU.
 """
-from ..ir import Ref, Var, as_expr
-from ..trace import emit, fail, kind, user_loc
+from ..ir import as_expr
+from ..trace import emit, kind, user_loc
 from ..errors import KernelTypeError
-from ..types import GL, RT, RV, ST, SV
+from ..types import GL
 
 _LOADS: dict = {}  # (dst type class, src type class) -> Op
 _STORES: dict = {}

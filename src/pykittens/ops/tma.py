@@ -174,7 +174,7 @@ _COMMIT, _WAIT = StoreCommit(), StoreWait()
 
 
 def _tmap(gl_arg, st_arg):
-    from ..trace import fail as _fail  # noqa: F401
+    """Register (or find) the TMA descriptor this copy needs; it becomes a kernel parameter."""
     return builder().tensor_map(gl_arg, kind(st_arg))
 
 
