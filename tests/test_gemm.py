@@ -28,6 +28,12 @@ def test_compiles_with_hgmma_tma_and_no_spills(tb):
     assert res.local == 0 and res.stack == 0, res
 
 
+def test_empty_shapes():
+    assert matmul(rand(0, 64), rand(64, 32)).shape == (0, 32)
+    out = matmul(rand(16, 0), rand(0, 32))
+    assert out.shape == (16, 32) and not out.any()
+
+
 def test_bad_inputs():
     a = rand(64, 64)
     with pytest.raises(TypeError, match="bfloat16"):

@@ -29,7 +29,7 @@ def matmul(a: torch.Tensor, b: torch.Tensor, *, transpose_b: bool = False) -> to
             raise TypeError(f"matmul: {name} must be bfloat16, got {t.dtype}")
         if t.dim() != 2:
             raise ValueError(f"matmul: {name} must be 2-D, got shape {tuple(t.shape)}")
-        if t.stride(-1) != 1 or (t.shape[0] > 1 and t.stride(0) * 2 % 16):
+        if t.numel() and (t.stride(-1) != 1 or (t.shape[0] > 1 and t.stride(0) * 2 % 16)):
             raise ValueError(f"matmul: {name} must be row-major with 16-byte aligned rows, got strides {t.stride()}")
     if a.device != b.device:
         raise ValueError(f"matmul: a and b must be on one device, got {a.device} and {b.device}")
@@ -43,6 +43,8 @@ def matmul(a: torch.Tensor, b: torch.Tensor, *, transpose_b: bool = False) -> to
                          f"{' (transposed)' if transpose_b else ''}")
     if K % 8 or N % 8:
         raise ValueError(f"matmul: K ({K}) and N ({N}) must be multiples of 8 (16-byte rows for TMA)")
+    if M == 0 or N == 0 or K == 0:  # nothing to launch (and TMA cannot describe an empty tensor)
+        return torch.zeros(M, N, dtype=torch.bfloat16, device=a.device)
     c = torch.empty(M, N, dtype=torch.bfloat16, device=a.device)
     tiles = -(-M // 128) * -(-N // 256)
     gemm.launch(min(tiles, sms), a, b, c, bool(transpose_b), STAGES)
