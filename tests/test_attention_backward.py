@@ -113,3 +113,14 @@ def test_gpt_training_example_runs_in_the_interpreter():
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     assert mod.main(["--tiny"])
+
+
+def test_bnhd_layout_gradients():
+    from pykittens.kernels import attention_bnhd
+    q, k, v = (torch.randn(1, n, h, 64).bfloat16() for n, h in ((40, 4), (56, 2), (56, 2)))  # (B, N, H, D)
+    do = torch.randn(1, 40, 4, 64).bfloat16()
+    got = _grads(q, k, v, do, True, lambda a, b, c, m: attention_bnhd(a, b, c, causal=m))
+    ref = _grads(q.double(), k.double(), v.double(), do.double(), True,
+                 lambda a, b, c, m: reference_attention(*(t.transpose(1, 2) for t in (a, b, c)), m).transpose(1, 2))
+    for g, r in zip(got, ref):
+        assert g.shape == r.shape and rel_err(g, r) <= 2e-2
