@@ -40,15 +40,26 @@ def test_bad_inputs():
         matmul(a.float(), a)
     with pytest.raises(ValueError, match="inner dims differ"):
         matmul(a, rand(32, 64))
-    with pytest.raises(ValueError, match="multiples of 8"):
-        matmul(rand(64, 64)[:, :60], rand(60, 64))  # aligned rows, but K = 60
     with pytest.raises(ValueError, match="2-D"):
         matmul(rand(2, 64, 64), a)
 
 
+@pytest.mark.parametrize("tb", [False, True])
+def test_any_shape_and_layout_through_a_padded_copy(tb):
+    a = rand(50, 60)  # K = 60: rows of 120 bytes, not 16-byte aligned
+    b = rand(36, 60) if tb else rand(60, 36)  # N = 36
+    assert_close(matmul(a, b, transpose_b=tb), _ref(a, b, tb), 1e-2)
+    at = rand(64, 48).t()  # a transposed view (column-major)
+    b2 = rand(40, 64) if tb else rand(64, 40)
+    out = matmul(at, b2, transpose_b=tb)
+    assert out.is_contiguous() and out.shape == (48, 40)
+    assert_close(out, _ref(at, b2, tb), 1e-2)
+
+
 @pytest.mark.gpu
 @pytest.mark.parametrize("M,N,K,tb", [(4096, 4096, 4096, False), (4096, 4096, 4096, True), (1000, 1000, 1000, False),
-                                      (257, 520, 4104, True), (8192, 256, 64, False), (64, 8, 8, False)], ids=str)
+                                      (257, 520, 4104, True), (8192, 256, 64, False), (64, 8, 8, False),
+                                      (100, 36, 60, False), (77, 130, 1001, True)], ids=str)
 def test_gpu_matches_float64(M, N, K, tb):
     a = rand(M, K, device="cuda")
     b = rand(N, K, device="cuda") if tb else rand(K, N, device="cuda")

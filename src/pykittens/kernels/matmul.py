@@ -19,9 +19,23 @@ def _device_info(device) -> tuple[int, int]:
     return info
 
 
+def _tma_ready(t: torch.Tensor) -> bool:
+    """Row-major with 16-byte aligned rows and base: what a TMA descriptor can describe."""
+    return t.stride(-1) == 1 and (t.shape[0] <= 1 or t.stride(0) * 2 % 16 == 0) and t.data_ptr() % 16 == 0
+
+
+def _padded(t: torch.Tensor, rows: int, cols: int) -> torch.Tensor:
+    """``t`` in a fresh zero-padded rows x cols row-major tensor (zeros add nothing to the product)."""
+    out = t.new_zeros(rows, cols)
+    out[: t.shape[0], : t.shape[1]] = t
+    return out
+
+
 def matmul(a: torch.Tensor, b: torch.Tensor, *, transpose_b: bool = False) -> torch.Tensor:
     """C = A·B (``b`` is K x N) or, with ``transpose_b=True``, C = A·Bᵀ (``b`` is N x K). bf16 in and out, fp32
-    accumulation. Any M, N, K ≥ 1 whose rows are 16-byte aligned (K and N multiples of 8) — a TMA requirement."""
+    accumulation, any M, N, K. The kernel reads row-major operands with 16-byte aligned rows (K and N multiples of 8)
+    directly; anything else (other strides, K or N not a multiple of 8) goes through a zero-padded row-major copy
+    first, which costs an extra pass over the operands."""
     for name, t in (("a", a), ("b", b)):
         if not isinstance(t, torch.Tensor):
             raise TypeError(f"matmul: {name} must be a torch.Tensor, got {type(t).__name__}")
@@ -29,8 +43,6 @@ def matmul(a: torch.Tensor, b: torch.Tensor, *, transpose_b: bool = False) -> to
             raise TypeError(f"matmul: {name} must be bfloat16, got {t.dtype}")
         if t.dim() != 2:
             raise ValueError(f"matmul: {name} must be 2-D, got shape {tuple(t.shape)}")
-        if t.numel() and (t.stride(-1) != 1 or (t.shape[0] > 1 and t.stride(0) * 2 % 16)):
-            raise ValueError(f"matmul: {name} must be row-major with 16-byte aligned rows, got strides {t.stride()}")
     if a.device != b.device:
         raise ValueError(f"matmul: a and b must be on one device, got {a.device} and {b.device}")
     major, sms = _device_info(a.device)
@@ -41,11 +53,14 @@ def matmul(a: torch.Tensor, b: torch.Tensor, *, transpose_b: bool = False) -> to
     if K != Kb:
         raise ValueError(f"matmul: inner dims differ: a is {tuple(a.shape)}, b is {tuple(b.shape)}"
                          f"{' (transposed)' if transpose_b else ''}")
-    if K % 8 or N % 8:
-        raise ValueError(f"matmul: K ({K}) and N ({N}) must be multiples of 8 (16-byte rows for TMA)")
     if M == 0 or N == 0 or K == 0:  # nothing to launch (and TMA cannot describe an empty tensor)
         return torch.zeros(M, N, dtype=torch.bfloat16, device=a.device)
-    c = torch.empty(M, N, dtype=torch.bfloat16, device=a.device)
-    tiles = -(-M // 128) * -(-N // 256)
+    K8, N8 = -(-K // 8) * 8, -(-N // 8) * 8
+    if K8 != K or not _tma_ready(a):
+        a = _padded(a, M, K8)
+    if K8 != K or N8 != N or not _tma_ready(b):
+        b = _padded(b, N8, K8) if transpose_b else _padded(b, K8, N8)
+    c = torch.empty(M, N8, dtype=torch.bfloat16, device=a.device)
+    tiles = -(-M // 128) * -(-N8 // 256)
     gemm.launch(min(tiles, sms), a, b, c, bool(transpose_b), STAGES)
-    return c
+    return c if N8 == N else c[:, :N].contiguous()
