@@ -43,8 +43,8 @@ Async protocol (CUDA): each mma op is ``wgmma.fence``; K/16 ``wgmma.mma_async`` 
 accumulators passed as "+f" operands, register-A words as "r"); ``wgmma.commit_group``. The result must not be read
 (and a register A not overwritten, shared operands not rewritten) before ``mma_wait`` (``wgmma.wait_group n``);
 chaining further mma ops on the same accumulator before the wait is allowed (that is how K loops run). After the
-wait, every accumulator tile in scope goes through an empty ``asm volatile("" : "+f"(..))`` so the compiler cannot
-hoist a use of it above the wait. Shared tiles
+wait, every accumulator tile (and register A operand) in scope goes through an empty ``asm volatile`` with "+f"/"+r"
+operands, so the compiler cannot hoist a use of it above the wait nor reuse a register A before the hardware read it. Shared tiles
 written with ordinary stores need ``fence.proxy.async`` before wgmma reads them: tk.store (register -> shared),
 tk.load (global -> shared) and tk.load_async_wait do it on sm_90.
 
