@@ -56,6 +56,8 @@ def test_ir_and_source_are_readable():
     assert "for i in range(warp_id, n_tiles, 4):" in text
     src = affine.source(x, o, 1.0, 2)
     assert "for (int i = warp_id; i < n_tiles; i += 4)" in src
+    body = affine.source(x, o, 1.0, 2, prelude=False)
+    assert body.startswith('extern "C" __global__') and "namespace tk" not in body
     assert "tk::rt<float, 16, 32, tk::row_l> t;" in src
 
 

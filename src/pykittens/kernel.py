@@ -266,10 +266,11 @@ class Kernel:
             spec.compiled[arch] = CompiledKernel(spec.kir, source, result, t1 - t0)
         return spec.compiled[arch]
 
-    def source(self, *args, arch: str | None = None) -> str:
-        """The generated CUDA C++ for these arguments."""
+    def source(self, *args, prelude: bool = True) -> str:
+        """The generated CUDA C++ for these arguments; ``prelude=False`` gives only the kernel function."""
         from .backend.cuda.codegen import generate
-        return generate(self.specialize(*args).kir)
+        src = generate(self.specialize(*args).kir)
+        return src if prelude else src[src.index('extern "C" __global__'):]
 
     # ------------------------------------------------------------------------------------------ launch
     def __getitem__(self, grid):

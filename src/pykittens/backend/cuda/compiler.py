@@ -147,6 +147,9 @@ def sass(cubin: bytes) -> str:
 
 @dataclass
 class Resources:
+    """What cuobjdump reports for a kernel. ``registers`` is the per-thread allocation at launch; in kernels that
+    move registers between warpgroups (``tk.warpgroup.increase_registers``) that is the entry cap, which the
+    warpgroups then change."""
     registers: int
     shared_static: int
     local: int  # bytes of local memory per thread: > 0 means spills or a stack array
