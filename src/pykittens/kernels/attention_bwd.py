@@ -105,24 +105,14 @@ def attention_bwd(q: tk.gl(tk.bf16), k: tk.gl(tk.bf16), v: tk.gl(tk.bf16), do: t
         tk.mul(dq_acc, dq_acc, scale)
         with tk.if_(tk.warp_id() % 4 == 0):
             tk.tma.store_wait(0)  # the previous add-reduce has read dq_s
-        tk.named_sync(1 + c, 4)
-        tk.warpgroup.store(dq_s[c], dq_acc)
-        tk.named_sync(1 + c, 4)
-        with tk.if_(tk.warp_id() % 4 == 0):
-            tk.tma.store_add_async(dq, dq_s[c], (b, hq, qi, 0))
-            tk.tma.store_commit()
+        tk.warpgroup.store_async(dq, dq_s[c], dq_acc, (b, hq, qi, 0), 1 + c, add=True)
 
     def finish(s):
         c = s.consumer
         tk.mul(dk_acc, dk_acc, scale)
-        tk.named_sync(1 + c, 4)  # every warp of the group is past its last wgmma reading K and V
         for acc, dst, tile in ((dk_acc, dk, k_s[c]), (dv_acc, dv, v_s[c])):  # K and V tiles stage dK and dV
-            tk.copy(out, acc)
-            tk.warpgroup.store(tile, out)
-            tk.named_sync(1 + c, 4)
-            with tk.if_(tk.warp_id() % 4 == 0):
-                tk.tma.store_async(dst, tile, (b, h_kv, kb * C + c, 0))
-                tk.tma.store_commit()
+            tk.copy(out, acc)  # (store_async's first sync: no warp still reads K or V in a wgmma)
+            tk.warpgroup.store_async(dst, tile, out, (b, h_kv, kb * C + c, 0), 1 + c)
         with tk.if_(tk.warp_id() % 4 == 0):
             tk.tma.store_wait(0)
 
@@ -193,12 +183,8 @@ def attention_bwd_dq(q: tk.gl(tk.bf16), k: tk.gl(tk.bf16), v: tk.gl(tk.bf16), do
         c = s.consumer
         tk.mul(dq_acc, dq_acc, scale)
         tk.copy(out, dq_acc)
-        tk.named_sync(1 + c, 4)  # every warp is past its last wgmma reading Q
-        tk.warpgroup.store(q_s[c], out)
-        tk.named_sync(1 + c, 4)
+        tk.warpgroup.store_async(dq, q_s[c], out, (b, h, qb * 2 + c, 0), 1 + c)  # Q's tile stages dQ
         with tk.if_(tk.warp_id() % 4 == 0):
-            tk.tma.store_async(dq, q_s[c], (b, h, qb * 2 + c, 0))
-            tk.tma.store_commit()
             tk.tma.store_wait(0)
 
     tk.producer_consumer(stages=2, consumers=2, tiles=1, steps=steps, load=load, compute=compute, finish=finish,

@@ -84,12 +84,8 @@ def hopper_attention(q: tk.gl(tk.bf16), k: tk.gl(tk.bf16), v: tk.gl(tk.bf16), o:
         tk.warpgroup.mma_wait()
         tk.div_row(o_reg, o_reg, norm_vec)
         tk.copy(o_bf, o_reg)
-        tk.named_sync(1 + s.consumer, 4)  # every warp of the group is past its last wgmma reading Q
-        tk.warpgroup.store(q_s[s.consumer], o_bf)  # Q is no longer needed: its tile stages O
-        tk.named_sync(1 + s.consumer, 4)
-        with tk.if_(tk.warp_id() % 4 == 0):
-            tk.tma.store_async(o, q_s[s.consumer], (b, h, qb * CONSUMERS + s.consumer, 0))
-            tk.tma.store_commit()
+        # Q is no longer needed: its tile stages O (the first sync: no warp still reads Q in a wgmma)
+        tk.warpgroup.store_async(o, q_s[s.consumer], o_bf, (b, h, qb * CONSUMERS + s.consumer, 0), 1 + s.consumer)
         tk.log2(norm_vec, norm_vec)  # lse = ln(sum exp(s * scale)) = (max·c + log2(norm)) * ln 2
         tk.add(norm_vec, norm_vec, max_scaled)
         tk.mul(norm_vec, norm_vec, math.log(2))

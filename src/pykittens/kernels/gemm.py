@@ -45,12 +45,7 @@ def gemm(a: tk.gl(tk.bf16), b: tk.gl(tk.bf16), c: tk.gl(tk.bf16), TRANS_B: tk.co
             return
         with tk.if_(tk.warp_id() % 4 == 0):
             tk.tma.store_wait(0)  # the previous tile's store has finished reading c_s
-        tk.named_sync(1 + s.consumer, 4)
-        tk.warpgroup.store(c_s[s.consumer], out)
-        tk.named_sync(1 + s.consumer, 4)
-        with tk.if_(tk.warp_id() % 4 == 0):
-            tk.tma.store_async(c, c_s[s.consumer], (2 * tm + s.consumer, tn))
-            tk.tma.store_commit()
+        tk.warpgroup.store_async(c, c_s[s.consumer], out, (2 * tm + s.consumer, tn), 1 + s.consumer)
 
     def end(s):
         if not DIRECT:

@@ -7,7 +7,7 @@ layout of a warpgroup's wgmma accumulator, so results can be staged through shar
 from .base import Op, RT, ST, emit, fail, kind, need_rt
 from .mem_shared_reg import _PRELUDE
 
-__all__ = ["load", "store"]
+__all__ = ["load", "store", "store_async"]
 
 
 def _check(rt_arg, st_arg):
@@ -65,3 +65,19 @@ def load(dst, src):
 def store(dst, src):
     """Warp i of each warpgroup stores its register tile to rows 16i.. of shared tile ``dst``."""
     emit(_STORE, dst, src)
+
+
+def store_async(dst, staging, src, idx, barrier, *, add: bool = False):
+    """Store each warp's register tile ``src`` to tile ``idx`` of global ``dst`` through shared tile ``staging``
+    (4x the rows) by TMA: the warpgroup syncs on named barrier ``barrier`` (so no warp still reads ``staging``),
+    writes its rows, syncs again, and its first warp starts the copy (``add``: an add-reduce) and commits it.
+    Drain with ``tk.tma.store_wait`` from the first warp before ``staging`` is written again."""
+    from .semaphores import named_sync
+    from .tma import store_add_async, store_async as tma_store_async, store_commit
+    from ..trace import if_, warp_id
+    named_sync(barrier, 4)
+    store(staging, src)
+    named_sync(barrier, 4)
+    with if_(warp_id() % 4 == 0):
+        (store_add_async if add else tma_store_async)(dst, staging, idx)
+        store_commit()
