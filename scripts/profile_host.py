@@ -59,18 +59,17 @@ def main():
         torch.cuda.synchronize()
         pstats.Stats(pr).sort_stats("tottime").print_stats(8)
     # the pieces of one launch, timed alone
-    from pykittens.backend.cuda import tma
     from pykittens.kernels.gemm import gemm
     c = torch.empty_like(a)
     args = gemm._complete((a, a, c, False, 3))
-    key, rt = gemm._bind(args)
-    spec = gemm._specialize(key, args)
-    loaded, buf = spec.launchers[0]
+    plan = next(iter(gemm._plans.values()))
+    values = [a.data_ptr(), a.data_ptr(), c.data_ptr()]
     stream = torch.cuda.current_stream(0).cuda_stream
-    pieces = {"bind": lambda: gemm._bind(args), "fill": lambda: buf.fill(rt),
-              "current_stream": lambda: torch.cuda.current_stream(0).cuda_stream,
-              "tma.encode (cached)": lambda: tma.encode(rt[0], spec.kir.tensor_maps[0][1]),
-              "cuLaunchKernel": lambda: loaded.launch((132, 1, 1), buf, stream),
+    pieces = {"gemm.launch": lambda: gemm.launch((132, 1, 1), *args),
+              "validation (_bind, the first launch of a layout)": lambda: gemm._bind(args),
+              "plan.launch (pack + cuLaunchKernel)": lambda: plan.launch((132, 1, 1), values, stream),
+              "cuLaunchKernel": lambda: plan.loaded.launch((132, 1, 1), plan.pointer, stream),
+              "torch._C._cuda_getCurrentRawStream": lambda: torch._C._cuda_getCurrentRawStream(0),
               "torch.empty": lambda: torch.empty(1024, 1024, device="cuda", dtype=torch.bfloat16)}
     for name, fn in pieces.items():
         fn()

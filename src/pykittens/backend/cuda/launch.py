@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import ctypes
 import struct
+from types import SimpleNamespace
 
 import torch
 
@@ -39,6 +40,7 @@ class LoadedKernel:
                 _drv(driver.cuCtxSetCurrent(ctx), "cuCtxSetCurrent")
             self.module = _drv(driver.cuModuleLoadData(cubin), "cuModuleLoadData")
             self.function = _drv(driver.cuModuleGetFunction(self.module, name.encode()), "cuModuleGetFunction")
+        self.handle = int(self.function)
         # dynamic shared memory: the kernel rounds its base up to 1024 B, so ask for that much slack
         self.smem = smem_bytes + 1024 if smem_bytes else 0
         self.threads = threads
@@ -51,27 +53,41 @@ class LoadedKernel:
         attr = getattr(driver.CUfunction_attribute, f"CU_FUNC_ATTRIBUTE_{name}")
         return _drv(driver.cuFuncGetAttribute(attr, self.function), "cuFuncGetAttribute")
 
-    def launch(self, grid: tuple, args: "ArgBuffer", stream: int):
-        from cuda.bindings import driver
-        s = _streams.get(stream)
-        if s is None:
-            s = _streams[stream] = driver.CUstream(stream)
+    def launch(self, grid: tuple, arg_pointer: int, stream: int):
+        """cuLaunchKernel through ctypes: cuda-bindings' wrapper costs ~4 us of argument conversion per call."""
         gx, gy, gz = grid
-        err, = driver.cuLaunchKernel(self.function, gx, gy, gz, self.threads, 1, 1, self.smem, s, args.pointer, 0)
-        if err != driver.CUresult.CUDA_SUCCESS:
-            _drv((err,), "cuLaunchKernel")
+        err = _libcuda().cuLaunchKernel(self.handle, gx, gy, gz, self.threads, 1, 1, self.smem, stream, arg_pointer,
+                                        None)
+        if err:
+            from cuda.bindings import driver
+            _drv((driver.CUresult(err),), "cuLaunchKernel")
 
 
-_streams: dict = {}  # stream handle -> CUstream, so launches do not build one each time
+_LIBCUDA = []
 
 
-class ArgBuffer:
-    """Kernel arguments packed into one preallocated buffer with a precompiled ``struct`` layout (a gl is ptr, b, d,
-    r, c, sb, sd, sr; a TMA descriptor 128 bytes at 64-byte alignment), handed to cuLaunchKernel as a ready
-    ``void**`` into it: a launch is one ``pack_into`` plus a copy per descriptor, no per-argument conversions."""
+def _libcuda():
+    """The driver library (the one cuda-bindings and torch use), with cuLaunchKernel's signature declared."""
+    if not _LIBCUDA:
+        lib = ctypes.CDLL("libcuda.so.1")
+        u = ctypes.c_uint
+        lib.cuLaunchKernel.argtypes = [ctypes.c_void_p, u, u, u, u, u, u, u, ctypes.c_void_p, ctypes.c_void_p,
+                                       ctypes.c_void_p]
+        lib.cuLaunchKernel.restype = ctypes.c_int
+        _LIBCUDA.append(lib)
+    return _LIBCUDA[0]
 
-    def __init__(self, params, tensor_maps=()):
-        fmt, offsets, self.kinds = "=", [], []
+
+class LaunchPlan:
+    """What a launch needs that depends only on the argument layouts (dtypes, shapes, strides, device): the loaded
+    kernel and a preallocated argument buffer with a precompiled ``struct`` layout (a gl is ptr, b, d, r, c, sb,
+    sd, sr; a TMA descriptor 128 bytes at 64-byte alignment), handed to cuLaunchKernel as a ready ``void**`` into
+    it. Shapes and strides are filled in once; a launch packs the addresses and scalars, and copies in the TMA
+    descriptor of an address it has not seen in that slot before."""
+
+    def __init__(self, loaded: LoadedKernel, params, tensor_maps, runtime, device_index: int):
+        self.loaded, self.device_index = loaded, device_index
+        fmt, offsets, self.template, self.slots = "=", [], [], []
         size = 0
 
         def slot(code, nbytes):
@@ -82,49 +98,50 @@ class ArgBuffer:
             offsets.append(size)
             size += nbytes
 
-        for p in params:
+        for i, (p, a) in enumerate(zip(params, runtime)):
+            self.slots.append((i, len(self.template)))  # (argument index, where its value goes in template)
             if isinstance(p.type, GL):
                 slot("Q", 8)
                 for _ in range(4):
                     slot("i", 4)
                 for _ in range(3):
                     slot("q", 8)
-                self.kinds.append("gl")
+                self.template += [0, *a.shape, *a.stride[:3]]
             else:
                 slot("f" if p.type is f32 else "i", 4)
-                self.kinds.append("f" if p.type is f32 else "i")
+                self.template.append(0)
         self.struct = struct.Struct(fmt)
-        self.tmaps = []
+        self.tmaps = []  # (argument index, shared tile type, byte offset, {address: descriptor bytes})
         for var, st in tensor_maps:
             size += -size % 64
             offsets.append(size)
             self.tmaps.append((params.index(var), st, size, {}))
             size += 128
         self.buffer = (ctypes.c_ubyte * (size + 64))()
-        base = ctypes.addressof(self.buffer)
-        self.shift = -base % 64  # descriptors want 64-byte alignment
-        self.array = (ctypes.c_void_p * len(offsets))(*[base + self.shift + o for o in offsets])
+        self.base = ctypes.addressof(self.buffer)
+        self.shift = -self.base % 64  # descriptors want 64-byte alignment
+        self.array = (ctypes.c_void_p * len(offsets))(*[self.base + self.shift + o for o in offsets])
         self.pointer = ctypes.addressof(self.array)
+        self.layouts = {i: a for i, a in enumerate(runtime) if isinstance(params[i].type, GL)}  # for descriptors
+        self.last = [None] * len(self.tmaps)  # the address whose descriptor each slot holds now
 
-    def fill(self, runtime):
-        values = []
-        for kind, a in zip(self.kinds, runtime):
-            if kind == "gl":  # a kernel.GlobalArg
-                values.append(a.ptr)
-                values.extend(a.shape)
-                values.extend(a.stride[:3])
-            else:
-                values.append(a)
-        self.struct.pack_into(self.buffer, self.shift, *values)
-        if self.tmaps:
-            base = ctypes.addressof(self.buffer) + self.shift
-            for i, st, off, cache in self.tmaps:
-                g = runtime[i]
-                tm = cache.get((g.ptr, g.shape, g.stride))
-                if tm is None:  # a descriptor per address and layout; the shared module cache bounds memory
+    def launch(self, grid: tuple, values: list, stream: int):
+        """``values``: the kernel's runtime values in parameter order (addresses for gl parameters)."""
+        v = self.template.copy()
+        for i, at in self.slots:
+            v[at] = values[i]
+        self.struct.pack_into(self.buffer, self.shift, *v)
+        for n, (i, st, off, cache) in enumerate(self.tmaps):
+            ptr = values[i]
+            if self.last[n] != ptr:
+                desc = cache.get(ptr)
+                if desc is None:  # one descriptor per address; bounded, since addresses come and go
                     from .tma import encode
-                    tm = cache[(g.ptr, g.shape, g.stride)] = encode(g, st)
                     if len(cache) > 256:
                         cache.clear()
-                ctypes.memmove(base + off, tm.getPtr(), 128)
-        return self
+                    g = self.layouts[i]
+                    g = SimpleNamespace(ptr=ptr, shape=g.shape, stride=g.stride, dtype=g.dtype)
+                    desc = cache[ptr] = ctypes.string_at(encode(g, st).getPtr(), 128)
+                ctypes.memmove(self.base + self.shift + off, desc, 128)
+                self.last[n] = ptr
+        self.loaded.launch(grid, self.pointer, stream)
