@@ -14,10 +14,18 @@ import pykittens as tk
 def hopper_attention(q: tk.gl(tk.bf16), k: tk.gl(tk.bf16), v: tk.gl(tk.bf16), o: tk.gl(tk.bf16),
                      lse: tk.gl(tk.fp32), scale_log2: tk.f32, D: tk.constexpr, CONSUMERS: tk.constexpr,
                      STAGES: tk.constexpr, CAUSAL: tk.constexpr, W: tk.constexpr, KV: tk.constexpr = 128,
-                     PINGPONG: tk.constexpr = False, PV_LAG: tk.constexpr = False):
-    b, h = tk.block_idx.z, tk.block_idx.y
-    qb = tk.let(tk.grid_dim.x - 1 - tk.block_idx.x) if CAUSAL else tk.block_idx.x  # causal: longest rows first
-    h_kv = tk.let(h // (q.depth // k.depth))
+                     PINGPONG: tk.constexpr = False, PV_LAG: tk.constexpr = False, PERSISTENT: tk.constexpr = False):
+    """Grid: (query blocks, H_q, B), or with PERSISTENT (non-causal) one block per SM walking the work tiles
+    (query block, head, batch), so the producer's K/V loads for the next tile overlap this tile's epilogue."""
+    n_qb = tk.let(tk.cdiv(q.rows, 64 * CONSUMERS))
+
+    def coords(t):  # work tile -> (batch, head, query block)
+        if not PERSISTENT:  # causal: longest rows first
+            return tk.block_idx.z, tk.block_idx.y, tk.let(n_qb - 1 - tk.block_idx.x) if CAUSAL else tk.block_idx.x
+        bh = tk.let(t // n_qb)
+        return tk.let(bh // q.depth), tk.let(bh % q.depth), tk.let(t % n_qb)
+
+    group = tk.let(q.depth // k.depth)
     q_s = tk.st(tk.bf16, 64, D, count=CONSUMERS)
     k_s, v_s = tk.st(tk.bf16, KV, D, count=STAGES), tk.st(tk.bf16, KV, D, count=STAGES)
     q_ready = tk.semaphore(count=CONSUMERS)
@@ -27,6 +35,7 @@ def hopper_attention(q: tk.gl(tk.bf16), k: tk.gl(tk.bf16), v: tk.gl(tk.bf16), o:
     shift = tk.let(k.rows - q.rows)  # bottom-right causal alignment
     steps = tk.cdiv(k.rows, KV)
     if CAUSAL:  # key blocks past the last query row's diagonal are skipped
+        _, _, qb = coords(0)
         steps = tk.minimum(steps, tk.cdiv(tk.minimum((qb + 1) * 64 * CONSUMERS, q.rows) + shift, KV))
 
     def init():
@@ -34,23 +43,28 @@ def hopper_attention(q: tk.gl(tk.bf16), k: tk.gl(tk.bf16), v: tk.gl(tk.bf16), o:
             tk.init_semaphore(q_ready[c], 1)
 
     def load(s):
+        b, h, _ = coords(s.tile)
         tk.expect(s.full, k_s[s.stage], v_s[s.stage])
-        tk.tma.load_async(k_s[s.stage], k, (b, h_kv, s.step, 0), s.full)
-        tk.tma.load_async(v_s[s.stage], v, (b, h_kv, s.step, 0), s.full)
+        tk.tma.load_async(k_s[s.stage], k, (b, h // group, s.step, 0), s.full)
+        tk.tma.load_async(v_s[s.stage], v, (b, h // group, s.step, 0), s.full)
 
     def start(s):
+        b, h, qb = coords(s.tile)
         with tk.if_(tk.warp_id() % 4 == 0):
             tk.expect(q_ready[s.consumer], q_s[s.consumer])
             tk.tma.load_async(q_s[s.consumer], q, (b, h, qb * CONSUMERS + s.consumer, 0), q_ready[s.consumer])
         tk.neg_infty(max_vec)
         tk.zero(norm_vec)
         tk.zero(o_reg)
-        tk.wait(q_ready[s.consumer], 0)
-        if PINGPONG:  # consumers take turns on Q·Kᵀ, in order 0, 1, ...: the last one lets the first go
-            with tk.if_(s.consumer == CONSUMERS - 1):
+        j = tk.let((s.tile - tk.block_idx.x) // tk.grid_dim.x) if PERSISTENT else 0  # this block's j-th tile
+        tk.wait(q_ready[s.consumer], j % 2)
+        if PINGPONG:  # consumers take turns on Q·Kᵀ, in order 0, 1, ...: the last one lets the first go (once;
+            # after that its arrive after each step does, across tiles too)
+            with tk.if_((s.consumer == CONSUMERS - 1) & (j == 0)):
                 tk.named_arrive(4, 8)
 
     def compute(s):
+        _, _, qb = coords(s.tile)
         if PINGPONG:
             tk.named_sync(4 + s.consumer, 8)  # my turn
         tk.warpgroup.mm_ABt(att, q_s[s.consumer], k_s[s.stage])
@@ -81,6 +95,7 @@ def hopper_attention(q: tk.gl(tk.bf16), k: tk.gl(tk.bf16), v: tk.gl(tk.bf16), o:
             tk.warpgroup.mma_wait()
 
     def finish(s):
+        b, h, qb = coords(s.tile)
         tk.warpgroup.mma_wait()
         tk.div_row(o_reg, o_reg, norm_vec)
         tk.copy(o_bf, o_reg)
@@ -93,7 +108,10 @@ def hopper_attention(q: tk.gl(tk.bf16), k: tk.gl(tk.bf16), v: tk.gl(tk.bf16), o:
         with tk.if_(tk.warp_id() % 4 == 0):
             tk.tma.store_wait(0)
 
-    tk.producer_consumer(stages=STAGES, consumers=CONSUMERS, tiles=1, steps=steps, load=load, compute=compute,
-                         finish=finish, start=start, init=init, persistent=False, release_lag=int(PV_LAG),
+    if PERSISTENT and CAUSAL:
+        raise ValueError("hopper_attention: PERSISTENT needs the same number of key steps in every tile (non-causal)")
+    tiles = n_qb * q.depth * q.batch if PERSISTENT else 1
+    tk.producer_consumer(stages=STAGES, consumers=CONSUMERS, tiles=tiles, steps=steps, load=load, compute=compute,
+                         finish=finish, start=start, init=init, persistent=PERSISTENT, release_lag=int(PV_LAG),
                          producer_registers=24 if CONSUMERS == 3 else 40,
                          consumer_registers=160 if CONSUMERS == 3 else 232)

@@ -1,0 +1,46 @@
+"""Where the backward's time goes at N = 4096: the whole autograd backward, its main kernel with and without dQ
+(WITH_DQ), the rowsum(dO∘O) kernel, and the dQ accumulator's memset and bf16 conversion, next to cuDNN's."""
+import importlib
+
+import torch
+from torch.nn.attention import SDPBackend, sdpa_kernel
+from torch.nn.functional import scaled_dot_product_attention as sdpa
+
+from pykittens.bench.harness import time_ms
+from pykittens.kernels import attention
+
+A = importlib.import_module("pykittens.kernels.attention_ops")
+
+
+def main(n=4096):
+    print(f"{'case':24s} {'cuDNN':>7s} {'ours':>7s} {'main':>7s} {'no dQ':>7s} {'prep':>6s} {'dq 0+cvt':>8s}   (us)")
+    for d in (64, 128):
+        for causal in (False, True):
+            B, H = 16384 // n, 2048 // d
+            q, k, v, do = (torch.randn(B, H, n, d, device="cuda", dtype=torch.bfloat16) for _ in range(4))
+            for t in (q, k, v):
+                t.requires_grad_()
+            with sdpa_kernel(SDPBackend.CUDNN_ATTENTION):
+                o = sdpa(q, k, v, is_causal=causal)
+                t_cudnn = time_ms(lambda: torch.autograd.grad(o, (q, k, v), do, retain_graph=True), 3, 20)
+            o = attention(q, k, v, causal=causal)
+            t_ours = time_ms(lambda: torch.autograd.grad(o, (q, k, v), do, retain_graph=True), 3, 20)
+            o, lse = attention(q.detach(), k.detach(), v.detach(), causal=causal, return_lse=True)
+            c = A.BACKWARD_CONSUMERS[d, causal]
+            delta = torch.empty(B, H, 1, n, dtype=torch.float32, device="cuda")
+            lse_p = lse.unsqueeze(2).contiguous()
+            dq = torch.zeros(B, H, n, d, dtype=torch.float32, device="cuda")
+            dk, dv = torch.empty_like(k), torch.empty_like(v)
+            grid = (-(-n // (64 * c)), H, B)
+            times = []
+            for with_dq in (True, False):
+                times.append(time_ms(lambda: A.attention_bwd.launch(grid, q, k, v, do, lse_p, delta, dq, dk, dv, 0.1, d,
+                                                                    causal, with_dq, c, 4 * (c + 1)), 3, 20))
+            t_prep = time_ms(lambda: A.attention_bwd_prep.launch((n // 64, H, B), o, do, delta, d), 3, 20)
+            t_dq = time_ms(lambda: torch.zeros(B, H, n, d, dtype=torch.float32, device="cuda").to(torch.bfloat16), 3, 20)
+            print(f"D={d:3d} causal={causal!s:5s}      {1e3 * t_cudnn:7.0f} {1e3 * t_ours:7.0f} {1e3 * times[0]:7.0f} "
+                  f"{1e3 * times[1]:7.0f} {1e3 * t_prep:6.0f} {1e3 * t_dq:8.0f}")
+
+
+if __name__ == "__main__":
+    main()
