@@ -40,7 +40,11 @@ def attention_bwd(q: tk.gl(tk.bf16), k: tk.gl(tk.bf16), v: tk.gl(tk.bf16), do: t
     group = tk.let(q.depth // k.depth)
     k_s, v_s = tk.st(tk.bf16, 64, D, count=C), tk.st(tk.bf16, 64, D, count=C)
     q_s, do_s = tk.st(tk.bf16, 64, D, count=2), tk.st(tk.bf16, 64, D, count=2)
-    ds_s = tk.st(tk.bf16, 64, 64, count=C)
+    # dQ_i = sum over the block's keys of dS K: each consumer puts its dSᵀ in shared memory, and one consumer per
+    # step (step % C, in turn) multiplies all C of them with the K tiles and add-reduces the sum into global dQ,
+    # so dQ traffic is one 64 x D fp32 tile per step and block (not per consumer). Double-buffered.
+    ds_s = tk.st(tk.bf16, 64, 64, count=(2, C))
+    ds_full, ds_free = tk.semaphore(count=2), tk.semaphore(count=2)
     dq_s = tk.st(tk.fp32, 64, D, count=C) if WITH_DQ else None
     kv_ready = tk.semaphore(count=C)
     s_t, dp_t = tk.rt(tk.fp32, 16, 64), tk.rt(tk.fp32, 16, 64)
@@ -55,6 +59,9 @@ def attention_bwd(q: tk.gl(tk.bf16), k: tk.gl(tk.bf16), v: tk.gl(tk.bf16), do: t
     def init():
         for c in range(C):
             tk.init_semaphore(kv_ready[c], 1)
+        for i in range(2):
+            tk.init_semaphore(ds_full[i], 4 * C)
+            tk.init_semaphore(ds_free[i], 4)
 
     def load(s):
         hq, qi = h_kv * group + s.step // n_q, first_q + s.step % n_q
@@ -70,7 +77,8 @@ def attention_bwd(q: tk.gl(tk.bf16), k: tk.gl(tk.bf16), v: tk.gl(tk.bf16), do: t
             tk.tma.load_async(v_s[c], v, (b, h_kv, kb * C + c, 0), kv_ready[c])
         tk.zero(dk_acc)
         tk.zero(dv_acc)
-        tk.wait(kv_ready[c], 0)
+        for other in range(C):  # the dQ step reads every consumer's K tile
+            tk.wait(kv_ready[other], 0)
 
     def compute(s):
         c = s.consumer
@@ -97,18 +105,27 @@ def attention_bwd(q: tk.gl(tk.bf16), k: tk.gl(tk.bf16), v: tk.gl(tk.bf16), do: t
         if not WITH_DQ:
             tk.warpgroup.mma_wait()
             return
-        tk.named_sync(1 + c, 4)  # the previous step's dS and dQ staging tiles are free
-        tk.warpgroup.store(ds_s[c], ds_bf)
-        tk.named_sync(1 + c, 4)
-        tk.warpgroup.mm_AtB(dq_acc, ds_s[c], k_s[c])  # dQ_i part = dS K (dS read transposed from shared)
-        tk.warpgroup.mma_wait()
-        tk.mul(dq_acc, dq_acc, scale)
-        with tk.if_(tk.warp_id() % 4 == 0):
-            tk.tma.store_wait(0)  # the previous add-reduce has read dq_s
-        tk.warpgroup.store_async(dq, dq_s[c], dq_acc, (b, hq, qi, 0), 1 + c, add=True)
+        buf, phase = tk.let(s.step % 2), tk.let(s.step // 2 % 2)
+        tk.wait(ds_free[buf], phase ^ 1)  # the dQ of step - 2 has read this buffer
+        tk.warpgroup.store(ds_s[buf, c], ds_bf)
+        tk.arrive(ds_full[buf])
+        with tk.if_(s.step % C == c):  # this consumer's turn: dQ_i part = sum_c dS_c K_c
+            tk.wait(ds_full[buf], phase)
+            for other in range(C):  # dS read transposed from shared
+                (tk.warpgroup.mm_AtB if other == 0 else tk.warpgroup.mma_AtB)(dq_acc, ds_s[buf, other], k_s[other])
+            tk.warpgroup.mma_wait()
+            tk.arrive(ds_free[buf])
+            tk.mul(dq_acc, dq_acc, scale)
+            with tk.if_(tk.warp_id() % 4 == 0):
+                tk.tma.store_wait(0)  # this consumer's previous add-reduce has read dq_s
+            tk.warpgroup.store_async(dq, dq_s[c], dq_acc, (b, hq, qi, 0), 1 + c, add=True)
+        tk.warpgroup.mma_wait()  # dK
 
     def finish(s):
         c = s.consumer
+        if WITH_DQ:  # the last step's dQ reads every K tile, which stage dK below
+            last = steps - 1
+            tk.wait(ds_free[last % 2], last // 2 % 2)
         tk.mul(dk_acc, dk_acc, scale)
         for acc, dst, tile in ((dk_acc, dk, k_s[c]), (dv_acc, dv, v_s[c])):  # K and V tiles stage dK and dV
             tk.copy(out, acc)  # (store_async's first sync: no warp still reads K or V in a wgmma)
@@ -116,7 +133,8 @@ def attention_bwd(q: tk.gl(tk.bf16), k: tk.gl(tk.bf16), v: tk.gl(tk.bf16), do: t
         with tk.if_(tk.warp_id() % 4 == 0):
             tk.tma.store_wait(0)
 
-    tk.producer_consumer(stages=2, consumers=C, tiles=1, steps=group * n_q, load=load, compute=compute,
+    steps = tk.let(group * n_q)
+    tk.producer_consumer(stages=2, consumers=C, tiles=1, steps=steps, load=load, compute=compute,
                          finish=finish, start=start, init=init, persistent=False,
                          producer_registers=24 if C == 3 else 40, consumer_registers=160 if C == 3 else 232)
 

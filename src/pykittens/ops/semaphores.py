@@ -27,6 +27,7 @@ __device__ __forceinline__ void init_semaphore(const semaphore& s, int arrivals)
   if (lane_id() == 0) asm volatile("mbarrier.init.shared.b64 [%0], %1;" :: "r"(s.saddr()), "r"(arrivals) : "memory");
 }
 __device__ __forceinline__ void arrive(const semaphore& s, int n) {
+  __syncwarp();  // the whole warp's prior shared-memory writes are ordered before lane 0's (release) arrive
   if (lane_id() == 0)
     for (int i = 0; i < n; i++) asm volatile("{ .reg .b64 st; mbarrier.arrive.shared.b64 st, [%0]; }" :: "r"(s.saddr()) : "memory");
 }
@@ -83,7 +84,11 @@ class Arrive(Op):
 
     def interpret(self, m, sem, count=1):
         for w in m.warps():
-            m.semaphore(sem, w).arrive(int(m.scalar(count, w)))
+            state = m.semaphore(sem, w)
+            phase = state.phase
+            state.arrive(int(m.scalar(count, w)))
+            if state.phase != phase:  # arrivals completed a phase: writes before them are ordered with reads
+                m.epoch += 1          # after the wait (the race shadows start a new epoch, as at a barrier)
 
     def cuda(self, g, sem, count=1):
         return f"tk::arrive({g(sem)}, {g(count)});"
