@@ -61,9 +61,9 @@ def _check_layouts(q, k, v, causal):
 # head dim -> (consumer warpgroups of 64 query rows, K/V ring stages, keys per stage, ping-pong): what fits 227 KB
 # of shared memory and the register file (3 consumers get setmaxnreg 160), and timed fastest (NOTES.md)
 HOPPER_CONFIG = {64: (3, 4, 128, True), 128: (3, 2, 128, True)}
-# (head dim, causal) -> consumer warpgroups (64 keys each) of the backward kernel: 3 is 11-15% faster at D=64
-# (NOTES.md), but spills 8 bytes in the causal build, so that one keeps 2; D=128 needs 2 for its registers
-BACKWARD_CONSUMERS = {(64, False): 3, (64, True): 2, (128, False): 2, (128, True): 2}
+# (head dim, causal) -> consumer warpgroups (64 keys each) of the backward kernel: 3 is 6-10% faster at D=64
+# (NOTES.md); D=128 needs 2 for its registers (dK and dV alone are 128 per thread)
+BACKWARD_CONSUMERS = {(64, False): 3, (64, True): 3, (128, False): 2, (128, True): 2}
 _CAPABILITY: dict = {}  # device index -> compute capability major, read once
 
 
