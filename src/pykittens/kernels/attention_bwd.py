@@ -34,7 +34,7 @@ def attention_bwd_prep(o: tk.gl(tk.bf16), do: tk.gl(tk.bf16), delta: tk.gl(tk.fp
 def attention_bwd(q: tk.gl(tk.bf16), k: tk.gl(tk.bf16), v: tk.gl(tk.bf16), do: tk.gl(tk.bf16), lse: tk.gl(tk.fp32),
                   delta: tk.gl(tk.fp32), dq: tk.gl(tk.fp32), dk: tk.gl(tk.bf16), dv: tk.gl(tk.bf16),
                   scale: tk.f32, D: tk.constexpr, CAUSAL: tk.constexpr, WITH_DQ: tk.constexpr = True,
-                  C: tk.constexpr = 2, W: tk.constexpr = 12, DP_WITH_S: tk.constexpr = False):
+                  C: tk.constexpr = 2, W: tk.constexpr = 12):
     """dK, dV (and dQ by add-reduce) for 64·C keys per block: C consumer warpgroups, W = 4 (C + 1) warps."""
     b, h_kv, kb = tk.block_idx.z, tk.block_idx.y, tk.block_idx.x
     group = tk.let(q.depth // k.depth)
@@ -84,8 +84,6 @@ def attention_bwd(q: tk.gl(tk.bf16), k: tk.gl(tk.bf16), v: tk.gl(tk.bf16), do: t
         c = s.consumer
         hq, qi = tk.let(h_kv * group + s.step // n_q), tk.let(first_q + s.step % n_q)
         tk.warpgroup.mm_ABt(s_t, k_s[c], q_s[s.stage])  # Sᵀ: this warp's 16 keys x 64 queries
-        if DP_WITH_S:  # dPᵀ in flight with Sᵀ (one wait fewer, but the build spills: NOTES.md)
-            tk.warpgroup.mm_ABt(dp_t, v_s[c], do_s[s.stage])
         tk.load(lse_v, lse, (b, hq, 0, qi), oob=0.0)
         tk.load(delta_v, delta, (b, hq, 0, qi), oob=0.0)
         tk.mul(lse_v, lse_v, LOG2E)
@@ -98,9 +96,8 @@ def attention_bwd(q: tk.gl(tk.bf16), k: tk.gl(tk.bf16), v: tk.gl(tk.bf16), do: t
         tk.exp2(s_t, s_t)  # Pᵀ
         tk.copy(p_bf, s_t)
         tk.warpgroup.mma_AB(dv_acc, p_bf, do_s[s.stage])
-        if not DP_WITH_S:
-            tk.warpgroup.mm_ABt(dp_t, v_s[c], do_s[s.stage])  # dPᵀ
-            tk.warpgroup.mma_wait()
+        tk.warpgroup.mm_ABt(dp_t, v_s[c], do_s[s.stage])  # dPᵀ
+        tk.warpgroup.mma_wait()
         tk.sub_col(dp_t, dp_t, delta_v)
         tk.mul(dp_t, dp_t, s_t)  # dSᵀ
         tk.copy(ds_bf, dp_t)
