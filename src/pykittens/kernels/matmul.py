@@ -19,9 +19,9 @@ def _device_info(device) -> tuple[int, int]:
     return info
 
 
-def _tma_ready(t: torch.Tensor) -> bool:
-    """Row-major with 16-byte aligned rows and base: what a TMA descriptor can describe."""
-    return t.stride(-1) == 1 and (t.shape[0] <= 1 or t.stride(0) * 2 % 16 == 0) and t.data_ptr() % 16 == 0
+def _row_major(t: torch.Tensor) -> bool:
+    """Row-major with 16-byte aligned rows (with a 16-byte aligned base, checked per call): what TMA can read."""
+    return t.stride(-1) == 1 and (t.shape[0] <= 1 or t.stride(0) * 2 % 16 == 0)
 
 
 def _padded(t: torch.Tensor, rows: int, cols: int) -> torch.Tensor:
@@ -31,11 +31,39 @@ def _padded(t: torch.Tensor, rows: int, cols: int) -> torch.Tensor:
     return out
 
 
+_PLANS: dict = {}  # (dtype, shape, strides, device of a and b; transpose_b) -> _Plan, for layouts seen before
+
+
 def matmul(a: torch.Tensor, b: torch.Tensor, *, transpose_b: bool = False) -> torch.Tensor:
     """C = A·B (``b`` is K x N) or, with ``transpose_b=True``, C = A·Bᵀ (``b`` is N x K). bf16 in and out, fp32
     accumulation, any M, N, K. The kernel reads row-major operands with 16-byte aligned rows (K and N multiples of 8)
     directly; anything else (other strides, K or N not a multiple of 8) goes through a zero-padded row-major copy
     first, which costs an extra pass over the operands."""
+    try:
+        key = (a.dtype, a.shape, a.stride(), a.device, b.dtype, b.shape, b.stride(), b.device, transpose_b)
+        plan = _PLANS.get(key)
+    except AttributeError:  # not tensors: _plan says so
+        key = plan = None
+    if plan is None:
+        plan = _plan(a, b, bool(transpose_b))
+        if key is not None:
+            if len(_PLANS) > 4096:
+                _PLANS.clear()
+            _PLANS[key] = plan
+    M, N, K8, N8, grid, pad_a, pad_b = plan
+    if M == 0 or N == 0 or K8 == 0:  # nothing to launch (and TMA cannot describe an empty tensor)
+        return torch.zeros(M, N, dtype=torch.bfloat16, device=a.device)
+    if pad_a or a.data_ptr() % 16:
+        a = _padded(a, M, K8)
+    if pad_b or b.data_ptr() % 16:
+        b = _padded(b, N8, K8) if transpose_b else _padded(b, K8, N8)
+    c = torch.empty(M, N8, dtype=torch.bfloat16, device=a.device)
+    gemm.launch(grid, a, b, c, bool(transpose_b), STAGES)
+    return c if N8 == N else c[:, :N].contiguous()
+
+
+def _plan(a, b, transpose_b: bool) -> tuple:
+    """Check a layout once: (M, N, K8, N8, grid, pad a, pad b), or a TypeError/ValueError saying what was wrong."""
     for name, t in (("a", a), ("b", b)):
         if not isinstance(t, torch.Tensor):
             raise TypeError(f"matmul: {name} must be a torch.Tensor, got {type(t).__name__}")
@@ -53,14 +81,8 @@ def matmul(a: torch.Tensor, b: torch.Tensor, *, transpose_b: bool = False) -> to
     if K != Kb:
         raise ValueError(f"matmul: inner dims differ: a is {tuple(a.shape)}, b is {tuple(b.shape)}"
                          f"{' (transposed)' if transpose_b else ''}")
-    if M == 0 or N == 0 or K == 0:  # nothing to launch (and TMA cannot describe an empty tensor)
-        return torch.zeros(M, N, dtype=torch.bfloat16, device=a.device)
     K8, N8 = -(-K // 8) * 8, -(-N // 8) * 8
-    if K8 != K or not _tma_ready(a):
-        a = _padded(a, M, K8)
-    if K8 != K or N8 != N or not _tma_ready(b):
-        b = _padded(b, N8, K8) if transpose_b else _padded(b, K8, N8)
-    c = torch.empty(M, N8, dtype=torch.bfloat16, device=a.device)
-    tiles = -(-M // 128) * -(-N8 // 256)
-    gemm.launch(min(tiles, sms), a, b, c, bool(transpose_b), STAGES)
-    return c if N8 == N else c[:, :N].contiguous()
+    pad_a = K8 != K or not _row_major(a)
+    pad_b = K8 != K or N8 != N or not _row_major(b)
+    grid = min(-(-M // 128) * -(-N8 // 256), sms)
+    return M, N, K8, N8, grid, pad_a, pad_b
