@@ -72,13 +72,14 @@ def context() -> dict:
     import pykittens
     ctx = {"time": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "python": platform.python_version(),
            "torch": torch.__version__, "pykittens": pykittens.__version__}
-    try:
-        ctx["commit"] = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                                       cwd=Path(__file__).parent).stdout.strip()
-    except OSError:
-        pass
-    # a copy of the tree without .git (e.g. a remote GPU machine) can be told its commit
-    ctx["commit"] = ctx.get("commit") or os.environ.get("PYKITTENS_COMMIT", "unknown")
+    # PYKITTENS_COMMIT names the commit of a copied tree (a remote GPU machine), whose .git may be stale or absent
+    ctx["commit"] = os.environ.get("PYKITTENS_COMMIT")
+    if not ctx["commit"]:
+        try:
+            ctx["commit"] = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                                           cwd=Path(__file__).parent).stdout.strip() or "unknown"
+        except OSError:
+            ctx["commit"] = "unknown"
     try:
         from pykittens.backend.cuda.compiler import nvrtc_version
         ctx["nvrtc"] = "%d.%d" % nvrtc_version()
