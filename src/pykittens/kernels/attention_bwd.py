@@ -105,26 +105,32 @@ def attention_bwd(q: tk.gl(tk.bf16), k: tk.gl(tk.bf16), v: tk.gl(tk.bf16), do: t
         if not WITH_DQ:
             tk.warpgroup.mma_wait()
             return
-        buf, phase = tk.let(s.step % 2), tk.let(s.step // 2 % 2)
-        tk.wait(ds_free[buf], phase ^ 1)  # the dQ of step - 2 has read this buffer
+        buf = tk.let(s.step % 2)
+        tk.wait(ds_free[buf], (s.step // 2 % 2) ^ 1)  # the dQ of step - 2 has read this buffer
         tk.warpgroup.store(ds_s[buf, c], ds_bf)
         tk.arrive(ds_full[buf])
-        with tk.if_(s.step % C == c):  # this consumer's turn: dQ_i part = sum_c dS_c K_c
-            tk.wait(ds_full[buf], phase)
-            for other in range(C):  # dS read transposed from shared
-                (tk.warpgroup.mm_AtB if other == 0 else tk.warpgroup.mma_AtB)(dq_acc, ds_s[buf, other], k_s[other])
-            tk.warpgroup.mma_wait()
-            tk.arrive(ds_free[buf])
-            tk.mul(dq_acc, dq_acc, scale)
-            with tk.if_(tk.warp_id() % 4 == 0):
-                tk.tma.store_wait(0)  # this consumer's previous add-reduce has read dq_s
-            tk.warpgroup.store_async(dq, dq_s[c], dq_acc, (b, hq, qi, 0), 1 + c, add=True)
+        with tk.if_((s.step > 0) & ((s.step - 1) % C == c)):  # the previous step's dQ, by now likely ready
+            dq_step(s.step - 1, c)
         tk.warpgroup.mma_wait()  # dK
+
+    def dq_step(j, c):  # dQ_i part of step j = sum_c dS_c K_c, add-reduced into global dQ by consumer c
+        tk.wait(ds_full[j % 2], j // 2 % 2)
+        for other in range(C):  # dS read transposed from shared
+            (tk.warpgroup.mm_AtB if other == 0 else tk.warpgroup.mma_AtB)(dq_acc, ds_s[j % 2, other], k_s[other])
+        tk.warpgroup.mma_wait()
+        tk.arrive(ds_free[j % 2])
+        tk.mul(dq_acc, dq_acc, scale)
+        with tk.if_(tk.warp_id() % 4 == 0):
+            tk.tma.store_wait(0)  # this consumer's previous add-reduce has read dq_s
+        tk.warpgroup.store_async(dq, dq_s[c], dq_acc, (b, h_kv * group + j // n_q, first_q + j % n_q, 0), 1 + c,
+                                 add=True)
 
     def finish(s):
         c = s.consumer
-        if WITH_DQ:  # the last step's dQ reads every K tile, which stage dK below
+        if WITH_DQ:  # the last step's dQ (its consumer does it now) reads every K tile, which stage dK below
             last = steps - 1
+            with tk.if_(last % C == c):
+                dq_step(last, c)
             tk.wait(ds_free[last % 2], last // 2 % 2)
         tk.mul(dk_acc, dk_acc, scale)
         for acc, dst, tile in ((dk_acc, dk, k_s[c]), (dv_acc, dv, v_s[c])):  # K and V tiles stage dK and dV
