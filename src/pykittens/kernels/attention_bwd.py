@@ -3,8 +3,9 @@
 Each consumer warpgroup owns 64 keys: K_j and V_j stay in shared memory while a producer warp streams the query
 tiles that see them (Q_i and dO_i by TMA). Per query tile, with the forward's log-sum-exp and D_i = rowsum(dO∘O):
   Sᵀ = K Qᵀ,  Pᵀ = exp(Sᵀ·scale − lse),  dV += Pᵀ dO,  dPᵀ = V dOᵀ,  dSᵀ = Pᵀ∘(dPᵀ − D),  dK += dSᵀ Q,
-  dQ_i += dS K  (dSᵀ goes through shared memory to be the wgmma A operand; dQ is added into an fp32 buffer by the
-  copy engine's add-reduce, so dQ's summation order depends on timing: not bit-reproducible).
+  dQ_i += dS K: every consumer stores its dSᵀ to shared memory; one consumer per step, in turn, multiplies all of
+  them with the K tiles (during its next step, so nobody waits for the slowest) and adds the block's 64 x D sum into
+  an fp32 buffer by the copy engine's add-reduce: dQ's summation order depends on timing (not bit-reproducible).
 Deterministic mode drops dQ from that kernel (WITH_DQ=False) and computes it in ``attention_bwd_dq``, Q-stationary
 (each block owns 64·2 query rows and sweeps the keys; S and dP are recomputed), which sums in a fixed order.
 GQA: a block takes every query head of its key/value head, so dK and dV come out summed over the group.
