@@ -202,3 +202,31 @@ def test_variable_named_like_a_generated_parameter_compiles():
         tk.store(x, x_r, (0, 0))
 
     assert k.compile(rand(16, 16, dtype=torch.float32), arch="sm_80").resources().local == 0
+
+
+def test_launch_plan_packs_arguments_and_keeps_no_tensor_alive():
+    """A cached LaunchPlan packs shapes/strides once and addresses per launch; it must not pin its first call's
+    tensors (plans live as long as the kernel). No GPU: the loaded kernel is a stand-in that records the launch."""
+    import ctypes
+    import struct
+    import weakref
+    from pykittens.backend.cuda.launch import LaunchPlan
+
+    class Loaded:
+        def launch(self, grid, pointer, stream):
+            self.args = ctypes.cast(pointer, ctypes.POINTER(ctypes.c_void_p))
+
+    x, o = torch.randn(32, 64).bfloat16(), torch.empty(32, 64)
+    kir = affine.ir(x, o, 2.0, 2)
+    key, runtime = affine._bind((x, o, 2.0, 2))
+    loaded = Loaded()
+    plan = LaunchPlan(loaded, kir.params, (), runtime, 0)
+    alive = weakref.ref(x)
+    del x, runtime, key
+    assert alive() is None
+    plan.launch((1, 1, 1), [1024, 2048, 3.0, 7], 0)
+    first, shape_b = loaded.args[0], loaded.args[1]  # x's pointer slot and its first dim slot
+    assert struct.unpack("Q", ctypes.string_at(first, 8))[0] == 1024
+    assert struct.unpack("i", ctypes.string_at(shape_b, 4))[0] == 1  # 2-D tensors are seen as (1, 1, rows, cols)
+    assert struct.unpack("f", ctypes.string_at(loaded.args[16], 4))[0] == 3.0  # the scalars after two gls
+    assert struct.unpack("i", ctypes.string_at(loaded.args[17], 4))[0] == 7

@@ -122,7 +122,8 @@ class LaunchPlan:
         self.shift = -self.base % 64  # descriptors want 64-byte alignment
         self.array = (ctypes.c_void_p * len(offsets))(*[self.base + self.shift + o for o in offsets])
         self.pointer = ctypes.addressof(self.array)
-        self.layouts = {i: a for i, a in enumerate(runtime) if isinstance(params[i].type, GL)}  # for descriptors
+        # layouts for descriptors (not the GlobalArgs: a cached plan must not keep its first call's tensors alive)
+        self.layouts = {i: (a.shape, a.stride, a.dtype) for i, a in enumerate(runtime) if isinstance(params[i].type, GL)}
         self.last = [None] * len(self.tmaps)  # the address whose descriptor each slot holds now
 
     def launch(self, grid: tuple, values: list, stream: int):
@@ -139,8 +140,8 @@ class LaunchPlan:
                     from .tma import encode
                     if len(cache) > 256:
                         cache.clear()
-                    g = self.layouts[i]
-                    g = SimpleNamespace(ptr=ptr, shape=g.shape, stride=g.stride, dtype=g.dtype)
+                    shape, stride, dtype = self.layouts[i]
+                    g = SimpleNamespace(ptr=ptr, shape=shape, stride=stride, dtype=dtype)
                     desc = cache[ptr] = ctypes.string_at(encode(g, st).getPtr(), 128)
                 ctypes.memmove(self.base + self.shift + off, desc, 128)
                 self.last[n] = ptr
