@@ -14,22 +14,11 @@ import pykittens as tk
 def hopper_attention(q: tk.gl(tk.bf16), k: tk.gl(tk.bf16), v: tk.gl(tk.bf16), o: tk.gl(tk.bf16),
                      lse: tk.gl(tk.fp32), scale_log2: tk.f32, D: tk.constexpr, CONSUMERS: tk.constexpr,
                      STAGES: tk.constexpr, CAUSAL: tk.constexpr, W: tk.constexpr, KV: tk.constexpr = 128,
-                     PINGPONG: tk.constexpr = False, PV_LAG: tk.constexpr = False, PERSISTENT: tk.constexpr = False):
-    """Grid: (query blocks, H_q, B), or with PERSISTENT (non-causal) one block per SM walking the work tiles
-    (query block, head, batch): the producer's K/V loads and each consumer's Q load for the next tile overlap this
-    tile's last step and epilogue (O is then staged in its own tiles)."""
-    n_qb = tk.let(tk.cdiv(q.rows, 64 * CONSUMERS))
-
-    def coords(t):  # work tile -> (batch, head, query block)
-        if not PERSISTENT:  # causal: longest rows first
-            return tk.block_idx.z, tk.block_idx.y, tk.let(n_qb - 1 - tk.block_idx.x) if CAUSAL else tk.block_idx.x
-        bh = tk.let(t // n_qb)
-        return tk.let(bh // q.depth), tk.let(bh % q.depth), tk.let(t % n_qb)
-
-    group = tk.let(q.depth // k.depth)
-    tiles = tk.let(n_qb * q.depth * q.batch) if PERSISTENT else 1
+                     PINGPONG: tk.constexpr = False, PV_LAG: tk.constexpr = False):
+    b, h = tk.block_idx.z, tk.block_idx.y
+    qb = tk.let(tk.grid_dim.x - 1 - tk.block_idx.x) if CAUSAL else tk.block_idx.x  # causal: longest rows first
+    h_kv = tk.let(h // (q.depth // k.depth))
     q_s = tk.st(tk.bf16, 64, D, count=CONSUMERS)
-    o_s = tk.st(tk.bf16, 64, D, count=CONSUMERS) if PERSISTENT else q_s  # otherwise Q's tile stages O
     k_s, v_s = tk.st(tk.bf16, KV, D, count=STAGES), tk.st(tk.bf16, KV, D, count=STAGES)
     q_ready = tk.semaphore(count=CONSUMERS)
     att, att_bf, o_reg = tk.rt(tk.fp32, 16, KV), tk.rt(tk.bf16, 16, KV), tk.rt(tk.fp32, 16, D)
@@ -38,7 +27,6 @@ def hopper_attention(q: tk.gl(tk.bf16), k: tk.gl(tk.bf16), v: tk.gl(tk.bf16), o:
     shift = tk.let(k.rows - q.rows)  # bottom-right causal alignment
     steps = tk.cdiv(k.rows, KV)
     if CAUSAL:  # key blocks past the last query row's diagonal are skipped
-        _, _, qb = coords(0)
         steps = tk.minimum(steps, tk.cdiv(tk.minimum((qb + 1) * 64 * CONSUMERS, q.rows) + shift, KV))
 
     def init():
@@ -46,45 +34,29 @@ def hopper_attention(q: tk.gl(tk.bf16), k: tk.gl(tk.bf16), v: tk.gl(tk.bf16), o:
             tk.init_semaphore(q_ready[c], 1)
 
     def load(s):
-        b, h, _ = coords(s.tile)
         tk.expect(s.full, k_s[s.stage], v_s[s.stage])
-        tk.tma.load_async(k_s[s.stage], k, (b, h // group, s.step, 0), s.full)
-        tk.tma.load_async(v_s[s.stage], v, (b, h // group, s.step, 0), s.full)
-
-    def load_q(t, c):  # consumer c's 64 rows of tile t, by its first warp
-        b, h, qb = coords(t)
-        with tk.if_(tk.warp_id() % 4 == 0):
-            tk.expect(q_ready[c], q_s[c])
-            tk.tma.load_async(q_s[c], q, (b, h, qb * CONSUMERS + c, 0), q_ready[c])
+        tk.tma.load_async(k_s[s.stage], k, (b, h_kv, s.step, 0), s.full)
+        tk.tma.load_async(v_s[s.stage], v, (b, h_kv, s.step, 0), s.full)
 
     def start(s):
-        j = tk.let((s.tile - tk.block_idx.x) // tk.grid_dim.x) if PERSISTENT else 0  # this block's j-th tile
-        if PERSISTENT:  # later tiles' Q was loaded during the previous tile's last step
-            with tk.if_(j == 0):
-                load_q(s.tile, s.consumer)
-        else:
-            load_q(s.tile, s.consumer)
+        with tk.if_(tk.warp_id() % 4 == 0):
+            tk.expect(q_ready[s.consumer], q_s[s.consumer])
+            tk.tma.load_async(q_s[s.consumer], q, (b, h, qb * CONSUMERS + s.consumer, 0), q_ready[s.consumer])
         tk.neg_infty(max_vec)
         tk.zero(norm_vec)
         tk.zero(o_reg)
-        tk.wait(q_ready[s.consumer], j % 2)
-        if PINGPONG:  # consumers take turns on Q·Kᵀ, in order 0, 1, ...: the last one lets the first go (once;
-            # after that its arrive after each step does, across tiles too)
-            with tk.if_((s.consumer == CONSUMERS - 1) & (j == 0)):
+        tk.wait(q_ready[s.consumer], 0)
+        if PINGPONG:  # consumers take turns on Q·Kᵀ, in order 0, 1, ...: the last one lets the first go
+            with tk.if_(s.consumer == CONSUMERS - 1):
                 tk.named_arrive(4, 8)
 
     def compute(s):
-        _, _, qb = coords(s.tile)
         if PINGPONG:
             tk.named_sync(4 + s.consumer, 8)  # my turn
         tk.warpgroup.mm_ABt(att, q_s[s.consumer], k_s[s.stage])
         tk.warpgroup.mma_wait()
         if PINGPONG:  # the next consumer's Q·Kᵀ overlaps this one's softmax
             tk.named_arrive(4 + (s.consumer + 1) % CONSUMERS, 8)
-        if PERSISTENT:  # Q is read for the last time: fetch the next tile's
-            with tk.if_((s.step == steps - 1) & (s.tile + tk.grid_dim.x < tiles)):
-                tk.named_sync(1 + s.consumer, 4)  # every warp's part of the Q·Kᵀ wgmma has completed
-                load_q(s.tile + tk.grid_dim.x, s.consumer)
         q0 = (qb * CONSUMERS + s.consumer) * 64 + (tk.warp_id() % 4) * 16  # this warp's first query row
         with tk.if_((s.step + 1) * KV > k.rows):  # ragged last block
             tk.right_fill(att, att, k.rows - s.step * KV, -math.inf)
@@ -109,29 +81,19 @@ def hopper_attention(q: tk.gl(tk.bf16), k: tk.gl(tk.bf16), v: tk.gl(tk.bf16), o:
             tk.warpgroup.mma_wait()
 
     def finish(s):
-        b, h, qb = coords(s.tile)
         tk.warpgroup.mma_wait()
         tk.div_row(o_reg, o_reg, norm_vec)
         tk.copy(o_bf, o_reg)
-        if PERSISTENT:
-            with tk.if_(tk.warp_id() % 4 == 0):
-                tk.tma.store_wait(0)  # the previous tile's O has left o_s
-        # (not PERSISTENT: Q is no longer needed, its tile stages O; store_async's first sync: no warp reads Q)
-        tk.warpgroup.store_async(o, o_s[s.consumer], o_bf, (b, h, qb * CONSUMERS + s.consumer, 0), 1 + s.consumer)
+        # Q is no longer needed: its tile stages O (the first sync: no warp still reads Q in a wgmma)
+        tk.warpgroup.store_async(o, q_s[s.consumer], o_bf, (b, h, qb * CONSUMERS + s.consumer, 0), 1 + s.consumer)
         tk.log2(norm_vec, norm_vec)  # lse = ln(sum exp(s * scale)) = (max·c + log2(norm)) * ln 2
         tk.add(norm_vec, norm_vec, max_scaled)
         tk.mul(norm_vec, norm_vec, math.log(2))
         tk.store(lse, norm_vec, (b, h, 0, (qb * CONSUMERS + s.consumer) * 4 + tk.warp_id() % 4), clip=True)
-        if not PERSISTENT:
-            drain(s)
-
-    def drain(s):
         with tk.if_(tk.warp_id() % 4 == 0):
             tk.tma.store_wait(0)
 
-    if PERSISTENT and CAUSAL:
-        raise ValueError("hopper_attention: PERSISTENT needs the same number of key steps in every tile (non-causal)")
-    tk.producer_consumer(stages=STAGES, consumers=CONSUMERS, tiles=tiles, steps=steps, load=load, compute=compute,
-                         finish=finish, start=start, init=init, persistent=PERSISTENT, end=drain if PERSISTENT else None, release_lag=int(PV_LAG),
+    tk.producer_consumer(stages=STAGES, consumers=CONSUMERS, tiles=1, steps=steps, load=load, compute=compute,
+                         finish=finish, start=start, init=init, persistent=False, release_lag=int(PV_LAG),
                          producer_registers=24 if CONSUMERS == 3 else 40,
                          consumer_registers=160 if CONSUMERS == 3 else 232)
