@@ -123,7 +123,9 @@ def _hopper_backward(do, q, k, v, o, lse, causal: bool, scale: float, determinis
         do = do.contiguous()
     n_pad = -(-N // 4) * 4  # rows of per-query vectors padded to 16 bytes
     delta = torch.empty(B, H, 1, n_pad, dtype=torch.float32, device=q.device)
-    attention_bwd_prep.launch((-(-N // 64), H, B), o, do, delta, D)
+    # the fp32 dQ accumulator the main kernel adds into, zeroed by the rowsum kernel (deterministic mode has none)
+    dq = delta if deterministic else torch.empty(B, H, N, D, dtype=torch.float32, device=q.device)
+    attention_bwd_prep.launch((-(-N // 64), H, B), o, do, delta, dq, D, not deterministic)
     lse_p = lse.new_zeros(B, H, 1, n_pad)
     lse_p[:, :, 0, :N] = lse
     dk, dv = torch.empty_like(k), torch.empty_like(v)
@@ -134,7 +136,6 @@ def _hopper_backward(do, q, k, v, o, lse, causal: bool, scale: float, determinis
         dq = torch.empty_like(q)
         attention_bwd_dq.launch((-(-N // 128), H, B), q, k, v, do, lse_p, delta, dq, scale, D, causal)
         return dq, dk, dv
-    dq = torch.zeros(B, H, N, D, dtype=torch.float32, device=q.device)  # the kernel adds into it
     attention_bwd.launch(grid, q, k, v, do, lse_p, delta, dq, dk, dv, scale, D, causal, True, c, 4 * (c + 1))
     return dq.to(q.dtype), dk, dv
 
