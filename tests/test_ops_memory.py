@@ -174,6 +174,35 @@ def test_ragged_tails_oob_and_clip(dt, R, C, use_async, device):
         compiles(k, x, o_clip, pad)
 
 
+# ---------------------------------------------------------------------------------------------- store_add
+@tk.kernel(warps=4)
+def add_tiles(x: tk.gl(tk.fp32), o: tk.gl(tk.fp32)):
+    """Every warp of every block adds its tile of x into the same tile of o (concurrent reductions)."""
+    t = tk.rt(tk.fp32, 16, 32)
+    tk.load(t, x, (tk.warp_id(), 0), oob=0.0)
+    tk.mul(t, t, tk.block_idx.x + 1)
+    tk.store_add(o, t, (0, tk.block_idx.y), clip=True)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_store_add_sums_concurrent_adds_and_clips(device):
+    R, C = 13, 37  # a ragged tile: rows and columns past the edge are dropped
+    x = rand(64, 40, dtype=torch.float32, device=device)[:, :32]
+    o_big = poison(R + 3, 48, dtype=torch.float32, device=device)
+    o_big[:R, :C] = 1.5
+    add_tiles[(3, 2)](x, o_big[:R, :C])
+    xs = x.cpu().double()
+    per_warp = sum(xs[16 * w:16 * w + R] for w in range(4))  # warp w adds rows 16w.. of x into rows 0..
+    # blocks x = 0, 1, 2 add 1x, 2x, 3x; block y adds into columns 32y.. (y = 1 only up to C)
+    expected = 1.5 + 6 * torch.cat([per_warp, per_warp[:, :C - 32]], dim=1)
+    o_big = o_big.cpu()
+    assert_close(o_big[:R, :C], expected, 1e-5)
+    assert torch.isnan(o_big[R:]).all() and torch.isnan(o_big[:, C:]).all()
+    if device == "cpu":
+        sass = add_tiles.compile(x, o_big[:R, :C], arch="sm_90a").sass()
+        assert "REDG.E.ADD.F32x2" in sass  # one 8-byte reduction per fragment pair
+
+
 # ---------------------------------------------------------------------------------------------- cp.async
 @tk.kernel(warps=2)
 def async_pipeline(x: tk.gl(tk.bf16), o: tk.gl(tk.bf16), n_tiles: tk.i32):

@@ -1,7 +1,15 @@
 """Global memory <-> register tiles. Each lane reads/writes the elements of its fragment directly (pairs along a row
-are one 4- or 8-byte access in the row layout); ``oob`` / ``clip`` predicate each element against the tensor shape."""
-from .base import Op, GL, RT, fail, kind, need_rt
-from .memory import register_load, register_store
+are one 4- or 8-byte access in the row layout); ``oob`` / ``clip`` predicate each element against the tensor shape.
+
+``tk.store_add(gl, rt, idx)`` adds an fp32 row-layout tile into fp32 global memory with reductions at the memory
+(``red.global.add.v2.f32``: one 8-byte reduction per fragment pair on sm_90, two scalar ones before): concurrent
+adds from many warps and blocks are safe, their order is not fixed. No staging through shared memory.
+"""
+from .base import Op, GL, RT, emit, fail, kind, need_rt
+from .memory import global_index, register_load, register_store
+from ..types import fp32
+
+__all__ = ["store_add"]
 
 _PRELUDE = r"""
 namespace tk {
@@ -41,6 +49,27 @@ template<class S, class T> __device__ __forceinline__ void store(const gl<T>& g,
     const float2 v = unpack<U>(s.data[i][j][k]);
     if (!check || (bz && r < g.r && c < g.c)) *g.at(b, z, r, c) = from_float<T>(v.x);
     if (!check || (bz && r1 < g.r && c1 < g.c)) *g.at(b, z, r1, c1) = from_float<T>(v.y);
+  }
+}
+template<class S> __device__ __forceinline__ void store_add(const gl<float>& g, const S& s, int b, int z, int r0, int c0, bool check) {
+  const bool bz = b < g.b && z < g.d && b >= 0 && z >= 0;
+  #pragma unroll
+  for (int i = 0; i < S::height; i++)
+  #pragma unroll
+  for (int j = 0; j < S::width; j++)
+  #pragma unroll
+  for (int k = 0; k < 4; k++) {
+    const int r = r0 + i * 16 + frag_row<row_l>(k, 0), c = c0 + j * 16 + frag_col<row_l>(k, 0);  // c is even
+    const float2 v = s.data[i][j][k];
+    if (check && !(bz && r < g.r)) continue;
+#if __CUDA_ARCH__ >= 900
+    if (!check || c + 1 < g.c) {
+      asm volatile("red.global.add.v2.f32 [%0], {%1, %2};" :: "l"(g.at(b, z, r, c)), "f"(v.x), "f"(v.y) : "memory");
+      continue;
+    }
+#endif
+    if (!check || c < g.c) atomicAdd(g.at(b, z, r, c), v.x);
+    if (!check || c + 1 < g.c) atomicAdd(g.at(b, z, r, c + 1), v.y);
   }
 }
 }  // namespace tk
@@ -93,5 +122,36 @@ class RegToGlobal(Op):
         return f"tk::store({g(dst)}, {g(src)}, {_idx_c(g, idx, src.type)}, {'true' if clip else 'false'});"
 
 
+class StoreAdd(Op):
+    name = "store_add"
+    prelude = _PRELUDE
+
+    def check(self, dst, src, idx, clip=False):
+        t = need_rt(src, "source")
+        if not isinstance(kind(dst), GL) or kind(dst).dtype != fp32:
+            fail(f"store_add adds into an fp32 global layout, got {kind(dst)}")
+        if t.dtype != fp32 or t.layout != "row":
+            fail(f"store_add takes an fp32 row-layout register tile, got {t}")
+
+    def interpret(self, m, dst, src, idx, clip=False):
+        t = src.type
+        val = m.read(src)
+        for w in m.warps():
+            b, d, r, c = (int(m.scalar(i, w)) for i in idx)
+            r0, c0 = r * t.rows, c * t.cols
+            old = m.global_read(dst, b, d, r0, c0, t.rows, t.cols, 0.0 if clip else None)
+            m.global_write(dst, b, d, r0, c0, old + val[w].float(), clip)
+
+    def cuda(self, g, dst, src, idx, clip=False):
+        return f"tk::store_add({g(dst)}, {g(src)}, {_idx_c(g, idx, src.type)}, {'true' if clip else 'false'});"
+
+
 register_load(RT, GL, GlobalToReg())
 register_store(GL, RT, RegToGlobal())
+_STORE_ADD = StoreAdd()
+
+
+def store_add(dst, src, idx, *, clip=False):
+    """dst[idx tile] += src: an fp32 register tile added into an fp32 global layout by memory-side reductions
+    (safe under concurrent adds; the order of additions is not fixed). ``clip`` drops elements outside ``dst``."""
+    emit(_STORE_ADD, dst, src, global_index(idx), clip=clip)
