@@ -46,7 +46,7 @@ def attention_bwd_prep(o: tk.gl(tk.bf16), do: tk.gl(tk.bf16), delta: tk.gl(tk.fp
 def attention_bwd(q: tk.gl(tk.bf16), k: tk.gl(tk.bf16), v: tk.gl(tk.bf16), do: tk.gl(tk.bf16), lse: tk.gl(tk.fp32),
                   delta: tk.gl(tk.fp32), dq: tk.gl(tk.fp32), dk: tk.gl(tk.bf16), dv: tk.gl(tk.bf16),
                   scale: tk.f32, D: tk.constexpr, CAUSAL: tk.constexpr, WITH_DQ: tk.constexpr = True,
-                  C: tk.constexpr = 2, W: tk.constexpr = 12, DQ_RED: tk.constexpr = False):
+                  C: tk.constexpr = 2, W: tk.constexpr = 12):
     """dK, dV (and dQ by add-reduce) for 64·C keys per block: C consumer warpgroups, W = 4 (C + 1) warps."""
     b, h_kv, kb = tk.block_idx.z, tk.block_idx.y, tk.block_idx.x
     group = tk.let(q.depth // k.depth)
@@ -57,7 +57,7 @@ def attention_bwd(q: tk.gl(tk.bf16), k: tk.gl(tk.bf16), v: tk.gl(tk.bf16), do: t
     # so dQ traffic is one 64 x D fp32 tile per step and block (not per consumer). Double-buffered.
     ds_s = tk.st(tk.bf16, 64, 64, count=(2, C))
     ds_full, ds_free = tk.semaphore(count=2), tk.semaphore(count=2)
-    dq_s = tk.st(tk.fp32, 64, D, count=C) if WITH_DQ and not DQ_RED else None
+    dq_s = tk.st(tk.fp32, 64, D, count=C) if WITH_DQ else None
     kv_ready = tk.semaphore(count=C)
     s_t, dp_t = tk.rt(tk.fp32, 16, 64), tk.rt(tk.fp32, 16, 64)
     p_bf, ds_bf = tk.rt(tk.bf16, 16, 64), tk.rt(tk.bf16, 16, 64)
@@ -133,9 +133,6 @@ def attention_bwd(q: tk.gl(tk.bf16), k: tk.gl(tk.bf16), v: tk.gl(tk.bf16), do: t
         tk.arrive(ds_free[j % 2])
         tk.mul(dq_acc, dq_acc, scale)
         hq, qi = h_kv * group + j // n_q, first_q + j % n_q
-        if DQ_RED:  # reductions straight from registers (red.global.add.v2.f32)
-            tk.store_add(dq, dq_acc, (b, hq, qi * 4 + tk.warp_id() % 4, 0), clip=True)
-            return
         with tk.if_(tk.warp_id() % 4 == 0):
             tk.tma.store_wait(0)  # this consumer's previous add-reduce has read dq_s
         tk.warpgroup.store_async(dq, dq_s[c], dq_acc, (b, hq, qi, 0), 1 + c, add=True)
