@@ -46,12 +46,13 @@ def attention_bwd_prep(o: tk.gl(tk.bf16), do: tk.gl(tk.bf16), delta: tk.gl(tk.fp
 def attention_bwd(q: tk.gl(tk.bf16), k: tk.gl(tk.bf16), v: tk.gl(tk.bf16), do: tk.gl(tk.bf16), lse: tk.gl(tk.fp32),
                   delta: tk.gl(tk.fp32), dq: tk.gl(tk.fp32), dk: tk.gl(tk.bf16), dv: tk.gl(tk.bf16),
                   scale: tk.f32, D: tk.constexpr, CAUSAL: tk.constexpr, WITH_DQ: tk.constexpr = True,
-                  C: tk.constexpr = 2, W: tk.constexpr = 12):
-    """dK, dV (and dQ by add-reduce) for 64·C keys per block: C consumer warpgroups, W = 4 (C + 1) warps."""
+                  C: tk.constexpr = 2, W: tk.constexpr = 12, STAGES: tk.constexpr = 2):
+    """dK, dV (and dQ by add-reduce) for 64·C keys per block: C consumer warpgroups, W = 4 (C + 1) warps, a ring of
+    STAGES (Q_i, dO_i) tiles."""
     b, h_kv, kb = tk.block_idx.z, tk.block_idx.y, tk.block_idx.x
     group = tk.let(q.depth // k.depth)
     k_s, v_s = tk.st(tk.bf16, 64, D, count=C), tk.st(tk.bf16, 64, D, count=C)
-    q_s, do_s = tk.st(tk.bf16, 64, D, count=2), tk.st(tk.bf16, 64, D, count=2)
+    q_s, do_s = tk.st(tk.bf16, 64, D, count=STAGES), tk.st(tk.bf16, 64, D, count=STAGES)
     # dQ_i = sum over the block's keys of dS K: each consumer puts its dSᵀ in shared memory, and one consumer per
     # step (step % C, in turn) multiplies all C of them with the K tiles and add-reduces the sum into global dQ,
     # so dQ traffic is one 64 x D fp32 tile per step and block (not per consumer). Double-buffered.
@@ -152,7 +153,7 @@ def attention_bwd(q: tk.gl(tk.bf16), k: tk.gl(tk.bf16), v: tk.gl(tk.bf16), do: t
             tk.tma.store_wait(0)
 
     steps = tk.let(group * n_q)
-    tk.producer_consumer(stages=2, consumers=C, tiles=1, steps=steps, load=load, compute=compute,
+    tk.producer_consumer(stages=STAGES, consumers=C, tiles=1, steps=steps, load=load, compute=compute,
                          finish=finish, start=start, init=init, persistent=False,
                          producer_registers=24 if C == 3 else 40, consumer_registers=160 if C == 3 else 232)
 
