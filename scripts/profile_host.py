@@ -59,6 +59,8 @@ def main():
         torch.cuda.synchronize()
         pstats.Stats(pr).sort_stats("tottime").print_stats(8)
     # the pieces of one launch, timed alone
+    import importlib
+    A = importlib.import_module("pykittens.kernels.attention_ops")
     from pykittens.kernels.gemm import gemm
     c = torch.empty_like(a)
     args = gemm._complete((a, a, c, False, 3))
@@ -70,7 +72,11 @@ def main():
               "plan.launch (pack + cuLaunchKernel)": lambda: plan.launch((132, 1, 1), values, stream),
               "cuLaunchKernel": lambda: plan.loaded.launch((132, 1, 1), plan.pointer, stream),
               "torch._C._cuda_getCurrentRawStream": lambda: torch._C._cuda_getCurrentRawStream(0),
-              "torch.empty": lambda: torch.empty(1024, 1024, device="cuda", dtype=torch.bfloat16)}
+              "torch.empty": lambda: torch.empty(1024, 1024, device="cuda", dtype=torch.bfloat16),
+              "attention: _check (cached layout)": lambda: A._check(q, q, q, False),
+              "attention: torch.compiler.is_compiling": torch.compiler.is_compiling,
+              "attention: grad mode + requires_grad": lambda: torch.is_grad_enabled() and q.requires_grad,
+              "attention: _is_hopper": lambda: A._is_hopper(q.device)}
     for name, fn in pieces.items():
         fn()
         t0 = time.perf_counter()
