@@ -93,9 +93,7 @@ def attention_bwd(q: tk.gl(tk.bf16), k: tk.gl(tk.bf16), v: tk.gl(tk.bf16), do: t
         for other in range(C):  # the dQ step reads every consumer's K tile
             tk.wait(kv_ready[other], 0)
 
-    def compute(s):
-        c = s.consumer
-        hq, qi = tk.let(h_kv * group + s.step // n_q), tk.let(first_q + s.step % n_q)
+    def grads(s, c, hq, qi):  # Sᵀ, Pᵀ, dPᵀ, dSᵀ (into ds_bf) and the dV, dK updates of one step
         tk.warpgroup.mm_ABt(s_t, k_s[c], q_s[s.stage])  # Sᵀ: this warp's 16 keys x 64 queries
         tk.load(lse_v, lse, (b, hq, 0, qi), oob=0.0)
         tk.load(delta_v, delta, (b, hq, 0, qi), oob=0.0)
@@ -115,6 +113,17 @@ def attention_bwd(q: tk.gl(tk.bf16), k: tk.gl(tk.bf16), v: tk.gl(tk.bf16), do: t
         tk.mul(dp_t, dp_t, s_t)  # dSᵀ
         tk.copy(ds_bf, dp_t)
         tk.warpgroup.mma_AB(dk_acc, ds_bf, q_s[s.stage])
+
+    def compute(s):
+        c = s.consumer
+        hq, qi = tk.let(h_kv * group + s.step // n_q), tk.let(first_q + s.step % n_q)
+        if not CAUSAL:
+            grads(s, c, hq, qi)
+        else:  # a query tile wholly left of this consumer's first key sees none of its keys: dS = 0, skip the work
+            with tk.if_(qi * 64 + 63 + shift >= (kb * C + c) * 64):
+                grads(s, c, hq, qi)
+            with tk.else_():
+                tk.zero(ds_bf)
         if not WITH_DQ:
             tk.warpgroup.mma_wait()
             return

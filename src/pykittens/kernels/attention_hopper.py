@@ -53,6 +53,17 @@ def hopper_attention(q: tk.gl(tk.bf16), k: tk.gl(tk.bf16), v: tk.gl(tk.bf16), o:
     def compute(s):
         if PINGPONG:
             tk.named_sync(4 + s.consumer, 8)  # my turn
+        if not CAUSAL:
+            return qk_softmax_pv(s)
+        # causal: a consumer skips the key blocks wholly right of its rows' diagonal (a 192-row block runs as many
+        # steps as its last row needs; the first consumers' last one or two are fully masked)
+        with tk.if_(s.step * KV <= (qb * CONSUMERS + s.consumer) * 64 + 63 + shift):
+            qk_softmax_pv(s)
+        with tk.else_():
+            if PINGPONG:
+                tk.named_arrive(4 + (s.consumer + 1) % CONSUMERS, 8)
+
+    def qk_softmax_pv(s):
         tk.warpgroup.mm_ABt(att, q_s[s.consumer], k_s[s.stage])
         tk.warpgroup.mma_wait()
         if PINGPONG:  # the next consumer's Q·Kᵀ overlaps this one's softmax
