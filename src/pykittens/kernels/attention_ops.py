@@ -96,7 +96,7 @@ def _hopper_forward(q, k, v, causal: bool, scale: float):
     tensor, so ``attention_bnhd`` needs no copy."""
     B, H, N, D = q.shape
     consumers, stages, kv, pingpong = HOPPER_CONFIG[D]
-    if causal and N <= 1024:  # 128-row blocks: less masked work and more blocks than 192 (+5%, NOTES.md)
+    if causal and N <= 1024 and D == 128:  # 128-row blocks: more blocks than 192 (+2-6%, NOTES.md)
         consumers = 2
     bnhd = q.stride(1) < q.stride(2)  # a transposed (B, N, H, D) tensor
     o = torch.empty(B, N, H, D, dtype=q.dtype, device=q.device).transpose(1, 2) if bnhd else torch.empty_like(
