@@ -14,7 +14,7 @@ import pykittens as tk
 def hopper_attention(q: tk.gl(tk.bf16), k: tk.gl(tk.bf16), v: tk.gl(tk.bf16), o: tk.gl(tk.bf16),
                      lse: tk.gl(tk.fp32), scale_log2: tk.f32, D: tk.constexpr, CONSUMERS: tk.constexpr,
                      STAGES: tk.constexpr, CAUSAL: tk.constexpr, W: tk.constexpr, KV: tk.constexpr = 128,
-                     PINGPONG: tk.constexpr = False, PV_LAG: tk.constexpr = False, EXP_EMU: tk.constexpr = 0.0):
+                     PINGPONG: tk.constexpr = False, PV_LAG: tk.constexpr = False):
     b, h = tk.block_idx.z, tk.block_idx.y
     qb = tk.let(tk.grid_dim.x - 1 - tk.block_idx.x) if CAUSAL else tk.block_idx.x  # causal: longest rows first
     h_kv = tk.let(h // (q.depth // k.depth))
@@ -79,7 +79,7 @@ def hopper_attention(q: tk.gl(tk.bf16), k: tk.gl(tk.bf16), v: tk.gl(tk.bf16), o:
         tk.mul(max_scaled, max_vec, scale_log2)
         tk.mul(att, att, scale_log2)
         tk.sub_row(att, att, max_scaled)
-        tk.exp2(att, att, emulate=EXP_EMU)  # EXP_EMU: share of the exponentials done on the FMA pipe
+        tk.exp2(att, att)
         tk.sub(max_last, max_last, max_vec)
         tk.mul(max_last, max_last, scale_log2)
         tk.exp2(max_last, max_last)

@@ -5,10 +5,10 @@ Each op is one table row: its torch semantics for the interpreter and its fp32 C
 fp32 and is rounded to the destination's dtype, in both backends. ``copy`` also converts dtypes.
 
 ``tk.exp2(dst, src, emulate=f)`` computes a fraction ``f`` of the columns (whole 8-column groups, the same groups in
-both backends) with a polynomial on the FMA pipe instead of the MUFU unit, which does 16 exp2 per clock per SM —
-as few as the tensor cores need per clock in attention with head dim 64, so splitting the exponentials between the
-two units raises the softmax's ceiling. The polynomial: 2^x = 2^n · p(x − n), n = round(x), p a degree-3 fit of
-2^f on [−½, ½] (relative error < 8e-5, far below bf16's 4e-3); inputs below −126 give 2^−126 rather than 0.
+both backends) with a polynomial on the FMA pipe instead of the MUFU unit (16 exp2 per clock per SM), for kernels
+whose softmax is bound by MUFU throughput. 2^x = 2^n · p(x − n), n = round(x), p a degree-3 fit of 2^f on [−½, ½]
+(relative error < 8e-5, far below bf16's 4e-3); inputs below −125 give ≈ 2^−125 rather than 0. In the H100
+attention forward it was slower at every share tried (NOTES.md): that softmax is not MUFU-bound.
 """
 from fractions import Fraction
 
@@ -99,9 +99,10 @@ _EXP2_PRELUDE = r"""
 #define PK_EXP2_MIXED
 namespace tk {
 __device__ __forceinline__ float exp2_fma(float x) {  // 2^x on the FMA pipe (see ops/maps.py)
-  x = fmaxf(x, -126.f);
-  const float t = x + 12582912.f;  // 1.5 * 2^23: round(x) lands in the low mantissa bits of t
-  const float f = x - (t - 12582912.f);
+  x = fmaxf(x, -125.f);  // keeps p * 2^round(x) a normal float
+  // 1.5 * 2^23: round(x) lands in the low mantissa bits of t (the _rn intrinsics keep fast-math from folding this)
+  const float t = __fadd_rn(x, 12582912.f);
+  const float f = __fsub_rn(x, __fsub_rn(t, 12582912.f));
   const float p = fmaf(fmaf(fmaf(%(c3)rf, f, %(c2)rf), f, %(c1)rf), f, %(c0)rf);
   return __int_as_float(__float_as_int(p) + (__float_as_int(t) << 23));  // p * 2^round(x)
 }
@@ -126,7 +127,7 @@ template<int NUM, int DEN, class D, class S> __device__ __forceinline__ void exp
 
 def exp2_poly(x: torch.Tensor) -> torch.Tensor:
     """The device's polynomial exp2, step for step in float32 (the interpreter's semantics of emulated columns)."""
-    x = torch.clamp_min(x.float(), -126.0)
+    x = torch.clamp_min(x.float(), -125.0)
     n = torch.round(x)  # round half to even, as the 1.5 * 2^23 addition does
     f = x - n
     c0, c1, c2, c3 = (torch.tensor(c, dtype=torch.float32) for c in EXP2_POLY)
