@@ -46,9 +46,9 @@ def attention_bwd_prep(o: tk.gl(tk.bf16), do: tk.gl(tk.bf16), delta: tk.gl(tk.fp
 def attention_bwd(q: tk.gl(tk.bf16), k: tk.gl(tk.bf16), v: tk.gl(tk.bf16), do: tk.gl(tk.bf16), lse: tk.gl(tk.fp32),
                   delta: tk.gl(tk.fp32), dq: tk.gl(tk.fp32), dk: tk.gl(tk.bf16), dv: tk.gl(tk.bf16),
                   scale: tk.f32, D: tk.constexpr, CAUSAL: tk.constexpr, WITH_DQ: tk.constexpr = True,
-                  C: tk.constexpr = 2, W: tk.constexpr = 12, STAGES: tk.constexpr = 2):
+                  C: tk.constexpr = 2, W: tk.constexpr = 12, STAGES: tk.constexpr = 2, SKIP: tk.constexpr = True):
     """dK, dV (and dQ by add-reduce) for 64·C keys per block: C consumer warpgroups, W = 4 (C + 1) warps, a ring of
-    STAGES (Q_i, dO_i) tiles."""
+    STAGES (Q_i, dO_i) tiles; SKIP (causal): a consumer skips query tiles that see none of its keys."""
     b, h_kv, kb = tk.block_idx.z, tk.block_idx.y, tk.block_idx.x
     group = tk.let(q.depth // k.depth)
     k_s, v_s = tk.st(tk.bf16, 64, D, count=C), tk.st(tk.bf16, 64, D, count=C)
@@ -117,7 +117,7 @@ def attention_bwd(q: tk.gl(tk.bf16), k: tk.gl(tk.bf16), v: tk.gl(tk.bf16), do: t
     def compute(s):
         c = s.consumer
         hq, qi = tk.let(h_kv * group + s.step // n_q), tk.let(first_q + s.step % n_q)
-        if not CAUSAL:
+        if not (CAUSAL and SKIP):
             grads(s, c, hq, qi)
         else:  # a query tile wholly left of this consumer's first key sees none of its keys: dS = 0, skip the work
             with tk.if_(qi * 64 + 63 + shift >= (kb * C + c) * 64):
