@@ -116,15 +116,17 @@ class RegToGlobal(Op):
         val = m.read(src)
         for w in m.warps():
             b, d, r, c = (int(m.scalar(i, w)) for i in idx)
-            m.global_write(dst, b, d, r * t.rows, c * t.cols, val[w].to(t.dtype.torch).float(), clip)
+            self.write(m, dst, b, d, r * t.rows, c * t.cols, val[w].to(t.dtype.torch).float(), clip)
+
+    def write(self, m, dst, b, d, r0, c0, value, clip):
+        m.global_write(dst, b, d, r0, c0, value, clip)
 
     def cuda(self, g, dst, src, idx, clip=False):
         return f"tk::store({g(dst)}, {g(src)}, {_idx_c(g, idx, src.type)}, {'true' if clip else 'false'});"
 
 
-class StoreAdd(Op):
+class StoreAdd(RegToGlobal):
     name = "store_add"
-    prelude = _PRELUDE
 
     def check(self, dst, src, idx, clip=False):
         t = need_rt(src, "source")
@@ -133,14 +135,9 @@ class StoreAdd(Op):
         if t.dtype != fp32 or t.layout != "row":
             fail(f"store_add takes an fp32 row-layout register tile, got {t}")
 
-    def interpret(self, m, dst, src, idx, clip=False):
-        t = src.type
-        val = m.read(src)
-        for w in m.warps():
-            b, d, r, c = (int(m.scalar(i, w)) for i in idx)
-            r0, c0 = r * t.rows, c * t.cols
-            old = m.global_read(dst, b, d, r0, c0, t.rows, t.cols, 0.0 if clip else None)
-            m.global_write(dst, b, d, r0, c0, old + val[w].float(), clip)
+    def write(self, m, dst, b, d, r0, c0, value, clip):
+        old = m.global_read(dst, b, d, r0, c0, *value.shape, 0.0 if clip else None)
+        m.global_write(dst, b, d, r0, c0, old + value, clip)
 
     def cuda(self, g, dst, src, idx, clip=False):
         return f"tk::store_add({g(dst)}, {g(src)}, {_idx_c(g, idx, src.type)}, {'true' if clip else 'false'});"
