@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import inspect
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 
@@ -110,7 +110,6 @@ class Specialization:
     kir: ir.KernelIR
     trace_seconds: float
     compiled: dict  # arch -> CompiledKernel
-    launchers: dict = field(default_factory=dict)  # device index -> (LoadedKernel, ArgBuffer)
 
 
 class CompiledKernel:
