@@ -34,8 +34,8 @@ class Step:
 
 
 def producer_consumer(*, stages: int, consumers: int, tiles, steps, load, compute, finish, start=None, end=None,
-                      init=None, helper=None, persistent: bool = True, producer_registers: int = 40,
-                      consumer_registers: int = 232, release_lag: int = 0):
+                      init=None, persistent: bool = True, producer_registers: int = 40, consumer_registers: int = 232,
+                      release_lag: int = 0):
     """Emit a producer/consumer pipeline into the current kernel (which must have ``4 * (1 + consumers)`` warps).
 
     tiles: number of work tiles (device scalar); steps: input steps per tile (device scalar);
@@ -44,9 +44,7 @@ def producer_consumer(*, stages: int, consumers: int, tiles, steps, load, comput
     stage (wait for its own async mma before returning: the stage is released right after);
     finish(step): each consumer warpgroup after its tile's last step; start(step): before its first step;
     end(step): each consumer warpgroup after its last tile (e.g. drain outstanding TMA stores);
-    init(): warp 0, before the block's first barrier (initialise the caller's own semaphores there);
-    helper(): warp 1 (of the producer warpgroup), once — e.g. a writer that drains consumer results by TMA while
-    the consumers go on (it synchronises with them through the caller's semaphores).
+    init(): warp 0, before the block's first barrier (initialise the caller's own semaphores there).
     persistent: block b takes tiles b, b + grid, …; otherwise each block does tile 0 of ``tiles`` (= 1) and
     the caller reads its work from the block index.
     release_lag=1: a stage is released one step late, so ``compute`` may leave its async mma in flight
@@ -81,9 +79,6 @@ def producer_consumer(*, stages: int, consumers: int, tiles, steps, load, comput
                     stage = trace.let(g % stages, "stage")
                     wait(empty[stage], ((g // stages) % 2) ^ 1)
                     load(Step(stage, t, k, full[stage]))
-        if helper is not None:
-            with trace.if_(warp == 1):
-                helper()
     with trace.else_():
         increase_registers(consumer_registers)
         consumer = trace.let(wg - 1, "consumer")

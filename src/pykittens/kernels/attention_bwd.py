@@ -46,8 +46,7 @@ def attention_bwd_prep(o: tk.gl(tk.bf16), do: tk.gl(tk.bf16), delta: tk.gl(tk.fp
 def attention_bwd(q: tk.gl(tk.bf16), k: tk.gl(tk.bf16), v: tk.gl(tk.bf16), do: tk.gl(tk.bf16), lse: tk.gl(tk.fp32),
                   delta: tk.gl(tk.fp32), dq: tk.gl(tk.fp32), dk: tk.gl(tk.bf16), dv: tk.gl(tk.bf16),
                   scale: tk.f32, D: tk.constexpr, CAUSAL: tk.constexpr, WITH_DQ: tk.constexpr = True,
-                  C: tk.constexpr = 2, W: tk.constexpr = 12, STAGES: tk.constexpr = 2, SKIP: tk.constexpr = True,
-                  WRITER: tk.constexpr = False):
+                  C: tk.constexpr = 2, W: tk.constexpr = 12, STAGES: tk.constexpr = 2, SKIP: tk.constexpr = True):
     """dK, dV (and dQ by add-reduce) for 64·C keys per block: C consumer warpgroups, W = 4 (C + 1) warps, a ring of
     STAGES (Q_i, dO_i) tiles; SKIP (causal): a consumer skips query tiles that see none of its keys."""
     b, h_kv, kb = tk.block_idx.z, tk.block_idx.y, tk.block_idx.x
@@ -60,7 +59,6 @@ def attention_bwd(q: tk.gl(tk.bf16), k: tk.gl(tk.bf16), v: tk.gl(tk.bf16), do: t
     ds_s = tk.st(tk.bf16, 64, 64, count=(2, C))
     ds_full, ds_free = tk.semaphore(count=2), tk.semaphore(count=2)
     dq_s = tk.st(tk.fp32, 64, D, count=C) if WITH_DQ else None
-    dq_full, dq_free = tk.semaphore(count=C), tk.semaphore(count=C)  # WRITER: dq_s[c] staged / drained
     kv_ready = tk.semaphore(count=C)
     s_t, dp_t = tk.rt(tk.fp32, 16, 64), tk.rt(tk.fp32, 16, 64)
     p_bf, ds_bf = tk.rt(tk.bf16, 16, 64), tk.rt(tk.bf16, 16, 64)
@@ -77,9 +75,6 @@ def attention_bwd(q: tk.gl(tk.bf16), k: tk.gl(tk.bf16), v: tk.gl(tk.bf16), do: t
         for i in range(2):
             tk.init_semaphore(ds_full[i], 4 * C)
             tk.init_semaphore(ds_free[i], 4)
-        for c in range(C):
-            tk.init_semaphore(dq_full[c], 4)
-            tk.init_semaphore(dq_free[c], 1)
 
     def load(s):
         hq, qi = h_kv * group + s.step // n_q, first_q + s.step % n_q
@@ -147,24 +142,10 @@ def attention_bwd(q: tk.gl(tk.bf16), k: tk.gl(tk.bf16), v: tk.gl(tk.bf16), do: t
         tk.warpgroup.mma_wait()
         tk.arrive(ds_free[j % 2])
         tk.mul(dq_acc, dq_acc, scale)
-        if WRITER:  # stage it for the writer warp, which add-reduces it by TMA
-            tk.wait(dq_free[c], (j // C % 2) ^ 1)  # the writer has drained this consumer's previous dQ
-            tk.warpgroup.store(dq_s[c], dq_acc)
-            tk.arrive(dq_full[c])
-            return
         hq, qi = h_kv * group + j // n_q, first_q + j % n_q
         with tk.if_(tk.warp_id() % 4 == 0):
             tk.tma.store_wait(0)  # this consumer's previous add-reduce has read dq_s
         tk.warpgroup.store_async(dq, dq_s[c], dq_acc, (b, hq, qi, 0), 1 + c, add=True)
-
-    def writer():  # producer warp 1: the dQ of step j, staged by consumer j % C, goes out by TMA add-reduce
-        for j in tk.range(steps):
-            c = tk.let(j % C)
-            tk.wait(dq_full[c], j // C % 2)
-            tk.tma.store_add_async(dq, dq_s[c], (b, h_kv * group + j // n_q, first_q + j % n_q, 0))
-            tk.tma.store_commit()
-            tk.tma.store_wait(0)
-            tk.arrive(dq_free[c])
 
     def finish(s):
         c = s.consumer
@@ -182,8 +163,7 @@ def attention_bwd(q: tk.gl(tk.bf16), k: tk.gl(tk.bf16), v: tk.gl(tk.bf16), do: t
 
     steps = tk.let(group * n_q)
     tk.producer_consumer(stages=STAGES, consumers=C, tiles=1, steps=steps, load=load, compute=compute,
-                         finish=finish, start=start, init=init, helper=writer if WRITER and WITH_DQ else None,
-                         persistent=False,
+                         finish=finish, start=start, init=init, persistent=False,
                          producer_registers=24 if C == 3 else 40, consumer_registers=160 if C == 3 else 232)
 
 

@@ -64,7 +64,6 @@ HOPPER_CONFIG = {64: (3, 4, 128, True), 128: (3, 2, 128, True)}
 # (head dim, causal) -> consumer warpgroups (64 keys each) of the backward kernel: 3 is 6-10% faster at D=64
 # (NOTES.md); D=128 needs 2 for its registers (dK and dV alone are 128 per thread)
 BACKWARD_CONSUMERS = {(64, False): 3, (64, True): 3, (128, False): 2, (128, True): 2}
-BACKWARD_DQ_WRITER = False  # dQ add-reduce issued by a producer-side writer warp instead of each consumer
 _CAPABILITY: dict = {}  # device index -> compute capability major, read once
 
 
@@ -137,8 +136,7 @@ def _hopper_backward(do, q, k, v, o, lse, causal: bool, scale: float, determinis
         dq = torch.empty_like(q)
         attention_bwd_dq.launch((-(-N // 128), H, B), q, k, v, do, lse_p, delta, dq, scale, D, causal)
         return dq, dk, dv
-    attention_bwd.launch(grid, q, k, v, do, lse_p, delta, dq, dk, dv, scale, D, causal, True, c, 4 * (c + 1), 2, True,
-                         BACKWARD_DQ_WRITER)
+    attention_bwd.launch(grid, q, k, v, do, lse_p, delta, dq, dk, dv, scale, D, causal, True, c, 4 * (c + 1))
     return dq.to(q.dtype), dk, dv
 
 
