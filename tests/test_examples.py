@@ -20,3 +20,15 @@ def test_example_passes(name, capsys):
     out = capsys.readouterr().out
     assert ok is True, out
     assert out.rstrip().endswith("PASS") and "FAIL" not in out, out
+
+
+def test_cpu_bench_verdict_covers_every_library_kernel():
+    """The README's first command without a GPU: every library kernel (GEMM, attention forward and backward, both
+    backward modes) in the interpreter against float64, each under the gate."""
+    from pykittens.bench import verify
+    results = verify.run(lambda cases, desc: cases)
+    names = " ".join(name for name, _, _ in results)
+    assert "matmul" in names and "attention (hopper" in names and "backward" in names
+    assert "deterministic=True" in names and "deterministic=False" in names
+    failed = [(name, err) for name, err, ok in results if not ok]
+    assert not failed, failed

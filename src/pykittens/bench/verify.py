@@ -14,6 +14,11 @@ def attention_cases():
             (1, 1, 1, 70, 70, 64, True), (1, 2, 2, 24, 40, 64, True)]
 
 
+def backward_cases():
+    # (B, H_q, H_kv, N_q, N_kv, D, causal, deterministic): GQA + causal + ragged; D = 128 with the fixed-order dQ
+    return [(1, 2, 1, 70, 90, 64, True, False), (1, 1, 1, 40, 40, 128, False, True)]
+
+
 def matmul_cases():
     # (M, N, K, transpose_b): ragged edges on every dim, both B layouts
     return [(130, 264, 72, False), (200, 40, 136, True)]
@@ -34,5 +39,16 @@ def run(progress) -> list[tuple[str, float, bool]]:
         out = attention(q, k, v, causal=causal)
         err = rel_err(out, reference_attention(q, k, v, causal))
         name = f"attention (hopper kernel) B={B} Hq={Hq} Hkv={Hk} Nq={Nq} Nkv={Nk} D={D} causal={causal}"
+        results.append((name, err, err <= GATE))
+    for B, Hq, Hk, Nq, Nk, D, causal, det in progress(backward_cases(), desc="interpreter: attention backward"):
+        q = torch.randn(B, Hq, Nq, D).bfloat16().requires_grad_()
+        k, v = (torch.randn(B, Hk, Nk, D).bfloat16().requires_grad_() for _ in range(2))
+        do = torch.randn(B, Hq, Nq, D).bfloat16()
+        grads = torch.autograd.grad(attention(q, k, v, causal=causal, deterministic=det), (q, k, v), do)
+        q64, k64, v64 = (t.detach().double().requires_grad_() for t in (q, k, v))
+        ref = torch.autograd.grad(reference_attention(q64, k64, v64, causal), (q64, k64, v64), do.double())
+        err = max(rel_err(g, r) for g, r in zip(grads, ref))
+        name = (f"attention backward (dq, dk, dv) B={B} Hq={Hq} Hkv={Hk} Nq={Nq} Nkv={Nk} D={D} causal={causal}"
+                f" deterministic={det}")
         results.append((name, err, err <= GATE))
     return results
