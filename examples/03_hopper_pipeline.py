@@ -89,10 +89,8 @@ def linear_template(x: tk.gl(tk.bf16), w: tk.gl(tk.bf16), y: tk.gl(tk.bf16)):
 
     def load(s):                           # s.stage, s.tile, s.step, s.full
         with tk.if_(s.tile == tk.block_idx.x):   # this block's first tile: fetch W once
-            tk.expect(w_ready, w_s)
-            tk.tma.load_async(w_s, w, (0, 0), w_ready)
-        tk.expect(s.full, x_s[s.stage])
-        tk.tma.load_async(x_s[s.stage], x, (s.tile, 0), s.full)
+            tk.tma.load_group(w_ready, (w_s, w, (0, 0)))  # expect + load_async in one call
+        tk.tma.load_group(s.full, (x_s[s.stage], x, (s.tile, 0)))
 
     def start(s):
         tk.wait(w_ready, 0)                # completes once; later waits on parity 0 pass at once

@@ -78,16 +78,13 @@ def attention_bwd(q: tk.gl(tk.bf16), k: tk.gl(tk.bf16), v: tk.gl(tk.bf16), do: t
 
     def load(s):
         hq, qi = h_kv * group + s.step // n_q, first_q + s.step % n_q
-        tk.expect(s.full, q_s[s.stage], do_s[s.stage])
-        tk.tma.load_async(q_s[s.stage], q, (b, hq, qi, 0), s.full)
-        tk.tma.load_async(do_s[s.stage], do, (b, hq, qi, 0), s.full)
+        tk.tma.load_group(s.full, (q_s[s.stage], q, (b, hq, qi, 0)), (do_s[s.stage], do, (b, hq, qi, 0)))
 
     def start(s):
         c = s.consumer
         with tk.if_(tk.warp_id() % 4 == 0):
-            tk.expect(kv_ready[c], k_s[c], v_s[c])
-            tk.tma.load_async(k_s[c], k, (b, h_kv, kb * C + c, 0), kv_ready[c])
-            tk.tma.load_async(v_s[c], v, (b, h_kv, kb * C + c, 0), kv_ready[c])
+            kv = (b, h_kv, kb * C + c, 0)
+            tk.tma.load_group(kv_ready[c], (k_s[c], k, kv), (v_s[c], v, kv))
         tk.zero(dk_acc)
         tk.zero(dv_acc)
         for other in range(C):  # the dQ step reads every consumer's K tile
@@ -190,16 +187,14 @@ def attention_bwd_dq(q: tk.gl(tk.bf16), k: tk.gl(tk.bf16), v: tk.gl(tk.bf16), do
             tk.init_semaphore(q_ready[c], 1)
 
     def load(s):
-        tk.expect(s.full, k_s[s.stage], v_s[s.stage])
-        tk.tma.load_async(k_s[s.stage], k, (b, h_kv, s.step, 0), s.full)
-        tk.tma.load_async(v_s[s.stage], v, (b, h_kv, s.step, 0), s.full)
+        kv = (b, h_kv, s.step, 0)
+        tk.tma.load_group(s.full, (k_s[s.stage], k, kv), (v_s[s.stage], v, kv))
 
     def start(s):
         c, row16 = s.consumer, (qb * 2 + s.consumer) * 4 + tk.warp_id() % 4
         with tk.if_(tk.warp_id() % 4 == 0):
-            tk.expect(q_ready[c], q_s[c], do_s[c])
-            tk.tma.load_async(q_s[c], q, (b, h, qb * 2 + c, 0), q_ready[c])
-            tk.tma.load_async(do_s[c], do, (b, h, qb * 2 + c, 0), q_ready[c])
+            rows = (b, h, qb * 2 + c, 0)
+            tk.tma.load_group(q_ready[c], (q_s[c], q, rows), (do_s[c], do, rows))
         tk.load(lse_v, lse, (b, h, 0, row16), oob=0.0)
         tk.load(delta_v, delta, (b, h, 0, row16), oob=0.0)
         tk.mul(lse_v, lse_v, LOG2E)

@@ -34,14 +34,12 @@ def hopper_attention(q: tk.gl(tk.bf16), k: tk.gl(tk.bf16), v: tk.gl(tk.bf16), o:
             tk.init_semaphore(q_ready[c], 1)
 
     def load(s):
-        tk.expect(s.full, k_s[s.stage], v_s[s.stage])
-        tk.tma.load_async(k_s[s.stage], k, (b, h_kv, s.step, 0), s.full)
-        tk.tma.load_async(v_s[s.stage], v, (b, h_kv, s.step, 0), s.full)
+        kv = (b, h_kv, s.step, 0)
+        tk.tma.load_group(s.full, (k_s[s.stage], k, kv), (v_s[s.stage], v, kv))
 
     def start(s):
         with tk.if_(tk.warp_id() % 4 == 0):
-            tk.expect(q_ready[s.consumer], q_s[s.consumer])
-            tk.tma.load_async(q_s[s.consumer], q, (b, h, qb * CONSUMERS + s.consumer, 0), q_ready[s.consumer])
+            tk.tma.load_group(q_ready[s.consumer], (q_s[s.consumer], q, (b, h, qb * CONSUMERS + s.consumer, 0)))
         tk.neg_infty(max_vec)
         tk.zero(norm_vec)
         tk.zero(o_reg)

@@ -23,10 +23,8 @@ def gemm(a: tk.gl(tk.bf16), b: tk.gl(tk.bf16), c: tk.gl(tk.bf16), TRANS_B: tk.co
 
     def load(s):
         tm, tn = tk.grouped_tile_order(s.tile, tiles_m, tiles_n, GROUP)
-        tk.expect(s.full, a_s[s.stage, 0], a_s[s.stage, 1], b_s[s.stage])
-        for half in range(2):
-            tk.tma.load_async(a_s[s.stage, half], a, (2 * tm + half, s.step), s.full)
-        tk.tma.load_async(b_s[s.stage], b, (tn, s.step) if TRANS_B else (s.step, tn), s.full)
+        tk.tma.load_group(s.full, *((a_s[s.stage, half], a, (2 * tm + half, s.step)) for half in range(2)),
+                          (b_s[s.stage], b, (tn, s.step) if TRANS_B else (s.step, tn)))
 
     def start(s):
         tk.zero(acc)

@@ -183,6 +183,15 @@ def load_async(dst, src, idx, sem):
     emit(_LOAD, dst, src, global_index(idx), sem, tmap=_tmap(src, dst))
 
 
+def load_group(sem, *copies):
+    """Start several TMA loads that complete together on ``sem``: each copy is ``(shared tile, global, idx)``.
+    Announces their total bytes on ``sem`` first (``tk.expect``), so the count cannot disagree with the copies."""
+    from .semaphores import expect
+    expect(sem, *(dst for dst, _, _ in copies))
+    for dst, src, idx in copies:
+        load_async(dst, src, idx, sem)
+
+
 def store_async(dst, src, idx):
     """Start a TMA copy of shared tile ``src`` to tile ``idx`` of global ``dst``."""
     emit(_STORE, dst, src, global_index(idx), tmap=_tmap(dst, src))
