@@ -8,36 +8,21 @@ import torch
 from .attention_bwd import attention_bwd, attention_bwd_dq, attention_bwd_prep
 from .attention_hopper import hopper_attention
 from .attention_warp import warp_attention
+from .checks import LayoutCache, layout_key, require_bf16
 
 SUPPORTED_HEAD_DIMS = (64, 128)
 
 
-_CHECKED: set = set()  # layouts (dtype, shape, strides, device of q, k, v; causal) that passed _check
+_CHECKED = LayoutCache()  # layouts (q, k, v, causal) that passed _check
 
 
 def _check(q, k, v, causal):
-    try:
-        key = (q.dtype, q.shape, q.stride(), q.device, k.dtype, k.shape, k.stride(), k.device,
-               v.dtype, v.shape, v.stride(), v.device, causal)
-        if key in _CHECKED:
-            return
-    except AttributeError:  # not tensors: the checks below say so
-        key = None
-    _check_layouts(q, k, v, causal)
-    if key is not None:
-        if len(_CHECKED) > 4096:
-            _CHECKED.clear()
-        _CHECKED.add(key)
+    _CHECKED.lookup(layout_key(q, k, v, causal), lambda: _check_layouts(q, k, v, causal))
 
 
-def _check_layouts(q, k, v, causal):
+def _check_layouts(q, k, v, causal) -> bool:
+    require_bf16("attention", 4, " (batch, heads, seq, head_dim)", q=q, k=k, v=v)
     for name, t in (("q", q), ("k", k), ("v", v)):
-        if not isinstance(t, torch.Tensor):
-            raise TypeError(f"attention: {name} must be a torch.Tensor, got {type(t).__name__}")
-        if t.dtype != torch.bfloat16:
-            raise TypeError(f"attention: {name} must be bfloat16, got {t.dtype}")
-        if t.dim() != 4:
-            raise ValueError(f"attention: {name} must be 4-D (batch, heads, seq, head_dim), got shape {tuple(t.shape)}")
         if t.stride(-1) != 1:
             raise ValueError(f"attention: {name} must be contiguous in its last dim, got strides {t.stride()}")
     if len({q.device, k.device, v.device}) != 1:
@@ -56,6 +41,7 @@ def _check_layouts(q, k, v, causal):
     if causal and Nq > Nk:
         raise ValueError(f"attention: causal with N_q ({Nq}) > N_kv ({Nk}) leaves query rows with no key; "
                          f"not supported")
+    return True
 
 
 # head dim -> (consumer warpgroups of 64 query rows, K/V ring stages, keys per stage, ping-pong): what fits 227 KB

@@ -1,6 +1,7 @@
 """``pykittens.kernels.matmul``: bf16 matrix products on Hopper (and in the interpreter on CPU tensors)."""
 import torch
 
+from .checks import LayoutCache, layout_key, require_bf16
 from .gemm import gemm
 
 STAGES = 3  # 3 x 48 KB of A/B stages + 64 KB of C staging fits the 227 KB of shared memory
@@ -31,7 +32,7 @@ def _padded(t: torch.Tensor, rows: int, cols: int) -> torch.Tensor:
     return out
 
 
-_PLANS: dict = {}  # (dtype, shape, strides, device of a and b; transpose_b) -> _Plan, for layouts seen before
+_PLANS = LayoutCache()  # (a, b, transpose_b) layouts -> _plan's result
 
 
 def matmul(a: torch.Tensor, b: torch.Tensor, *, transpose_b: bool = False) -> torch.Tensor:
@@ -39,18 +40,8 @@ def matmul(a: torch.Tensor, b: torch.Tensor, *, transpose_b: bool = False) -> to
     accumulation, any M, N, K. The kernel reads row-major operands with 16-byte aligned rows (K and N multiples of 8)
     directly; anything else (other strides, K or N not a multiple of 8) goes through a zero-padded row-major copy
     first, which costs an extra pass over the operands."""
-    try:
-        key = (a.dtype, a.shape, a.stride(), a.device, b.dtype, b.shape, b.stride(), b.device, transpose_b)
-        plan = _PLANS.get(key)
-    except AttributeError:  # not tensors: _plan says so
-        key = plan = None
-    if plan is None:
-        plan = _plan(a, b, bool(transpose_b))
-        if key is not None:
-            if len(_PLANS) > 4096:
-                _PLANS.clear()
-            _PLANS[key] = plan
-    M, N, K8, N8, grid, pad_a, pad_b = plan
+    M, N, K8, N8, grid, pad_a, pad_b = _PLANS.lookup(layout_key(a, b, transpose_b),
+                                                    lambda: _plan(a, b, bool(transpose_b)))
     if M == 0 or N == 0 or K8 == 0:  # nothing to launch (and TMA cannot describe an empty tensor)
         return torch.zeros(M, N, dtype=torch.bfloat16, device=a.device)
     if pad_a or a.data_ptr() % 16:
@@ -64,13 +55,7 @@ def matmul(a: torch.Tensor, b: torch.Tensor, *, transpose_b: bool = False) -> to
 
 def _plan(a, b, transpose_b: bool) -> tuple:
     """Check a layout once: (M, N, K8, N8, grid, pad a, pad b), or a TypeError/ValueError saying what was wrong."""
-    for name, t in (("a", a), ("b", b)):
-        if not isinstance(t, torch.Tensor):
-            raise TypeError(f"matmul: {name} must be a torch.Tensor, got {type(t).__name__}")
-        if t.dtype != torch.bfloat16:
-            raise TypeError(f"matmul: {name} must be bfloat16, got {t.dtype}")
-        if t.dim() != 2:
-            raise ValueError(f"matmul: {name} must be 2-D, got shape {tuple(t.shape)}")
+    require_bf16("matmul", 2, a=a, b=b)
     if a.device != b.device:
         raise ValueError(f"matmul: a and b must be on one device, got {a.device} and {b.device}")
     major, sms = _device_info(a.device)
