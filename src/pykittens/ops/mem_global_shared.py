@@ -183,8 +183,9 @@ def check_async(dst, src, oob):
              f"use tk.load for another fill value")
 
 
-class GlobalToSharedAsync(GlobalToShared):
-    name = "load_async_global_shared"
+class AsyncLoad:
+    """Mixin for the cp.async variant of a global -> shared load op: the synchronous op's checks plus
+    ``check_async``, and its interpretation with the data left pending until ``tk.load_async_wait``."""
 
     def check(self, dst, src, idx, oob=None):
         super().check(dst, src, idx, oob)
@@ -192,6 +193,10 @@ class GlobalToSharedAsync(GlobalToShared):
 
     def interpret(self, m, dst, src, idx, oob=None):
         super().interpret(m, dst, src, idx, oob, pending=True)
+
+
+class GlobalToSharedAsync(AsyncLoad, GlobalToShared):
+    name = "load_async_global_shared"
 
     def cuda(self, g, dst, src, idx, oob=None):
         chk = "true" if oob is not None else "false"

@@ -9,7 +9,7 @@ the lanes holding a value writes it (ortho: lanes with t == 0; align: lanes with
 """
 from .base import Op, GL, RV, SV, fail, kind, need_rv, same_shape
 from .memory import register_load, register_store, register_async_load
-from .mem_global_shared import check_async, _PRELUDE as _GS_PRELUDE
+from .mem_global_shared import AsyncLoad, _PRELUDE as _GS_PRELUDE
 
 __all__ = []
 
@@ -226,15 +226,8 @@ class GlobalToSV(Op):
         return _load_c("load_gsv", g, dst, src, idx, oob)
 
 
-class GlobalToSVAsync(GlobalToSV):
+class GlobalToSVAsync(AsyncLoad, GlobalToSV):
     name = "load_async_global_sv"
-
-    def check(self, dst, src, idx, oob=None):
-        super().check(dst, src, idx, oob)
-        check_async(dst, src, oob)
-
-    def interpret(self, m, dst, src, idx, oob=None):
-        super().interpret(m, dst, src, idx, oob, pending=True)
 
     def cuda(self, g, dst, src, idx, oob=None):
         return _load_c("load_async_gsv", g, dst, src, idx, oob, fill=False)
