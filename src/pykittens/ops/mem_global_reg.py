@@ -6,7 +6,7 @@ are one 4- or 8-byte access in the row layout); ``oob`` / ``clip`` predicate eac
 adds from many warps and blocks are safe, their order is not fixed. No staging through shared memory.
 """
 from .base import Op, GL, RT, emit, fail, kind, need_rt
-from .memory import global_index, register_load, register_store
+from .memory import global_index, register_load, register_store, tile_origin, tile_origin_c
 from ..types import fp32
 
 __all__ = ["store_add"]
@@ -76,11 +76,6 @@ template<class S> __device__ __forceinline__ void store_add(const gl<float>& g, 
 """
 
 
-def _idx_c(g, idx, t):
-    b, d, r, c = (g(i) for i in idx)
-    return f"{b}, {d}, ({r}) * {t.rows}, ({c}) * {t.cols}"
-
-
 class GlobalToReg(Op):
     name = "load_global_reg"
     prelude = _PRELUDE
@@ -93,13 +88,13 @@ class GlobalToReg(Op):
     def interpret(self, m, dst, src, idx, oob=None):
         t = dst.type
         for w in m.warps():
-            b, d, r, c = (int(m.scalar(i, w)) for i in idx)
-            m.write_warp(dst, w, m.global_read(src, b, d, r * t.rows, c * t.cols, t.rows, t.cols, oob))
+            b, d, r0, c0 = tile_origin(m, idx, w, t)
+            m.write_warp(dst, w, m.global_read(src, b, d, r0, c0, t.rows, t.cols, oob))
 
     def cuda(self, g, dst, src, idx, oob=None):
         from ..backend.cuda.codegen import expr
         chk = "true" if oob is not None else "false"
-        return f"tk::load({g(dst)}, {g(src)}, {_idx_c(g, idx, dst.type)}, {chk}, {expr(float(oob or 0.0))});"
+        return f"tk::load({g(dst)}, {g(src)}, {tile_origin_c(g, idx, dst.type)}, {chk}, {expr(float(oob or 0.0))});"
 
 
 class RegToGlobal(Op):
@@ -115,14 +110,14 @@ class RegToGlobal(Op):
         t = src.type
         val = m.read(src)
         for w in m.warps():
-            b, d, r, c = (int(m.scalar(i, w)) for i in idx)
-            self.write(m, dst, b, d, r * t.rows, c * t.cols, val[w].to(t.dtype.torch).float(), clip)
+            b, d, r0, c0 = tile_origin(m, idx, w, t)
+            self.write(m, dst, b, d, r0, c0, val[w].to(t.dtype.torch).float(), clip)
 
     def write(self, m, dst, b, d, r0, c0, value, clip):
         m.global_write(dst, b, d, r0, c0, value, clip)
 
     def cuda(self, g, dst, src, idx, clip=False):
-        return f"tk::store({g(dst)}, {g(src)}, {_idx_c(g, idx, src.type)}, {'true' if clip else 'false'});"
+        return f"tk::store({g(dst)}, {g(src)}, {tile_origin_c(g, idx, src.type)}, {'true' if clip else 'false'});"
 
 
 class StoreAdd(RegToGlobal):
@@ -140,7 +135,7 @@ class StoreAdd(RegToGlobal):
         m.global_write(dst, b, d, r0, c0, old + value, clip)
 
     def cuda(self, g, dst, src, idx, clip=False):
-        return f"tk::store_add({g(dst)}, {g(src)}, {_idx_c(g, idx, src.type)}, {'true' if clip else 'false'});"
+        return f"tk::store_add({g(dst)}, {g(src)}, {tile_origin_c(g, idx, src.type)}, {'true' if clip else 'false'});"
 
 
 register_load(RT, GL, GlobalToReg())

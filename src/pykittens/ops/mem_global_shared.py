@@ -15,7 +15,7 @@ completes all copies). Other warps that read the tile still need ``tk.sync()``.
 A global <-> shared transfer between different dtypes converts element by element (no vector accesses, no async).
 """
 from .base import Op, GL, ST, emit, fail, kind
-from .memory import register_load, register_store, register_async_load
+from .memory import register_load, register_store, register_async_load, tile_origin, tile_origin_c
 
 __all__ = ["load_async_wait"]
 
@@ -127,11 +127,6 @@ template<int N> __device__ __forceinline__ void load_async_wait() {
 """
 
 
-def _idx_c(g, idx, t):
-    b, d, r, c = (g(i) for i in idx)
-    return f"{b}, {d}, ({r}) * {t.rows}, ({c}) * {t.cols}"
-
-
 def _need_st_gl(st, gl):
     if not isinstance(kind(st), ST):
         fail(f"expected a shared tile, got {kind(st)}")
@@ -149,13 +144,13 @@ class GlobalToShared(Op):
     def interpret(self, m, dst, src, idx, oob=None, pending=False):
         t = dst.type
         for w in m.warps():
-            b, d, r, c = (int(m.scalar(i, w)) for i in idx)
-            m.smem_write(dst, w, m.global_read(src, b, d, r * t.rows, c * t.cols, t.rows, t.cols, oob), pending=pending)
+            b, d, r0, c0 = tile_origin(m, idx, w, t)
+            m.smem_write(dst, w, m.global_read(src, b, d, r0, c0, t.rows, t.cols, oob), pending=pending)
 
     def cuda(self, g, dst, src, idx, oob=None):
         from ..backend.cuda.codegen import expr
         chk = "true" if oob is not None else "false"
-        return f"tk::load_gs({g(dst)}, {g(src)}, {_idx_c(g, idx, dst.type)}, {chk}, {expr(float(oob or 0.0))});"
+        return f"tk::load_gs({g(dst)}, {g(src)}, {tile_origin_c(g, idx, dst.type)}, {chk}, {expr(float(oob or 0.0))});"
 
 
 class SharedToGlobal(Op):
@@ -168,11 +163,11 @@ class SharedToGlobal(Op):
     def interpret(self, m, dst, src, idx, clip=False):
         t = src.type
         for w in m.warps():
-            b, d, r, c = (int(m.scalar(i, w)) for i in idx)
-            m.global_write(dst, b, d, r * t.rows, c * t.cols, m.smem_read(src, w), clip)
+            b, d, r0, c0 = tile_origin(m, idx, w, t)
+            m.global_write(dst, b, d, r0, c0, m.smem_read(src, w), clip)
 
     def cuda(self, g, dst, src, idx, clip=False):
-        return f"tk::store_sg({g(dst)}, {g(src)}, {_idx_c(g, idx, src.type)}, {'true' if clip else 'false'});"
+        return f"tk::store_sg({g(dst)}, {g(src)}, {tile_origin_c(g, idx, src.type)}, {'true' if clip else 'false'});"
 
 
 def check_async(dst, src, oob):
@@ -200,7 +195,7 @@ class GlobalToSharedAsync(AsyncLoad, GlobalToShared):
 
     def cuda(self, g, dst, src, idx, oob=None):
         chk = "true" if oob is not None else "false"
-        return f"tk::load_async_gs({g(dst)}, {g(src)}, {_idx_c(g, idx, dst.type)}, {chk});"
+        return f"tk::load_async_gs({g(dst)}, {g(src)}, {tile_origin_c(g, idx, dst.type)}, {chk});"
 
 
 class LoadAsyncWait(Op):

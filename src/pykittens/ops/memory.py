@@ -40,6 +40,19 @@ def global_index(idx):
     return tuple(as_expr(i) for i in (0,) * (4 - len(idx)) + idx)
 
 
+def tile_origin(m, idx, w: int, t) -> tuple[int, int, int, int]:
+    """Interpreter: (batch, depth, first row, first col) of tile ``idx`` (in units of tile ``t``'s rows and
+    cols) for warp ``w``."""
+    b, d, r, c = (int(m.scalar(i, w)) for i in idx)
+    return b, d, r * t.rows, c * t.cols
+
+
+def tile_origin_c(g, idx, t) -> str:
+    """CUDA: the same as C++ arguments ``b, d, r0, c0``."""
+    b, d, r, c = (g(i) for i in idx)
+    return f"{b}, {d}, ({r}) * {t.rows}, ({c}) * {t.cols}"
+
+
 def _pick(table, dst, src, what):
     try:
         key = (type(kind(dst)), type(kind(src)))

@@ -12,7 +12,7 @@ bounds-checks every box. The descriptor (CUtensorMap) is built on the host at la
 type (backend/cuda/tma.py) and passed as a ``__grid_constant__`` parameter.
 """
 from .base import Op, GL, ST, emit, fail, kind
-from .memory import global_index
+from .memory import global_index, tile_origin
 from ..trace import builder
 from ..types import Semaphore
 
@@ -79,9 +79,6 @@ def _coords(g, idx):
     return ", ".join(g(i) for i in idx)
 
 
-def _region(m, st, w, idx):
-    b, d, r, c = (int(m.scalar(i, w)) for i in idx)
-    return b, d, r * st.rows, c * st.cols
 
 
 class TmaLoad(Op):
@@ -96,7 +93,7 @@ class TmaLoad(Op):
     def interpret(self, m, dst, src, idx, sem, tmap):
         st = dst.type
         for w in m.warps():
-            b, d, r, c = _region(m, st, w, idx)
+            b, d, r, c = tile_origin(m, idx, w, st)
             tile = m.global_read(src, b, d, r, c, st.rows, st.cols, oob=0.0)  # the hardware zero-fills
             landing = m.smem_write(dst, w, tile, async_proxy=True)
             m.semaphore(sem, w).complete_tx(st.nbytes, landing)
@@ -119,7 +116,7 @@ class TmaStore(Op):
     def interpret(self, m, dst, src, idx, tmap):
         st = src.type
         for w in m.warps():
-            b, d, r, c = _region(m, st, w, idx)
+            b, d, r, c = tile_origin(m, idx, w, st)
             val = m.smem_read(src, w)
             if self.add:
                 val = val + m.global_read(dst, b, d, r, c, st.rows, st.cols, oob=0.0)
