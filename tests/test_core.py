@@ -230,3 +230,52 @@ def test_launch_plan_packs_arguments_and_keeps_no_tensor_alive():
     assert struct.unpack("i", ctypes.string_at(shape_b, 4))[0] == 1  # 2-D tensors are seen as (1, 1, rows, cols)
     assert struct.unpack("f", ctypes.string_at(loaded.args[16], 4))[0] == 3.0  # the scalars after two gls
     assert struct.unpack("i", ctypes.string_at(loaded.args[17], 4))[0] == 7
+
+
+@tk.kernel(warps=4)
+def scaled(x: tk.gl(tk.bf16), o: tk.gl(tk.fp32), a: tk.f32, TILES: tk.constexpr, SHIFT: tk.constexpr = 0.0):
+    """o = x * a + SHIFT over TILES row tiles: runtime scalar and constexprs for the bound launcher."""
+    t = tk.rt(tk.fp32, 16, 32)
+    for i in range(TILES):
+        with tk.if_(tk.warp_id() == i % 4):
+            tk.load(t, x, (i, 0))
+            tk.mul(t, t, a)
+            tk.add(t, t, SHIFT)
+            tk.store(o, t, (i, 0))
+
+
+def _launcher_case(device):
+    x = rand(64, 32).to(device)
+    run = scaled.launcher(1, TILES=4, SHIFT=0.5)
+    outs = []
+    for a in (1.5, -2.0):  # the second call reuses the plan (GPU) or interprets again (CPU)
+        o = poison(64, 32, dtype=torch.float32, device=device)
+        run(x, o, a)
+        outs.append((o, x.double().cpu() * a + 0.5))
+    return outs
+
+
+def test_launcher_runs_the_interpreter_on_cpu_and_checks_its_arguments():
+    for o, ref in _launcher_case("cpu"):
+        assert_close(o, ref, 1e-6)
+    with pytest.raises(tk.LaunchError, match=r"constexprs \['SHIFT', 'TILES'\] by name; unknown \['TILE'\]"):
+        scaled.launcher(1, TILE=4)
+    with pytest.raises(tk.LaunchError, match=r"missing \['TILES'\]"):
+        scaled.launcher(1)
+    run = scaled.launcher(1, TILES=4)
+    with pytest.raises(tk.LaunchError, match=r"runtime arguments \(x, o, a\), got 2"):
+        run(rand(64, 32), poison(64, 32, dtype=torch.float32))
+    with pytest.raises(tk.LaunchError, match="expected a Python float"):
+        run(rand(64, 32), poison(64, 32, dtype=torch.float32), "2")
+
+
+@pytest.mark.gpu
+def test_launcher_matches_reference_on_gpu_and_checks_alignment():
+    for o, ref in _launcher_case("cuda"):
+        torch.cuda.synchronize()
+        assert_close(o.cpu(), ref, 1e-6)
+    run = scaled.launcher(1, TILES=4)
+    x = rand(1 + 64 * 32, device="cuda")
+    run(x[:-1].view(64, 32), poison(64, 32, dtype=torch.float32, device="cuda"), 1.0)
+    with pytest.raises(tk.LaunchError, match="16-byte aligned"):  # same layout, 2 bytes off
+        run(x[1:].view(64, 32), poison(64, 32, dtype=torch.float32, device="cuda"), 1.0)

@@ -284,6 +284,24 @@ class Kernel:
         """
         if len(args) != len(self.params):
             args = self._complete(args)
+        plan = self._cached_plan(grid, args)
+        if plan is not None:
+            plan.launch(_grid(grid), self._values(args), _current_stream(plan.device_index))
+
+    def launcher(self, grid, **constexprs) -> "Launcher":
+        """This kernel bound to ``grid`` and to constexpr values (by name; defaults as declared): see ``Launcher``."""
+        names = {n for n, a in self.params if a is constexpr}
+        unknown = set(constexprs) - names
+        missing = names - set(constexprs) - set(self.defaults)
+        if unknown or missing:
+            raise LaunchError(f"kernel '{self.name}': launcher() takes its constexprs {sorted(names)} by name; "
+                              f"unknown {sorted(unknown)}, missing {sorted(missing)}")
+        args = [constexprs.get(n, self.defaults.get(n)) if a is constexpr else None for n, a in self.params]
+        return Launcher(self, grid, args)
+
+    def _cached_plan(self, grid, args):
+        """The LaunchPlan for these argument layouts (validated and built on first sight), or None after running
+        the interpreter."""
         try:
             key = tuple((a.dtype, a.shape, a.stride(), a.device) if k == 0 else a
                         for k, a in zip(self._kinds, args) if k != 2)
@@ -292,22 +310,21 @@ class Kernel:
             key = plan = None
         if plan is None or settings.interpret:
             plan = self._plan(grid, args)
-            if plan is None:
-                return None  # ran in the interpreter
-            if key is not None:
+            if plan is not None and key is not None:
                 if len(self._plans) > 1024:
                     self._plans.clear()
                 self._plans[key] = plan
+        return plan
+
+    def _values(self, args) -> list:
+        """The runtime values of a launch in parameter order: tensor addresses (16-byte aligned) and scalars."""
         values = []
         for (name, ann), k, a in zip(self.params, self._kinds, args):
             if k == 0:
-                ptr = a.data_ptr()
-                if ptr % 16 and a.numel():
-                    raise LaunchError(f"argument '{name}': data must be 16-byte aligned, got address {ptr:#x}")
-                values.append(ptr)
+                values.append(_address(name, a))
             elif k == 2:
                 values.append(_check_scalar(name, ann, a))
-        plan.launch(_grid(grid), values, _current_stream(plan.device_index))
+        return values
 
     def _plan(self, grid, args):
         """Validate a launch fully; return its LaunchPlan, or None after running it in the interpreter."""
@@ -338,6 +355,50 @@ class Kernel:
             else:
                 scalars[p.name] = a
         run_kernel(kir, grid, scalars, tensors)
+
+
+class Launcher:
+    """A kernel bound to a grid and to constexpr values (``Kernel.launcher``). Call it with the runtime arguments
+    only — the tensors and scalars, in parameter order — to launch with nothing checked but alignment and scalar
+    types: no layout key is built or looked up, which saves most of ``Kernel.launch``'s host time.
+
+    For library ops that cache their own layout checks (``pykittens.kernels``): the caller promises that every
+    call passes tensors of the layouts (dtypes, shapes, strides, device) of the first call, which validates and
+    compiles as ``Kernel.launch`` does. On CPU tensors (or with ``settings.interpret``) every call interprets.
+    """
+
+    def __init__(self, kernel: Kernel, grid, args: list):
+        self.kernel, self.grid, self.args = kernel, _grid(grid), args
+        self.runtime = [i for i, k in enumerate(kernel._kinds) if k != 1]  # where call arguments go in args
+        self.plan = None
+
+    def __call__(self, *runtime):
+        if len(runtime) != len(self.runtime):
+            names = ", ".join(self.kernel.params[i][0] for i in self.runtime)
+            raise LaunchError(f"launcher of '{self.kernel.name}' takes the runtime arguments ({names}), "
+                              f"got {len(runtime)}")
+        plan = self.plan
+        if plan is None or settings.interpret:
+            args = self.args
+            for i, a in zip(self.runtime, runtime):
+                args[i] = a
+            plan = self.kernel._cached_plan(self.grid, args)
+            args = [a if k == 1 else None for a, k in zip(args, self.kernel._kinds)]  # keep no tensors alive
+            self.args = args
+            if plan is None:
+                return  # ran in the interpreter
+            self.plan = plan
+        params, kinds = self.kernel.params, self.kernel._kinds
+        values = [_address(params[i][0], a) if kinds[i] == 0 else _check_scalar(*params[i], a)
+                  for i, a in zip(self.runtime, runtime)]
+        plan.launch(self.grid, values, _current_stream(plan.device_index))
+
+
+def _address(name: str, t) -> int:
+    ptr = t.data_ptr()
+    if ptr % 16 and t.numel():
+        raise LaunchError(f"argument '{name}': data must be 16-byte aligned, got address {ptr:#x}")
+    return ptr
 
 
 def _check_scalar(name: str, ann, a):

@@ -24,7 +24,7 @@ def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, causal: bool = 
     differentiable (q, k, v); ``deterministic=True`` makes the backward bit-reproducible (dQ in a fixed order, by
     a second kernel that recomputes the scores: slower).
     """
-    _check(q, k, v, causal)
+    checked = _check(q, k, v, causal)
     D = q.shape[-1]
     scale = 1.0 / math.sqrt(D) if scale is None else float(scale)
     if kernel == "auto":
@@ -41,9 +41,9 @@ def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, causal: bool = 
     if torch.compiler.is_compiling():  # graph capture by torch.compile sees the custom op (and its autograd)
         o, lse = torch.ops.pykittens.attention_fwd(q, k, v, bool(causal), scale, bool(deterministic))
     elif torch.is_grad_enabled() and (q.requires_grad or k.requires_grad or v.requires_grad):
-        o, lse = _Attention.apply(q, k, v, bool(causal), scale, bool(deterministic))
+        o, lse = _Attention.apply(q, k, v, bool(causal), scale, bool(deterministic), checked)
     else:  # eager inference: skip the dispatcher's ~100 us per call (CUDA-graph capture works either way)
-        o, lse = _hopper_forward(q, k, v, bool(causal), scale)
+        o, lse = _hopper_forward(q, k, v, bool(causal), scale, checked)
     return (o, lse) if return_lse else o
 
 

@@ -11,16 +11,22 @@ from .attention_warp import warp_attention
 from .checks import LayoutCache, layout_key, require_bf16
 
 SUPPORTED_HEAD_DIMS = (64, 128)
+LOG2E = math.log2(math.e)  # the kernels take the softmax scale in base 2
 
 
-_CHECKED = LayoutCache()  # layouts (q, k, v, causal) that passed _check
+class _Checked:
+    """A (q, k, v, causal) layout that passed the checks, and what its launches need, made on first use."""
+    forward = None  # _ForwardLaunch
 
 
-def _check(q, k, v, causal):
-    _CHECKED.lookup(layout_key(q, k, v, causal), lambda: _check_layouts(q, k, v, causal))
+_CHECKED = LayoutCache()  # layouts (q, k, v, causal) -> _Checked
 
 
-def _check_layouts(q, k, v, causal) -> bool:
+def _check(q, k, v, causal) -> _Checked:
+    return _CHECKED.lookup(layout_key(q, k, v, causal), lambda: _check_layouts(q, k, v, causal))
+
+
+def _check_layouts(q, k, v, causal) -> _Checked:
     require_bf16("attention", 4, " (batch, heads, seq, head_dim)", q=q, k=k, v=v)
     for name, t in (("q", q), ("k", k), ("v", v)):
         if t.stride(-1) != 1:
@@ -41,7 +47,7 @@ def _check_layouts(q, k, v, causal) -> bool:
     if causal and Nq > Nk:
         raise ValueError(f"attention: causal with N_q ({Nq}) > N_kv ({Nk}) leaves query rows with no key; "
                          f"not supported")
-    return True
+    return _Checked()
 
 
 # head dim -> (consumer warpgroups of 64 query rows, K/V ring stages, keys per stage, ping-pong): what fits 227 KB
@@ -73,26 +79,38 @@ def _warp_forward(q, k, v, causal, scale, warps=4):
 def _attention_fwd(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, causal: bool, scale: float,
                    deterministic: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
     """The Hopper kernel as a torch.library op: (o, lse)."""
-    _check(q, k, v, causal)
-    return _hopper_forward(q, k, v, causal, scale)
+    return _hopper_forward(q, k, v, causal, scale, _check(q, k, v, causal))
 
 
-def _hopper_forward(q, k, v, causal: bool, scale: float):
+class _ForwardLaunch:
+    """The Hopper forward for one checked layout: configuration, grid and the bound kernel (``Launcher``)."""
+
+    def __init__(self, q, causal: bool):
+        B, H, N, D = q.shape
+        consumers, stages, kv, pingpong = HOPPER_CONFIG[D]
+        if causal and N <= 1024 and D == 128:  # 128-row blocks: more blocks than 192 (+2-6%, NOTES.md)
+            consumers = 2
+        self.bnhd = q.stride(1) < q.stride(2)  # a transposed (B, N, H, D) tensor: o gets the same layout
+        self.lse_rows = -(-N // 4) * 4  # lse rows padded to 16 bytes (a global layout requirement)
+        self.kernel = hopper_attention.launcher((-(-N // (64 * consumers)), H, B), D=D, CONSUMERS=consumers,
+                                                STAGES=stages, CAUSAL=bool(causal), W=4 * (1 + consumers),
+                                                KV=kv, PINGPONG=pingpong)
+
+
+def _hopper_forward(q, k, v, causal: bool, scale: float, checked: _Checked | None = None):
     """(o, lse) from the Hopper kernel. o is contiguous in (B, N, H, D) order when q is a transposed (B, N, H, D)
-    tensor, so ``attention_bnhd`` needs no copy."""
+    tensor, so ``attention_bnhd`` needs no copy. ``checked``: what ``_check`` returned for these inputs."""
+    checked = checked or _check(q, k, v, causal)
+    f = checked.forward
+    if f is None:
+        f = checked.forward = _ForwardLaunch(q, causal)
     B, H, N, D = q.shape
-    consumers, stages, kv, pingpong = HOPPER_CONFIG[D]
-    if causal and N <= 1024 and D == 128:  # 128-row blocks: more blocks than 192 (+2-6%, NOTES.md)
-        consumers = 2
-    bnhd = q.stride(1) < q.stride(2)  # a transposed (B, N, H, D) tensor
-    o = torch.empty(B, N, H, D, dtype=q.dtype, device=q.device).transpose(1, 2) if bnhd else torch.empty_like(
+    o = torch.empty(B, N, H, D, dtype=q.dtype, device=q.device).transpose(1, 2) if f.bnhd else torch.empty_like(
         q, memory_format=torch.contiguous_format)
-    n_pad = -(-N // 4) * 4  # lse rows padded to 16 bytes (a global layout requirement)
-    lse = torch.empty(B, H, n_pad, dtype=torch.float32, device=q.device)
-    grid = (-(-N // (64 * consumers)), H, B)
-    hopper_attention.launch(grid, q, k, v, o, lse.unsqueeze(2), scale * math.log2(math.e), D, consumers, stages,
-                           bool(causal), 4 * (1 + consumers), kv, pingpong)
-    return o, (lse if n_pad == N else lse[..., :N].clone())
+    lse = torch.empty(B, H, 1, f.lse_rows, dtype=torch.float32, device=q.device)
+    f.kernel(q, k, v, o, lse, scale * LOG2E)
+    lse = lse.squeeze(2)
+    return o, (lse if f.lse_rows == N else lse[..., :N].clone())
 
 
 @_attention_fwd.register_fake
@@ -159,8 +177,8 @@ class _Attention(torch.autograd.Function):
     """Eager autograd without the dispatcher's per-call cost; saves only q, k, v, o and lse."""
 
     @staticmethod
-    def forward(ctx, q, k, v, causal, scale, deterministic):
-        o, lse = _hopper_forward(q, k, v, causal, scale)
+    def forward(ctx, q, k, v, causal, scale, deterministic, checked):
+        o, lse = _hopper_forward(q, k, v, causal, scale, checked)
         ctx.save_for_backward(q, k, v, o, lse)
         ctx.causal, ctx.scale, ctx.deterministic = causal, scale, deterministic
         ctx.mark_non_differentiable(lse)
@@ -170,4 +188,4 @@ class _Attention(torch.autograd.Function):
     def backward(ctx, do, dlse):
         q, k, v, o, lse = ctx.saved_tensors
         dq, dk, dv = _hopper_backward(do, q, k, v, o, lse, ctx.causal, ctx.scale, ctx.deterministic)
-        return dq, dk, dv, None, None, None
+        return dq, dk, dv, None, None, None, None
