@@ -1,4 +1,6 @@
-"""Time GEMM kernel variants (stages, group size, release lag) at a few sizes; prints TFLOP/s next to cuBLAS."""
+"""Time GEMM kernel variants (K step, stages, release lag, group size) at a few sizes; prints TFLOP/s next to
+cuBLAS (device time, BENCH.md protocol). Usage: python scripts/tune_gemm.py [sizes...]"""
+import sys
 
 import torch
 
@@ -8,18 +10,20 @@ from pykittens.kernels.gemm import gemm
 
 def main():
     sms = torch.cuda.get_device_properties(0).multi_processor_count
-    for n in (4096, 8192):
+    for n in [int(x) for x in sys.argv[1:]] or (4096, 8192):
         a = torch.randn(n, n, device="cuda", dtype=torch.bfloat16)
         b = torch.randn(n, n, device="cuda", dtype=torch.bfloat16)
         ref = a[:64].double() @ b.double()
         f = 2 * n ** 3 / 1e9
         print(f"n={n}: cuBLAS {f / time_ms(lambda: a @ b):.0f} TFLOP/s")
-        variants = [dict(stages=3, group=g, lag=0, bn=256, direct=False) for g in (4, 8, 16, 32)]
+        variants = [dict(stages=3, group=8, lag=0, bn=256, direct=False, bk=64)]
+        variants += [dict(stages=s, group=8, lag=lag, bn=256, direct=False, bk=32) for s, lag in
+                     ((6, 1), (6, 0), (5, 1), (4, 1))]
         for v in variants:
             c = torch.empty(n, n, device="cuda", dtype=torch.bfloat16)
             tiles = (n // 128) * (n // v["bn"])
             run = lambda: gemm[min(tiles, sms)](a, b, c, False, v["stages"], v["group"], v["lag"], v["bn"],  # noqa
-                                                v["direct"])
+                                                v["direct"], v["bk"])
             try:
                 run()
             except Exception as e:  # noqa: BLE001

@@ -25,26 +25,33 @@ class Record:
     error: float | None  # ‖out − ref‖ / ‖ref‖; a kernel over the gate has no speed
     note: str = ""
     ratios: dict = field(default_factory=dict)  # pykittens rows: TFLOP/s over each peer's
+    eager_ms: float | None = None  # where measured: time per call in an eager loop, host launch work included
 
 
-def time_ms(fn, warmup: int = 5, reps: int = 30) -> float:
-    """Median device time of ``fn()`` over ``reps`` runs after ``warmup`` calls, by CUDA events.
+def time_ms(fn, warmup: int = 5, reps: int = 30, host_ahead: bool = True) -> float:
+    """Median device time of ``fn()`` over ``reps`` runs after ``warmup`` calls, by CUDA events around each call.
 
-    The runs are queued back to back and synchronised once at the end (as ``triton.testing.do_bench`` does), so
-    a call's host-side launch work overlaps the previous call's device work; host launch overhead is reported on
-    its own (``host_overhead_us``). Where a kernel runs shorter than its launch overhead the events still see the
-    gap, so such times include the host.
+    ``host_ahead``: a GPU sleep is queued first, long enough (150 us per run) for the host to queue every run
+    behind it, so each pair of events brackets the kernels alone even where a kernel runs shorter than its host
+    launch work — device time, as BENCH.md asks; host launch overhead is measured on its own
+    (``host_overhead_us``). ``host_ahead=False`` times calls as an eager loop sees them: where the host is slower
+    than the kernel, the events also see the host's pre-launch work.
     """
     for _ in range(warmup):
         fn()
     torch.cuda.synchronize()
     events = [(torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)) for _ in range(reps)]
+    if host_ahead:
+        torch.cuda._sleep(int(150e-6 * reps * SLEEP_HZ))
     for a, b in events:
         a.record()
         fn()
         b.record()
     torch.cuda.synchronize()
     return statistics.median(a.elapsed_time(b) for a, b in events)
+
+
+SLEEP_HZ = 2.0e9  # cycles per second of torch.cuda._sleep's spin (the H100's boost clock, rounded up)
 
 
 def host_overhead_us(fn, reps: int = 200) -> float:

@@ -8,12 +8,13 @@ M, N, K need no code: TMA zero-fills what lies outside a tensor and clips what i
 """
 import pykittens as tk
 
-BM, BK = 128, 64  # block tile rows (2 consumer warpgroups x 64), K step
+BM = 128  # block tile rows (2 consumer warpgroups x 64)
 
 
 @tk.kernel(warps=12, min_blocks=1)
 def gemm(a: tk.gl(tk.bf16), b: tk.gl(tk.bf16), c: tk.gl(tk.bf16), TRANS_B: tk.constexpr, STAGES: tk.constexpr,
-         GROUP: tk.constexpr = 8, LAG: tk.constexpr = 0, BN: tk.constexpr = 256, DIRECT: tk.constexpr = False):
+         GROUP: tk.constexpr = 8, LAG: tk.constexpr = 0, BN: tk.constexpr = 256, DIRECT: tk.constexpr = False,
+         BK: tk.constexpr = 64):
     a_s = tk.st(tk.bf16, BM // 2, BK, count=(STAGES, 2))  # per stage, one 64-row half per consumer
     b_s = tk.st(tk.bf16, BN, BK, count=STAGES) if TRANS_B else tk.st(tk.bf16, BK, BN, count=STAGES)
     c_s = None if DIRECT else tk.st(tk.bf16, BM // 2, BN, count=2)
