@@ -48,7 +48,8 @@ def attention_bwd(q: tk.gl(tk.bf16), k: tk.gl(tk.bf16), v: tk.gl(tk.bf16), do: t
                   scale: tk.f32, D: tk.constexpr, CAUSAL: tk.constexpr, WITH_DQ: tk.constexpr = True,
                   C: tk.constexpr = 2, W: tk.constexpr = 12, STAGES: tk.constexpr = 2, SKIP: tk.constexpr = True):
     """dK, dV (and dQ by add-reduce) for 64·C keys per block: C consumer warpgroups, W = 4 (C + 1) warps, a ring of
-    STAGES (Q_i, dO_i) tiles; SKIP (causal): a consumer skips query tiles that see none of its keys."""
+    STAGES (Q_i, dO_i) tiles; SKIP (causal): a consumer skips query tiles that see none of its keys. A consumer
+    with no keys (past the end, in the last block) skips every step."""
     b, h_kv, kb = tk.block_idx.z, tk.block_idx.y, tk.block_idx.x
     group = tk.let(q.depth // k.depth)
     k_s, v_s = tk.st(tk.bf16, 64, D, count=C), tk.st(tk.bf16, 64, D, count=C)
@@ -114,13 +115,16 @@ def attention_bwd(q: tk.gl(tk.bf16), k: tk.gl(tk.bf16), v: tk.gl(tk.bf16), do: t
     def compute(s):
         c = s.consumer
         hq, qi = tk.let(h_kv * group + s.step // n_q), tk.let(first_q + s.step % n_q)
-        if not (CAUSAL and SKIP):
+        # a consumer whose keys all lie past the end (in the last block) skips the work, dS = 0; with SKIP so does
+        # one whose keys no row of the query tile sees (the tile lies wholly left of its first key)
+        key0 = (kb * C + c) * 64
+        needed = key0 < k.rows
+        if CAUSAL and SKIP:
+            needed = needed & (qi * 64 + 63 + shift >= key0)
+        with tk.if_(needed):
             grads(s, c, hq, qi)
-        else:  # a query tile wholly left of this consumer's first key sees none of its keys: dS = 0, skip the work
-            with tk.if_(qi * 64 + 63 + shift >= (kb * C + c) * 64):
-                grads(s, c, hq, qi)
-            with tk.else_():
-                tk.zero(ds_bf)
+        with tk.else_():
+            tk.zero(ds_bf)
         if not WITH_DQ:
             tk.warpgroup.mma_wait()
             return

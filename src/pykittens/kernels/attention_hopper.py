@@ -41,6 +41,7 @@ def hopper_attention(q: tk.gl(tk.bf16), k: tk.gl(tk.bf16), v: tk.gl(tk.bf16), o:
         with tk.if_(tk.warp_id() % 4 == 0):
             tk.tma.load_group(q_ready[s.consumer], (q_s[s.consumer], q, (b, h, qb * CONSUMERS + s.consumer, 0)))
         tk.neg_infty(max_vec)
+        tk.zero(max_scaled)  # read by finish even where a consumer had no rows to run
         tk.zero(norm_vec)
         tk.zero(o_reg)
         tk.wait(q_ready[s.consumer], 0)
@@ -51,11 +52,13 @@ def hopper_attention(q: tk.gl(tk.bf16), k: tk.gl(tk.bf16), v: tk.gl(tk.bf16), o:
     def compute(s):
         if PINGPONG:
             tk.named_sync(4 + s.consumer, 8)  # my turn
-        if not CAUSAL:
-            return qk_softmax_pv(s)
-        # causal: a consumer skips the key blocks wholly right of its rows' diagonal (a 192-row block runs as many
-        # steps as its last row needs; the first consumers' last one or two are fully masked)
-        with tk.if_(s.step * KV <= (qb * CONSUMERS + s.consumer) * 64 + 63 + shift):
+        # a consumer whose rows all lie past the end (in a head's last block) skips its steps; with a causal mask
+        # so does one whose rows' diagonal lies left of the key block (the first consumers' last one or two)
+        row0 = (qb * CONSUMERS + s.consumer) * 64
+        needed = row0 < q.rows
+        if CAUSAL:
+            needed = needed & (s.step * KV <= row0 + 63 + shift)
+        with tk.if_(needed):
             qk_softmax_pv(s)
         with tk.else_():
             if PINGPONG:
