@@ -88,8 +88,6 @@ class _ForwardLaunch:
     def __init__(self, q, causal: bool):
         B, H, N, D = q.shape
         consumers, stages, kv, pingpong = HOPPER_CONFIG[D]
-        if causal and N <= 1024 and D == 128:  # 128-row blocks: more blocks than 192 (+2-6%, NOTES.md)
-            consumers = 2
         self.bnhd = q.stride(1) < q.stride(2)  # a transposed (B, N, H, D) tensor: o gets the same layout
         self.lse_rows = -(-N // 4) * 4  # lse rows padded to 16 bytes (a global layout requirement)
         self.kernel = hopper_attention.launcher((-(-N // (64 * consumers)), H, B), D=D, CONSUMERS=consumers,
