@@ -12,6 +12,10 @@ CASES = [  # (B, H_q, H_kv, N_q, N_kv, D, causal)
     (1, 2, 1, 24, 71, 64, True),  # causal bottom-right with N_q < N_kv, MQA
     (1, 1, 1, 1, 1, 64, False),  # N = 1
 ]
+CASES_256 = [  # head dim 256: the Hopper kernel only (2 consumers, 64-key stages)
+    (1, 2, 1, 70, 70, 256, False),  # ragged N, MQA
+    (1, 1, 1, 100, 130, 256, True),  # causal bottom-right, N_q != N_kv
+]
 
 
 def _inputs(B, Hq, Hk, Nq, Nk, D, device="cpu", scale=1.0):
@@ -57,6 +61,25 @@ def _reference_lse(q, k, causal):
     return torch.logsumexp(s, -1)
 
 
+@pytest.mark.parametrize("case", CASES_256, ids=str)
+def test_interpreter_head_dim_256_matches_float64(case):
+    *shape, causal = case
+    q, k, v = _inputs(*shape)
+    out, lse = attention(q, k, v, causal=causal, return_lse=True)
+    assert_close(out, reference_attention(q, k, v, causal), 1e-2)
+    torch.testing.assert_close(lse.double(), _reference_lse(q, k, causal), atol=2e-2, rtol=0)
+
+
+def test_head_dim_256_is_forward_only_and_hopper_only():
+    q, k, v = (t.requires_grad_() for t in _inputs(1, 1, 1, 16, 16, 256))
+    with pytest.raises(NotImplementedError, match=r"backward supports head dims \(64, 128\), got 256"):
+        attention(q, k, v)  # raised before the forward runs
+    with torch.no_grad():
+        with pytest.raises(ValueError, match=r"warp-level kernel supports head dims \(64, 128\), got 256"):
+            attention(q, k, v, kernel="warp")
+        assert attention(q, k, v).shape == q.shape
+
+
 @pytest.mark.parametrize("case", [CASES[1], CASES[2]], ids=str)
 def test_log_sum_exp(case):
     *shape, causal = case
@@ -99,7 +122,7 @@ def test_warp_kernel_compiles_with_hmma_and_no_spills(D, arch):
     assert res.local == 0 and res.stack == 0, res
 
 
-@pytest.mark.parametrize("D,causal", [(64, False), (128, True)])
+@pytest.mark.parametrize("D,causal", [(64, False), (128, True), (256, False), (256, True)])
 def test_hopper_kernel_compiles_with_hgmma_tma_and_no_spills(D, causal):
     from pykittens.kernels.attention_ops import HOPPER_CONFIG
     consumers, stages, kv, pingpong = HOPPER_CONFIG[D]
@@ -133,6 +156,17 @@ def test_gpu_matches_float64(case, kernel):
     assert_close(out, ref, 1e-2)
     again = attention(q, k, v, causal=causal, kernel=kernel)  # a race would move the result between runs
     assert torch.equal(out, again)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("case", CASES_256 + [(2, 4, 2, 1000, 1000, 256, True), (1, 2, 2, 2048, 2048, 256, False)],
+                         ids=str)
+def test_gpu_head_dim_256_matches_float64(case):
+    *shape, causal = case
+    q, k, v = _inputs(*shape, device="cuda")
+    out = attention(q, k, v, causal=causal)
+    assert_close(out, reference_attention(q, k, v, causal), 1e-2)
+    assert torch.equal(out, attention(q, k, v, causal=causal))  # a race would move the result between runs
 
 
 @pytest.mark.gpu
@@ -185,7 +219,7 @@ def test_gpu_random_grid():
     import random
     rng = random.Random()
     for _ in range(12):
-        d = rng.choice([64, 128])
+        d = rng.choice([64, 128, 256])
         hk = rng.choice([1, 2, 4])
         hq = hk * rng.choice([1, 2, 4])
         nk = rng.randint(1, 3000)

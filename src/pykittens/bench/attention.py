@@ -5,6 +5,7 @@ import math
 
 import torch
 
+from ..kernels.attention_ops import BACKWARD_HEAD_DIMS
 from .harness import Record, host_overhead_us, rel_err, time_ms
 
 PEERS = {"sdpa-flash": "FLASH_ATTENTION", "sdpa-cudnn": "CUDNN_ATTENTION", "sdpa-efficient": "EFFICIENT_ATTENTION"}
@@ -12,9 +13,9 @@ GATE = 1e-2
 REF_ROWS = 256  # the float64 reference covers the first batch/head and this many query rows (all keys)
 
 
-def configs(quick: bool):
+def configs(quick: bool, head_dims=(64, 128, 256)):
     ns = (1024, 4096, 16384) if quick else (512, 1024, 2048, 4096, 8192, 16384)
-    for d in (64, 128):
+    for d in head_dims:
         for causal in (False, True):
             for n in ns:
                 yield dict(B=16384 // n, H=2048 // d, N=n, D=d, causal=causal)
@@ -46,7 +47,7 @@ def run_backward(quick: bool, progress) -> tuple[list[Record], dict]:
     from torch.nn.functional import scaled_dot_product_attention as sdpa
     from .. import kernels
     records = []
-    for c in progress(list(configs(quick)), desc="attention backward"):
+    for c in progress(list(configs(quick, BACKWARD_HEAD_DIMS)), desc="attention backward"):
         shape = {k: c[k] for k in ("B", "H", "N", "D")}
         flags = {"causal": c["causal"], "dtype": "bf16", "pass": "backward"}
         q, k, v, do = (torch.randn(c["B"], c["H"], c["N"], c["D"], device="cuda", dtype=torch.bfloat16)
@@ -90,7 +91,7 @@ def run(quick: bool, progress, kernel: str = "auto") -> tuple[list[Record], dict
     from torch.nn.functional import scaled_dot_product_attention as sdpa
     from .. import kernels
     records, extra = [], {}
-    cfgs = list(configs(quick))
+    cfgs = list(configs(quick, (64, 128) if kernel == "warp" else (64, 128, 256)))
     for c in progress(cfgs, desc="attention"):
         shape = {k: c[k] for k in ("B", "H", "N", "D")}
         flags = {"causal": c["causal"], "dtype": "bf16"}

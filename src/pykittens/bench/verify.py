@@ -9,9 +9,9 @@ GATE = 1e-2
 
 
 def attention_cases():
-    # (B, H_q, H_kv, N_q, N_kv, D, causal): ragged lengths, GQA, causal, both head dims
+    # (B, H_q, H_kv, N_q, N_kv, D, causal): ragged lengths, GQA, causal, every head dim
     return [(1, 2, 2, 40, 40, 64, False), (1, 2, 1, 33, 33, 128, True), (2, 4, 2, 17, 50, 64, False),
-            (1, 1, 1, 70, 70, 64, True), (1, 2, 2, 24, 40, 64, True)]
+            (1, 1, 1, 70, 70, 64, True), (1, 2, 2, 24, 40, 64, True), (1, 2, 1, 50, 70, 256, True)]
 
 
 def backward_cases():

@@ -8,13 +8,15 @@ import math
 
 import torch
 
-from .attention_ops import _Attention, _check, _hopper_forward, _is_hopper, _warp_forward
+from .attention_ops import (WARP_HEAD_DIMS, _Attention, _check, _hopper_forward, _is_hopper, _warp_forward,
+                            check_backward_head_dim)
 
 def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, causal: bool = False, scale: float | None = None,
               *, return_lse: bool = False, kernel: str = "auto", deterministic: bool = False):
     """softmax(q kᵀ · scale [+ causal mask]) v, like ``torch.nn.functional.scaled_dot_product_attention``.
 
-    q: (B, H_q, N_q, D), k and v: (B, H_kv, N_kv, D), bfloat16, D in {64, 128}; H_q a multiple of H_kv (GQA/MQA).
+    q: (B, H_q, N_q, D), k and v: (B, H_kv, N_kv, D), bfloat16, D in {64, 128, 256} (256: Hopper forward only, no
+    backward); H_q a multiple of H_kv (GQA/MQA).
     Any N >= 1. ``causal`` aligns the mask to the bottom-right corner (query i sees keys j <= i + N_kv - N_q).
     ``scale`` defaults to 1/sqrt(D). Returns a new (B, H_q, N_q, D) bfloat16 tensor, and with ``return_lse`` also
     the (B, H_q, N_q) float32 log-sum-exp of the scaled scores (natural log).
@@ -29,10 +31,15 @@ def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, causal: bool = 
     scale = 1.0 / math.sqrt(D) if scale is None else float(scale)
     if kernel == "auto":
         kernel = "hopper" if _is_hopper(q.device) else "warp"
+    needs_grad = torch.is_grad_enabled() and (q.requires_grad or k.requires_grad or v.requires_grad)
+    if needs_grad:
+        check_backward_head_dim(D)  # before the forward runs, not at backward time
     if kernel == "warp":
+        if D not in WARP_HEAD_DIMS:
+            raise ValueError(f"attention: the warp-level kernel supports head dims {WARP_HEAD_DIMS}, got {D}")
         if return_lse:
             raise ValueError("attention: the warp-level kernel does not return the log-sum-exp; use kernel='hopper'")
-        if torch.is_grad_enabled() and (q.requires_grad or k.requires_grad or v.requires_grad):
+        if needs_grad:
             raise NotImplementedError("attention: the warp-level kernel has no backward (the Hopper kernels do); "
                                       "call it under torch.no_grad() or on detached tensors")
         return _warp_forward(q, k, v, causal, scale)
@@ -40,7 +47,7 @@ def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, causal: bool = 
         raise ValueError(f"attention: kernel must be 'auto', 'hopper' or 'warp', got {kernel!r}")
     if torch.compiler.is_compiling():  # graph capture by torch.compile sees the custom op (and its autograd)
         o, lse = torch.ops.pykittens.attention_fwd(q, k, v, bool(causal), scale, bool(deterministic))
-    elif torch.is_grad_enabled() and (q.requires_grad or k.requires_grad or v.requires_grad):
+    elif needs_grad:
         o, lse = _Attention.apply(q, k, v, bool(causal), scale, bool(deterministic), checked)
     else:  # eager inference: skip the dispatcher's ~100 us per call (CUDA-graph capture works either way)
         o, lse = _hopper_forward(q, k, v, bool(causal), scale, checked)

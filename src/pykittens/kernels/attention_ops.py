@@ -10,7 +10,9 @@ from .attention_hopper import hopper_attention
 from .attention_warp import warp_attention
 from .checks import LayoutCache, layout_key, require_bf16
 
-SUPPORTED_HEAD_DIMS = (64, 128)
+SUPPORTED_HEAD_DIMS = (64, 128, 256)
+BACKWARD_HEAD_DIMS = (64, 128)  # D = 256: dK and dV of 64 keys would need 256 registers per thread; forward only
+WARP_HEAD_DIMS = (64, 128)
 LOG2E = math.log2(math.e)  # the kernels take the softmax scale in base 2
 
 
@@ -51,8 +53,9 @@ def _check_layouts(q, k, v, causal) -> _Checked:
 
 
 # head dim -> (consumer warpgroups of 64 query rows, K/V ring stages, keys per stage, ping-pong): what fits 227 KB
-# of shared memory and the register file (3 consumers get setmaxnreg 160), and timed fastest (NOTES.md)
-HOPPER_CONFIG = {64: (3, 4, 128, True), 128: (3, 2, 128, True)}
+# of shared memory and the register file (3 consumers get setmaxnreg 160), and timed fastest (NOTES.md). D = 256:
+# O alone is 128 registers per thread (2 consumers, 232 each) and a 64-key K+V stage 64 KB next to 64 KB of Q.
+HOPPER_CONFIG = {64: (3, 4, 128, True), 128: (3, 2, 128, True), 256: (2, 2, 64, True)}
 # (head dim, causal) -> consumer warpgroups (64 keys each) of the backward kernel: 3 is 6-10% faster at D=64
 # (NOTES.md); D=128 needs 2 for its registers (dK and dV alone are 128 per thread)
 BACKWARD_CONSUMERS = {(64, False): 3, (64, True): 3, (128, False): 2, (128, True): 2}
@@ -117,9 +120,16 @@ def _(q, k, v, causal, scale, deterministic=False):
     return torch.empty_like(q), q.new_empty(B, H, N, dtype=torch.float32)
 
 
+def check_backward_head_dim(D: int):
+    if D not in BACKWARD_HEAD_DIMS:
+        raise NotImplementedError(f"attention: the backward supports head dims {BACKWARD_HEAD_DIMS}, got {D} "
+                                  f"(D = 256 is forward only: call it under torch.no_grad() or on detached tensors)")
+
+
 def _hopper_backward(do, q, k, v, o, lse, causal: bool, scale: float, deterministic: bool = False):
     """(dq, dk, dv) from the Hopper backward kernels; dk and dv summed over each query-head group."""
     B, H, N, D = q.shape
+    check_backward_head_dim(D)
     Hk, Nk = k.shape[1], k.shape[2]
     if do.stride(-1) != 1 or do.data_ptr() % 16 or any(s * 2 % 16 for s in do.stride()[:3]):
         do = do.contiguous()
