@@ -1,4 +1,5 @@
-"""Time Hopper attention variants (consumer warpgroups, stages, keys per stage) next to cuDNN, N = 4096."""
+"""Time Hopper attention variants (consumer warpgroups, stages, keys per stage) next to cuDNN.
+Usage: python scripts/tune_attention.py [N (default 4096)] [head dims, default all]"""
 import math
 import sys
 
@@ -11,12 +12,14 @@ from pykittens.kernels import hopper_attention
 
 # (consumers, stages, keys per stage, ping-pong, P·V left in flight)
 VARIANTS = {64: [(3, 4, 128, True, False), (2, 4, 128, True, False)],
-            128: [(3, 2, 128, True, False), (2, 2, 128, True, False)]}
+            128: [(3, 2, 128, True, False), (2, 2, 128, True, False)],
+            256: [(2, 2, 64, True, False), (2, 2, 64, False, False), (2, 1, 128, True, False)]}
 
 
 def main():
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 4096
-    for d, variants in VARIANTS.items():
+    dims = [int(x) for x in sys.argv[2:]] or list(VARIANTS)
+    for d, variants in ((d, VARIANTS[d]) for d in dims):
         for causal in (False, True):
             B, H = 16384 // n, 2048 // d
             q, k, v = (torch.randn(B, H, n, d, device="cuda", dtype=torch.bfloat16) for _ in range(3))
