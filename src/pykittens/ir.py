@@ -242,9 +242,11 @@ class KernelIR:
     constexprs: dict = field(default_factory=dict)
     tensor_maps: list = field(default_factory=list)  # (gl Var, ST) per TMA descriptor parameter
     min_blocks: int | None = None  # __launch_bounds__ minimum blocks per SM (setmaxnreg needs 1)
+    cluster: int = 1  # blocks per thread-block cluster along x (__cluster_dims__)
 
     def __str__(self):
-        lines = [f"kernel {self.name}(warps={self.warps}, smem={self.smem_bytes} B)"]
+        cluster = f", cluster={self.cluster}" if self.cluster > 1 else ""
+        lines = [f"kernel {self.name}(warps={self.warps}, smem={self.smem_bytes} B{cluster})"]
         for p in self.params:
             lines.append(f"  param {p.name}: {p.type}")
         _dump(self.body, lines, 1)

@@ -144,10 +144,13 @@ class CompiledKernel:
 class Kernel:
     """A pykittens kernel. Launch with ``kernel[grid](*args)``; inspect with ``ir``, ``source``, ``compile``."""
 
-    def __init__(self, fn, warps, min_blocks=None):
+    def __init__(self, fn, warps, min_blocks=None, cluster=1):
         if not (isinstance(warps, str) or 1 <= warps <= 32):
             raise ValueError(f"warps must be between 1 and 32 (or the name of a constexpr parameter), got {warps}")
+        if not (isinstance(cluster, str) or cluster in (1, 2, 4, 8)):
+            raise ValueError(f"cluster must be 1, 2, 4 or 8 (or the name of a constexpr parameter), got {cluster}")
         self.fn, self.warps, self.name, self.min_blocks = fn, warps, fn.__name__, min_blocks
+        self.cluster = cluster
         sig = inspect.signature(fn, eval_str=True)
         self.params, self.defaults = [], {}
         for p in sig.parameters.values():
@@ -160,8 +163,9 @@ class Kernel:
                 if ann is not constexpr:
                     raise TypeError(f"kernel '{self.name}': only tk.constexpr parameters may have defaults")
                 self.defaults[p.name] = p.default
-        if isinstance(warps, str) and (warps, constexpr) not in self.params:
-            raise TypeError(f"kernel '{self.name}': warps={warps!r} must name a tk.constexpr parameter")
+        for what, value in (("warps", warps), ("cluster", cluster)):
+            if isinstance(value, str) and (value, constexpr) not in self.params:
+                raise TypeError(f"kernel '{self.name}': {what}={value!r} must name a tk.constexpr parameter")
         self._specs: dict = {}
         # per parameter: 0 = tensor (its layout keys a LaunchPlan), 1 = constexpr (keys it too), 2 = runtime scalar
         self._kinds = tuple(0 if isinstance(a, gl) else 1 if a is constexpr else 2 for _, a in self.params)
@@ -172,6 +176,20 @@ class Kernel:
         return f"<pykittens kernel {self.name} ({self.warps} warps)>"
 
     # ------------------------------------------------------------------------------------------ specialization
+    def _named(self, args, constexprs: dict) -> tuple:
+        """``args`` followed by the remaining parameters, constexprs taken by name from ``constexprs`` or their
+        defaults."""
+        if not constexprs:
+            return args
+        names = [n for n, _ in self.params[len(args):]]
+        unknown = set(constexprs) - set(names)
+        if unknown:
+            raise LaunchError(f"kernel '{self.name}': unknown (or already positional) parameters {sorted(unknown)}")
+        missing = [n for n in names if n not in constexprs and n not in self.defaults]
+        if missing:
+            raise LaunchError(f"kernel '{self.name}': missing arguments {missing}")
+        return tuple(args) + tuple(constexprs[n] if n in constexprs else self.defaults[n] for n in names)
+
     def _complete(self, args) -> tuple:
         """Fill in defaults of trailing constexpr parameters."""
         if len(args) < len(self.params):
@@ -217,10 +235,19 @@ class Kernel:
             raise LaunchError(f"kernel '{self.name}': {self.warps} (the warp count) must be an int in 1..32, got {w!r}")
         return w
 
+    def _cluster_for(self, args) -> int:
+        if isinstance(self.cluster, int):
+            return self.cluster
+        n = args[[n for n, _ in self.params].index(self.cluster)]
+        if n not in (1, 2, 4, 8):
+            raise LaunchError(f"kernel '{self.name}': {self.cluster} (the cluster size) must be 1, 2, 4 or 8, got {n!r}")
+        return n
+
     def _trace(self, args) -> ir.KernelIR:
         warps = self._warps_for(args)
         b = trace.Builder(self.name, warps)
-        for reserved in ("warp_id", "tk", "tk_smem", "tk_smem_raw", "_x", "_y"):
+        b.cluster = self._cluster_for(args)
+        for reserved in ("warp_id", "cluster_rank", "tk", "tk_smem", "tk_smem_raw", "_x", "_y"):
             b.fresh(reserved)
         proxies, params, constexprs = [], [], {}
         for (pname, ann), a in zip(self.params, args):
@@ -240,19 +267,21 @@ class Kernel:
                 proxies.append(s)
         with trace.tracing(b):
             self.fn(*proxies)
-        return ir.KernelIR(self.name, warps, params, b.root, b.smem_bytes, constexprs, b.tensor_maps, self.min_blocks)
+        return ir.KernelIR(self.name, warps, params, b.root, b.smem_bytes, constexprs, b.tensor_maps, self.min_blocks,
+                           b.cluster)
 
     # ------------------------------------------------------------------------------------------ inspection
     def ir(self, *args) -> ir.KernelIR:
         """The traced IR for these arguments (tensors may live on any device; only their dtypes matter)."""
         return self.specialize(*args).kir
 
-    def compile(self, *args, arch: str | None = None) -> CompiledKernel:
-        """Generate CUDA and compile it with NVRTC for ``arch`` (default: settings.arch or 'sm_90a'). No GPU needed."""
+    def compile(self, *args, arch: str | None = None, **constexprs) -> CompiledKernel:
+        """Generate CUDA and compile it with NVRTC for ``arch`` (default: settings.arch or 'sm_90a'). No GPU needed.
+        Constexprs after the positional arguments may be given by name (the rest take their defaults)."""
         from .backend.cuda.codegen import generate
         from .backend.cuda.compiler import compile_source
         arch = arch or settings.arch or "sm_90a"
-        args = self._complete(args)
+        args = self._complete(self._named(args, constexprs))
         spec = self.specialize(*args)
         if arch not in spec.compiled:
             t0 = time.perf_counter()
@@ -274,16 +303,17 @@ class Kernel:
         grid = _grid(grid)
         return lambda *args: self.launch(grid, *args)
 
-    def launch(self, grid, *args):
+    def launch(self, grid, *args, **constexprs):
         """Run on ``grid`` (1 to 3 ints). Tensors on a CUDA device run the compiled kernel on torch's current
-        stream; CPU tensors (or ``settings.interpret``) run the interpreter.
+        stream; CPU tensors (or ``settings.interpret``) run the interpreter. Constexprs after the positional
+        arguments may be given by name (the rest take their defaults).
 
         The first launch with given argument layouts validates everything and builds a ``LaunchPlan``; later
         launches with the same dtypes, shapes, strides, device and constexprs re-check only what can differ
         (addresses, scalar types) — the host cost of a launch is a few microseconds of Python.
         """
         if len(args) != len(self.params):
-            args = self._complete(args)
+            args = self._complete(self._named(args, constexprs))
         plan = self._cached_plan(grid, args)
         if plan is not None:
             plan.launch(_grid(grid), self._values(args), _current_stream(plan.device_index))
@@ -334,6 +364,7 @@ class Kernel:
             raise LaunchError(f"kernel '{self.name}': all tensors must be on one device, got {sorted(map(str, devices))}")
         device = devices.pop() if devices else torch.device("cpu")
         spec = self._specialize(key, args)
+        _check_cluster_grid(self.name, _grid(grid), spec.kir.cluster)
         if device.type == "cpu" or settings.interpret:
             self._interpret(spec.kir, _grid(grid), runtime)
             return None
@@ -342,7 +373,7 @@ class Kernel:
         from .backend.cuda.launch import LaunchPlan, device_arch
         ck = self.compile(*args, arch=settings.arch or device_arch(device))
         index = device.index or 0
-        return LaunchPlan(ck.loaded(device), spec.kir.params, spec.kir.tensor_maps, runtime, index)
+        return LaunchPlan(ck.loaded(device), spec.kir.params, spec.kir.tensor_maps, runtime, index, spec.kir.cluster)
 
     def _interpret(self, kir, grid, runtime):
         from .interpreter.machine import run_kernel
@@ -394,6 +425,11 @@ class Launcher:
         plan.launch(self.grid, values, _current_stream(plan.device_index))
 
 
+def _check_cluster_grid(name: str, grid: tuple, cluster: int):
+    if grid[0] % cluster:
+        raise LaunchError(f"kernel '{name}': grid x ({grid[0]}) must be a multiple of the cluster size ({cluster})")
+
+
 def _address(name: str, t) -> int:
     ptr = t.data_ptr()
     if ptr % 16 and t.numel():
@@ -421,13 +457,17 @@ def _grid(grid) -> tuple:
     return g + (1,) * (3 - len(g))
 
 
-def kernel(fn=None, *, warps=4, min_blocks=None):
+def kernel(fn=None, *, warps=4, min_blocks=None, cluster=1):
     """Decorator: ``@tk.kernel(warps=4)`` turns a tile program into a launchable ``Kernel``.
 
     ``warps`` is the block size in warps, or the name of a ``tk.constexpr`` parameter that gives it.
     ``min_blocks`` sets the minimum resident blocks per SM in ``__launch_bounds__``; warp-specialised kernels that
     move registers between warpgroups (``tk.warpgroup.increase_registers``) need ``min_blocks=1``.
+    ``cluster`` (sm_90): blocks per thread-block cluster along x (1, 2, 4 or 8, or the name of a constexpr
+    parameter): consecutive blocks ``block_idx.x`` run together on one GPC, see ``tk.cluster_rank()`` and may
+    write each other's shared memory (``tk.tma.load_async(..., multicast=)``, ``tk.arrive(..., cta=)``). The grid's
+    x size must be a multiple of it.
     """
     if fn is not None:
-        return Kernel(fn, warps, min_blocks)
-    return lambda f: Kernel(f, warps, min_blocks)
+        return Kernel(fn, warps, min_blocks, cluster)
+    return lambda f: Kernel(f, warps, min_blocks, cluster)

@@ -7,6 +7,11 @@ stage to land, call ``compute``, and release the stage; after the last step of a
 Work tiles are spread over a persistent grid (block b takes tiles b, b + grid, …), in the order the caller's
 ``tile`` callback maps to coordinates (e.g. ``grouped_tile_order`` for L2 reuse).
 
+With ``cluster=n`` (a kernel declared with ``@tk.kernel(cluster=n)``) the n blocks of a cluster walk the same tiles
+in lockstep and may fill each other's stages (multicast TMA in ``load``): a stage counts as free only when the
+consumers of every block of the cluster have released it, so consumers release it in every block
+(``tk.arrive(..., cta=r)``), and the blocks synchronise after initialising their semaphores and before exiting.
+
 Stage/phase bookkeeping: step g (counted across all tiles a block handles) uses stage g % stages and waits for
 phase parity (g // stages) % 2 on ``full``; the producer waits on ``empty`` with the opposite parity, so its first
 pass over the ring does not block (a fresh semaphore counts as having completed a phase of parity 1).
@@ -18,6 +23,7 @@ from dataclasses import dataclass
 from . import trace
 from .ir import Expr
 from .ops.registers import decrease_registers, increase_registers
+from .ops.cluster import cluster_sync
 from .ops.semaphores import arrive, init_semaphore, wait
 from .ops.sync import sync
 
@@ -35,7 +41,7 @@ class Step:
 
 def producer_consumer(*, stages: int, consumers: int, tiles, steps, load, compute, finish, start=None, end=None,
                       init=None, persistent: bool = True, producer_registers: int = 40, consumer_registers: int = 232,
-                      release_lag: int = 0):
+                      release_lag: int = 0, cluster: int = 1):
     """Emit a producer/consumer pipeline into the current kernel (which must have ``4 * (1 + consumers)`` warps).
 
     tiles: number of work tiles (device scalar); steps: input steps per tile (device scalar);
@@ -46,7 +52,9 @@ def producer_consumer(*, stages: int, consumers: int, tiles, steps, load, comput
     end(step): each consumer warpgroup after its last tile (e.g. drain outstanding TMA stores);
     init(): warp 0, before the block's first barrier (initialise the caller's own semaphores there).
     persistent: block b takes tiles b, b + grid, …; otherwise each block does tile 0 of ``tiles`` (= 1) and
-    the caller reads its work from the block index.
+    the caller reads its work from the block index. With ``cluster`` > 1, work tiles are per cluster: its
+    blocks all get the same tiles (cluster c takes tiles c, c + clusters, …) and tell their part by
+    ``tk.cluster_rank()``.
     release_lag=1: a stage is released one step late, so ``compute`` may leave its async mma in flight
     (``tk.warpgroup.mma_wait(1)``) and the tensor cores never wait for the consumer; ``finish`` must then wait
     (``mma_wait(0)``) before it reads the accumulator.
@@ -57,18 +65,28 @@ def producer_consumer(*, stages: int, consumers: int, tiles, steps, load, comput
     if b.warps != 4 * (1 + consumers):
         trace.fail(f"producer_consumer with {consumers} consumer warpgroups needs {4 * (1 + consumers)} warps, "
                    f"the kernel has {b.warps}")
+    if b.cluster != cluster:
+        trace.fail(f"producer_consumer(cluster={cluster}) in a kernel declared with cluster={b.cluster}")
     full = trace.semaphore(count=stages)
     empty = trace.semaphore(count=stages)
     warp, wg = trace.warp_id(), trace.warp_id() // 4
     with trace.if_(warp == 0):
         for s in range(stages):
             init_semaphore(full[s], 1)
-            init_semaphore(empty[s], 4 * consumers)
+            init_semaphore(empty[s], 4 * consumers * cluster)  # every consumer warp of every block of the cluster
         if init is not None:
             init()
-    sync()
+    cluster_sync() if cluster > 1 else sync()
+
+    def release(stage):
+        if cluster == 1:
+            arrive(empty[stage])
+        for r in range(cluster if cluster > 1 else 0):
+            arrive(empty[stage], cta=r)
 
     first, stride = (trace.block_idx.x, trace.grid_dim.x) if persistent else (0, 1)
+    if persistent and cluster > 1:
+        first, stride = trace.block_idx.x // cluster, trace.grid_dim.x // cluster
     with trace.if_(wg == 0):
         decrease_registers(producer_registers)
         with trace.if_(warp == 0):
@@ -93,15 +111,17 @@ def producer_consumer(*, stages: int, consumers: int, tiles, steps, load, comput
                 compute(Step(stage, t, k, full[stage], consumer))
                 if release_lag:
                     with trace.if_(k > 0):
-                        arrive(empty[(g + stages - 1) % stages])  # the previous step's mma is done
+                        release((g + stages - 1) % stages)  # the previous step's mma is done
                 else:
-                    arrive(empty[stage])
+                    release(stage)
             finish(Step(None, t, None, None, consumer))
             if release_lag:  # finish has waited for the last mma: release its stage
                 with trace.if_(steps > 0):
-                    arrive(empty[(base + steps + stages - 1) % stages])
+                    release((base + steps + stages - 1) % stages)
         if end is not None:
             end(Step(None, None, None, None, consumer))
+    if cluster > 1:  # no block exits while a peer may still arrive on its semaphores
+        cluster_sync()
 
 
 def grouped_tile_order(t, tiles_m, tiles_n, group: int = 8):

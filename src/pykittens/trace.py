@@ -47,6 +47,7 @@ class Builder:
     def __init__(self, name: str, warps: int):
         self.name = name
         self.warps = warps
+        self.cluster = 1  # blocks per cluster (Kernel sets it from its declaration)
         self.root: list = []
         self.stack: list[list] = [self.root]
         self.smem_bytes = 0
@@ -166,6 +167,11 @@ def _typed(cls, *args):
 def warp_id() -> ir.Expr:
     """Index of the calling warp inside the block (0 .. warps-1)."""
     return ir.Sym("warp_id")
+
+
+def cluster_rank() -> ir.Expr:
+    """Index of the calling block inside its thread-block cluster (0 .. cluster-1; 0 without clusters)."""
+    return ir.Sym("cluster_rank")
 
 
 class _Dim3:

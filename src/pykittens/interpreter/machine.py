@@ -1,4 +1,4 @@
-"""The CPU interpreter: runs a kernel's IR on CPU tensors, one block after another.
+"""The CPU interpreter: runs a kernel's IR on CPU tensors, one block (or one thread-block cluster) after another.
 
 Inside a block, warps advance statement by statement together; every register tile holds one value per warp
 (a tensor of shape ``(warps, rows, cols)``), and an *active mask* says which warps execute the current statement
@@ -8,6 +8,8 @@ consumer warpgroups do on the GPU. A state where every coroutine waits on someth
 reported as ``tk.DeadlockError`` with the lines that wait. Because real warps do not run in lockstep, shared
 memory carries shadow state to catch what lockstep execution would hide: which warp last wrote each element and which
 warps read it since the last barrier (a race otherwise), and whether it was ever written (an uninitialised read).
+The blocks of a cluster run together, their coroutines interleaved at waits, each with its own shared memory;
+ops that reach into a peer block (multicast TMA, remote semaphore arrivals) find it in ``Machine.cluster``.
 """
 from __future__ import annotations
 
@@ -51,6 +53,9 @@ class Machine:
         for a, v in zip("xyz", grid):
             self.env[f"grid_dim.{a}"] = v
         self.globals = globals_  # Var -> 4-D CPU tensor (a view of the caller's tensor)
+        self.cluster = [self]  # the blocks of this block's cluster, by rank (run_kernel links them)
+        self.cluster_barrier = {"arrived": 0, "gen": 0}  # tk.cluster_sync's state, shared by the cluster
+        self.env["cluster_rank"] = 0
         self.regs: dict = {}
         self.reg_written: dict = {}
         self.smem: dict = {}
@@ -193,14 +198,18 @@ class Machine:
         a.read_epoch[sel] = self.epoch
         return a.data[sel].float()
 
-    def smem_write(self, ref, w: int, value: torch.Tensor, region=None, pending=False, async_proxy=False):
+    def smem_write(self, ref, w: int, value: torch.Tensor, region=None, pending=False, async_proxy=False,
+                   target: Machine | None = None):
         """Warp ``w`` writes (a region of) a shared tile/vector. Checks races against other warps' accesses.
 
         ``async_proxy``: the copy engine (TMA) writes it; ordering comes from a semaphore, not from barriers, so the
         barrier-epoch race checks do not apply — the data stays ``pending`` until the semaphore's phase completes
-        (returns the (array, selection) to hand to ``SemaphoreState.complete_tx``)."""
+        (returns the (array, selection) to hand to ``SemaphoreState.complete_tx``). ``target``: the block of the
+        cluster whose copy of ``ref`` is written (a multicast), indexed as this block's warp ``w`` indexes it."""
         var, idx = self._slot(ref, w)
-        a = self._array(var)
+        if target is not None and not async_proxy:
+            self.error(InterpreterError, "only the copy engine writes another block's shared memory")
+        a = (target or self)._array(var)
         sel = idx + (tuple(region) if region else ())
         if async_proxy:
             a.data[sel] = value.to(a.data.dtype)
@@ -221,15 +230,23 @@ class Machine:
         if pending:
             a.pending[sel] = True
 
-    def semaphore(self, ref, w: int, init: int | None = None) -> SemaphoreState:
-        """The state of semaphore ``ref`` as warp ``w`` indexes it; ``init`` (re)initialises it."""
+    def semaphore(self, ref, w: int, init: int | None = None, target: Machine | None = None) -> SemaphoreState:
+        """The state of semaphore ``ref`` as warp ``w`` indexes it; ``init`` (re)initialises it. ``target``: the
+        block of the cluster whose copy of the semaphore is meant."""
         var, idx = self._slot(ref, w)
-        key = (var, idx)
+        key, sems = (var, idx), (target or self).semaphores
         if init is not None:
-            self.semaphores[key] = SemaphoreState(init)
-        if key not in self.semaphores:
-            self.error(UninitializedReadError, f"semaphore {ref} is used before tk.init_semaphore")
-        return self.semaphores[key]
+            sems[key] = SemaphoreState(init)
+        if key not in sems:
+            where = f" of cluster block {self.cluster.index(target)}" if target is not None else ""
+            self.error(UninitializedReadError, f"semaphore {ref}{where} is used before tk.init_semaphore")
+        return sems[key]
+
+    def peer(self, rank: int) -> Machine:
+        """The block of this block's cluster with ``rank``."""
+        if not 0 <= rank < len(self.cluster):
+            self.error(OutOfBoundsError, f"cluster block {rank} does not exist: the cluster has {len(self.cluster)}")
+        return self.cluster[rank]
 
     def complete_async(self):
         """Async copies issued so far have landed (cp.async wait)."""
@@ -301,18 +318,17 @@ class Machine:
 
     # ------------------------------------------------------------------------------------------ execution
     def run(self, stmts):
-        """Run a statement list for the active warps to completion (raises DeadlockError if it cannot finish).
+        """Run a statement list for the active warps to completion (raises DeadlockError if it cannot finish)."""
+        run_together([self], stmts)
 
-        Blocks of several warpgroups run one coroutine per warpgroup: warpgroups of one role (e.g. consumers)
-        may wait on different barriers at the same line, which lockstep execution could not express."""
+    def coroutine(self, stmts):
+        """The statement list as a coroutine for the active warps. Blocks of several warpgroups run one coroutine
+        per warpgroup: warpgroups of one role (e.g. consumers) may wait on different barriers at the same line,
+        which lockstep execution could not express."""
         if self.W > 4 and self.W % 4 == 0:
             groups = [self.active & (torch.arange(self.W) // 4 == g) for g in range(self.W // 4)]
-            gen = self._join([self._exec(stmts, m) for m in groups])
-        else:
-            gen = self._exec(stmts, self.active)
-        for wait in gen:
-            # the top level has no one else to run: a wait that is not already satisfied can never be
-            raise DeadlockError(f"every warp waits and none can proceed: {wait.what}", wait.loc)
+            return self._join([self._exec(stmts, m) for m in groups])
+        return self._exec(stmts, self.active)
 
     def _exec(self, stmts, active):
         for s in stmts:
@@ -352,7 +368,8 @@ class Machine:
             yield wait
             self.active, self.loc, self.stmt = active, stmt.loc, stmt
 
-    def _join(self, gens):
+    @staticmethod
+    def _join(gens):
         """Run coroutines to completion, switching at waits; yields upward when all of them wait."""
         waiting = {}  # gen -> Wait
         live = list(gens)
@@ -468,14 +485,29 @@ def _binop(op, a, b, ty):
     raise TypeError(f"unknown scalar op {op}")
 
 
+def run_together(machines: list, stmts):
+    """Run ``stmts`` on the blocks of one cluster, interleaved at waits; a state where every warp of every block
+    waits on something that cannot happen is a DeadlockError."""
+    gens = [m.coroutine(stmts) for m in machines]
+    for wait in (gens[0] if len(gens) == 1 else Machine._join(gens)):
+        # the top level has no one else to run: a wait that is not already satisfied can never be
+        raise DeadlockError(f"every warp waits and none can proceed: {wait.what}", wait.loc)
+
+
 def run_kernel(kir: ir.KernelIR, grid: tuple, scalars: dict, tensors: dict):
-    """Run every block of ``grid`` in order. ``tensors`` maps gl Vars to 4-D CPU tensors (written in place)."""
+    """Run every block of ``grid`` in order, a cluster's blocks together. ``tensors`` maps gl Vars to 4-D CPU tensors
+    (written in place)."""
     env = dict(scalars)
     for var, t in tensors.items():
         for d, n in zip("bdrc", t.shape):
             env[f"{var.name}.{d}"] = int(n)
     gx, gy, gz = grid
+    n = kir.cluster
     for z in range(gz):
         for y in range(gy):
-            for x in range(gx):
-                Machine(kir, (x, y, z), grid, env, tensors).run(kir.body)
+            for x in range(0, gx, n):
+                blocks = [Machine(kir, (x + r, y, z), grid, env, tensors) for r in range(n)]
+                shared = {"arrived": 0, "gen": 0}
+                for r, m in enumerate(blocks):
+                    m.cluster, m.cluster_barrier, m.env["cluster_rank"] = blocks, shared, r
+                run_together(blocks, kir.body)

@@ -5,27 +5,39 @@ stages; two consumer warpgroups each own 64 rows of the 128xBN output tile and a
 shared memory; the result goes back through shared memory by TMA store (or, with DIRECT, straight from registers,
 which frees that shared memory for a deeper ring). Persistent grid, tiles in grouped order for L2 reuse. Ragged
 M, N, K need no code: TMA zero-fills what lies outside a tensor and clips what it stores.
+CLUSTER = 2: blocks pair up along N on the same rows of A; each loads one 64-row half of the A slice and multicasts
+it to both, so A crosses from L2 once per pair.
 """
 import pykittens as tk
 
 BM = 128  # block tile rows (2 consumer warpgroups x 64)
 
 
-@tk.kernel(warps=12, min_blocks=1)
+@tk.kernel(warps=12, min_blocks=1, cluster="CLUSTER")
 def gemm(a: tk.gl(tk.bf16), b: tk.gl(tk.bf16), c: tk.gl(tk.bf16), TRANS_B: tk.constexpr, STAGES: tk.constexpr,
          GROUP: tk.constexpr = 8, LAG: tk.constexpr = 0, BN: tk.constexpr = 256, DIRECT: tk.constexpr = False,
-         BK: tk.constexpr = 64):
+         BK: tk.constexpr = 64, CLUSTER: tk.constexpr = 1):
     a_s = tk.st(tk.bf16, BM // 2, BK, count=(STAGES, 2))  # per stage, one 64-row half per consumer
     b_s = tk.st(tk.bf16, BN, BK, count=STAGES) if TRANS_B else tk.st(tk.bf16, BK, BN, count=STAGES)
     c_s = None if DIRECT else tk.st(tk.bf16, BM // 2, BN, count=2)
     acc, out = tk.rt(tk.fp32, 16, BN), tk.rt(tk.bf16, 16, BN)
-    tiles_m, tiles_n = tk.let(tk.cdiv(c.rows, BM)), tk.let(tk.cdiv(c.cols, BN))
+    tiles_m, tiles_n = tk.let(tk.cdiv(c.rows, BM)), tk.let(tk.cdiv(tk.cdiv(c.cols, BN), CLUSTER))  # n: per cluster
     steps = tk.let(tk.cdiv(a.cols, BK))
 
+    def coords(t):  # a cluster's work tile -> this block's (row tile, column tile)
+        tm, tn = tk.grouped_tile_order(t, tiles_m, tiles_n, GROUP)
+        return tm, (tn * CLUSTER + tk.cluster_rank() if CLUSTER > 1 else tn)
+
     def load(s):
-        tm, tn = tk.grouped_tile_order(s.tile, tiles_m, tiles_n, GROUP)
-        tk.tma.load_group(s.full, *((a_s[s.stage, half], a, (2 * tm + half, s.step)) for half in range(2)),
-                          (b_s[s.stage], b, (tn, s.step) if TRANS_B else (s.step, tn)))
+        tm, tn = coords(s.tile)
+        b_copy = (b_s[s.stage], b, (tn, s.step) if TRANS_B else (s.step, tn))
+        if CLUSTER == 1:
+            tk.tma.load_group(s.full, *((a_s[s.stage, half], a, (2 * tm + half, s.step)) for half in range(2)), b_copy)
+            return
+        tk.expect(s.full, a_s[s.stage, 0], a_s[s.stage, 1], b_s[s.stage])  # one A half comes from the peer
+        half = tk.cluster_rank()
+        tk.tma.load_async(a_s[s.stage, half], a, (2 * tm + half, s.step), s.full, multicast=(1 << CLUSTER) - 1)
+        tk.tma.load_async(*b_copy, s.full)
 
     def start(s):
         tk.zero(acc)
@@ -36,7 +48,7 @@ def gemm(a: tk.gl(tk.bf16), b: tk.gl(tk.bf16), c: tk.gl(tk.bf16), TRANS_B: tk.co
         tk.warpgroup.mma_wait(LAG)  # LAG = 1: keep one wgmma in flight; its stage is released a step later
 
     def finish(s):
-        tm, tn = tk.grouped_tile_order(s.tile, tiles_m, tiles_n, GROUP)
+        tm, tn = coords(s.tile)
         tk.warpgroup.mma_wait(0)
         tk.copy(out, acc)
         if DIRECT:
@@ -51,5 +63,5 @@ def gemm(a: tk.gl(tk.bf16), b: tk.gl(tk.bf16), c: tk.gl(tk.bf16), TRANS_B: tk.co
             with tk.if_(tk.warp_id() % 4 == 0):
                 tk.tma.store_wait(0)  # shared memory must outlive the last store's reads
 
-    tk.producer_consumer(stages=STAGES, consumers=2, tiles=tiles_m * tiles_n, steps=steps,
-                         load=load, compute=compute, finish=finish, start=start, end=end, release_lag=LAG)
+    tk.producer_consumer(stages=STAGES, consumers=2, tiles=tiles_m * tiles_n, steps=steps, load=load,
+                         compute=compute, finish=finish, start=start, end=end, release_lag=LAG, cluster=CLUSTER)

@@ -5,6 +5,7 @@ from .checks import LayoutCache, layout_key, require_bf16
 from .gemm import gemm
 
 STAGES = 3  # 3 x 48 KB of A/B stages + 64 KB of C staging fits the 227 KB of shared memory
+CLUSTER = 2  # blocks per cluster, sharing A by multicast (gemm.py; NOTES.md for the measurement)
 
 
 _DEVICES: dict = {}  # device index -> (compute capability major, multiprocessors), read once
@@ -18,6 +19,26 @@ def _device_info(device) -> tuple[int, int]:
         p = torch.cuda.get_device_properties(device)
         info = _DEVICES[device.index] = (p.major, p.multi_processor_count)
     return info
+
+
+def persistent_grid(a: torch.Tensor, M: int, N: int, transpose_b: bool, cluster: int, stages: int = STAGES) -> int:
+    """Blocks of the persistent GEMM for an M x N output: one per work tile up to what fits on the GPU at once —
+    the SM count, or with clusters the clusters that fit (SMs come in GPCs; asked of the driver) times their size.
+    0 for an empty output. The interpreter (CPU) gets one cluster of blocks, which still walks every tile."""
+    def cdiv(x, y):
+        return -(-x // y)
+
+    tiles = cdiv(M, 128) * cdiv(cdiv(N, 256), cluster)  # per cluster: its blocks take adjacent column tiles
+    if tiles == 0:
+        return 0
+    if a.device.type != "cuda":
+        return cluster * min(tiles, max(1, 2 // cluster))
+    _, sms = _device_info(a.device)
+    if cluster == 1:
+        return min(tiles, sms)
+    from ..backend.cuda.launch import device_arch
+    ck = gemm.compile(a, a, a, transpose_b, stages, CLUSTER=cluster, arch=device_arch(a.device))
+    return cluster * min(tiles, ck.loaded(a.device).max_active_clusters(cluster))
 
 
 def _row_major(t: torch.Tensor) -> bool:
@@ -50,7 +71,7 @@ def matmul(a: torch.Tensor, b: torch.Tensor, *, transpose_b: bool = False) -> to
             a = _padded(a, M, K8)
         if pad_b or b.data_ptr() % 16:
             b = _padded(b, N8, K8) if transpose_b else _padded(b, K8, N8)
-        gemm.launch(grid, a, b, c, bool(transpose_b), STAGES)
+        gemm.launch(grid, a, b, c, TRANS_B=bool(transpose_b), STAGES=STAGES, CLUSTER=CLUSTER)
     else:
         launch(a, b, c)  # the layouts of this cache entry: the bound launcher skips the kernel's own layout key
     return c if N8 == N else c[:, :N].contiguous()
@@ -62,8 +83,7 @@ def _plan(a, b, transpose_b: bool) -> tuple:
     require_bf16("matmul", 2, a=a, b=b)
     if a.device != b.device:
         raise ValueError(f"matmul: a and b must be on one device, got {a.device} and {b.device}")
-    major, sms = _device_info(a.device)
-    if major != 9:
+    if _device_info(a.device)[0] != 9:
         raise RuntimeError("matmul: the GEMM kernel uses wgmma and TMA and needs a Hopper GPU (sm_90)")
     M, K = a.shape
     N, Kb = (b.shape if transpose_b else b.shape[::-1])
@@ -73,6 +93,6 @@ def _plan(a, b, transpose_b: bool) -> tuple:
     K8, N8 = -(-K // 8) * 8, -(-N // 8) * 8
     pad_a = K8 != K or not _row_major(a)
     pad_b = K8 != K or N8 != N or not _row_major(b)
-    grid = min(-(-M // 128) * -(-N8 // 256), sms)
-    launch = gemm.launcher(grid, TRANS_B=transpose_b, STAGES=STAGES) if grid else None  # None: nothing to launch
-    return M, N, K8, N8, grid, pad_a, pad_b, launch
+    grid = persistent_grid(a, M, N8, transpose_b, CLUSTER)
+    launch = gemm.launcher(grid, TRANS_B=transpose_b, STAGES=STAGES, CLUSTER=CLUSTER) if grid else None
+    return M, N, K8, N8, grid, pad_a, pad_b, launch  # launch None: nothing to launch

@@ -7,6 +7,9 @@ warp, followed by ``tk.sync()``). Each ``tk.arrive(s)`` is one warp's arrival (l
 loop waits on ``it % 2`` (or on ``(it // stages) % 2`` for stage ``it % stages`` of a ring). Waiting on parity 1
 before anything happened passes at once — a fresh semaphore counts as having completed a phase 1.
 
+In a thread-block cluster, ``tk.arrive(s, cta=r)`` arrives on semaphore ``s`` of block ``r`` of the cluster (the
+same semaphore in that block's shared memory), e.g. to tell a peer's producer that a stage it multicasts into is free.
+
 ``tk.named_sync(id, warps)`` is ``bar.sync id`` for ``warps`` warps (ids 1..15; 0 is ``tk.sync()``'s);
 ``tk.named_arrive(id, warps)`` arrives without waiting (a producer side of an ordering, e.g. warpgroups taking
 turns on the tensor cores).
@@ -30,6 +33,15 @@ __device__ __forceinline__ void arrive(const semaphore& s, int n) {
   __syncwarp();  // the whole warp's prior shared-memory writes are ordered before lane 0's (release) arrive
   if (lane_id() == 0)
     for (int i = 0; i < n; i++) asm volatile("{ .reg .b64 st; mbarrier.arrive.shared.b64 st, [%0]; }" :: "r"(s.saddr()) : "memory");
+}
+__device__ __forceinline__ void arrive_cluster(const semaphore& s, int cta, int n) {
+  __syncwarp();
+  if (lane_id() == 0) {
+    unsigned remote;  // the same semaphore in block `cta` of the cluster
+    asm volatile("mapa.shared::cluster.u32 %0, %1, %2;" : "=r"(remote) : "r"(s.saddr()), "r"(cta));
+    for (int i = 0; i < n; i++)
+      asm volatile("mbarrier.arrive.release.cluster.shared::cluster.b64 _, [%0];" :: "r"(remote) : "memory");
+  }
 }
 __device__ __forceinline__ void expect_bytes(const semaphore& s, int nbytes) {
 #if __CUDA_ARCH__ >= 900
@@ -92,6 +104,28 @@ class Arrive(Op):
 
     def cuda(self, g, sem, count=1):
         return f"tk::arrive({g(sem)}, {g(count)});"
+
+
+class ArriveCluster(Op):
+    name = "arrive_cluster"
+    prelude = _PRELUDE
+
+    def check(self, sem, count, cta):
+        _need_sem(sem)
+        if kind(cta) != "scalar" or isinstance(cta, float):
+            fail(f"cta must be an int or a device scalar (a block's rank in its cluster), got {cta!r}")
+
+    def interpret(self, m, sem, count, cta):
+        for w in m.warps():
+            peer = m.peer(int(m.scalar(cta, w)))
+            state = m.semaphore(sem, w, target=peer)
+            phase = state.phase
+            state.arrive(int(m.scalar(count, w)))
+            if state.phase != phase:
+                peer.epoch += 1
+
+    def cuda(self, g, sem, count, cta):
+        return f"tk::arrive_cluster({g(sem)}, {g(cta)}, {g(count)});"
 
 
 class ExpectBytes(Op):
@@ -162,6 +196,7 @@ class NamedArrive(NamedSync):
 
 
 _INIT, _ARRIVE, _EXPECT, _WAIT, _NAMED = InitSemaphore(), Arrive(), ExpectBytes(), Wait(), NamedSync()
+_ARRIVE_CLUSTER = ArriveCluster()
 _NAMED_ARRIVE = NamedArrive()
 
 
@@ -170,9 +205,13 @@ def init_semaphore(sem, arrivals: int):
     emit(_INIT, sem, arrivals)
 
 
-def arrive(sem, count=1):
-    """The calling warp arrives at ``sem`` (``count`` times)."""
-    emit(_ARRIVE, sem, count)
+def arrive(sem, count=1, *, cta=None):
+    """The calling warp arrives at ``sem`` (``count`` times); ``cta``: at that semaphore in block ``cta`` of the
+    thread-block cluster instead (which may be the calling block)."""
+    if cta is None:
+        emit(_ARRIVE, sem, count)
+    else:
+        emit(_ARRIVE_CLUSTER, sem, count, cta)
 
 
 def expect_bytes(sem, nbytes):

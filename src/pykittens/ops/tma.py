@@ -2,6 +2,8 @@
 
 ``tk.tma.load_async(st, gl, idx, sem)`` starts a copy of one tile into shared memory that completes on semaphore
 ``sem`` (announce its bytes first with ``tk.expect(sem, st)``, then ``tk.wait(sem, parity)``).
+``multicast=mask`` (a thread-block cluster): the tile lands in the same shared tile of every block whose rank is set in
+``mask`` and completes on each one's ``sem``.
 ``tk.tma.store_async(gl, st, idx)`` / ``store_add_async`` write a tile back (plain or add-reduce), grouped by
 ``tk.tma.store_commit()`` and drained by ``tk.tma.store_wait(n)`` (at most n groups still reading shared memory).
 ``tk.tma.prefetch(st, gl, idx)`` pulls a tile into L2. Indices are in tile units, like ``tk.load``.
@@ -31,6 +33,16 @@ template<class S> __device__ __forceinline__ void tma_load(const S& s, const ten
       asm volatile("cp.async.bulk.tensor.4d.shared::cluster.global.tile.mbarrier::complete_tx::bytes [%0], [%1, {%2, %3, %4, %5}], [%6];"
                    :: "r"((unsigned)__cvta_generic_to_shared(s.p) + a * S::rows * (S::swizzle ? S::swizzle : 0)), "l"(&tm),
                       "r"(c * S::cols + a * BOX), "r"(r * S::rows), "r"(z), "r"(b), "r"(sem.saddr()) : "memory");
+  }
+}
+template<class S> __device__ __forceinline__ void tma_load_multicast(const S& s, const tensor_map& tm, const semaphore& sem, unsigned short mask, int b, int z, int r, int c) {
+  constexpr int BOX = S::swizzle ? S::swizzle / (int)sizeof(typename S::dtype) : S::cols;
+  if (lane_id() == 0) {
+    #pragma unroll
+    for (int a = 0; a < S::cols / BOX; a++)
+      asm volatile("cp.async.bulk.tensor.4d.shared::cluster.global.tile.mbarrier::complete_tx::bytes.multicast::cluster [%0], [%1, {%2, %3, %4, %5}], [%6], %7;"
+                   :: "r"((unsigned)__cvta_generic_to_shared(s.p) + a * S::rows * (S::swizzle ? S::swizzle : 0)), "l"(&tm),
+                      "r"(c * S::cols + a * BOX), "r"(r * S::rows), "r"(z), "r"(b), "r"(sem.saddr()), "h"(mask) : "memory");
   }
 }
 template<bool ADD, class S> __device__ __forceinline__ void tma_store(const tensor_map& tm, const S& s, int b, int z, int r, int c) {
@@ -85,22 +97,33 @@ class TmaLoad(Op):
     name = "tma_load"
     prelude = _PRELUDE
 
-    def check(self, dst, src, idx, sem, tmap):
+    def check(self, dst, src, idx, sem, multicast, tmap):
         _check_pair(dst, src)
         if not isinstance(kind(sem), Semaphore):
             fail(f"TMA loads complete on a semaphore, got {kind(sem)}")
+        if multicast is not None and (kind(multicast) != "scalar" or isinstance(multicast, float)):
+            fail(f"multicast must be a mask of cluster ranks (an int or a device scalar), got {multicast!r}")
 
-    def interpret(self, m, dst, src, idx, sem, tmap):
+    def interpret(self, m, dst, src, idx, sem, multicast, tmap):
         st = dst.type
         for w in m.warps():
             b, d, r, c = tile_origin(m, idx, w, st)
             tile = m.global_read(src, b, d, r, c, st.rows, st.cols, oob=0.0)  # the hardware zero-fills
-            landing = m.smem_write(dst, w, tile, async_proxy=True)
-            m.semaphore(sem, w).complete_tx(st.nbytes, landing)
+            if multicast is None:
+                targets = [None]
+            else:
+                mask = int(m.scalar(multicast, w))
+                targets = [m.peer(rank) for rank in range(max(mask.bit_length(), 1)) if mask >> rank & 1]
+            for peer in targets:
+                landing = m.smem_write(dst, w, tile, async_proxy=True, target=peer)
+                m.semaphore(sem, w, target=peer).complete_tx(st.nbytes, landing)
 
-    def cuda(self, g, dst, src, idx, sem, tmap):
+    def cuda(self, g, dst, src, idx, sem, multicast, tmap):
         from ..backend.cuda.codegen import tensor_map_name
-        return f"tk::tma_load({g(dst)}, {tensor_map_name(tmap)}, {g(sem)}, {_coords(g, idx)});"
+        if multicast is None:
+            return f"tk::tma_load({g(dst)}, {tensor_map_name(tmap)}, {g(sem)}, {_coords(g, idx)});"
+        return (f"tk::tma_load_multicast({g(dst)}, {tensor_map_name(tmap)}, {g(sem)}, (unsigned short)({g(multicast)}), "
+                f"{_coords(g, idx)});")
 
 
 class TmaStore(Op):
@@ -175,9 +198,10 @@ def _tmap(gl_arg, st_arg):
     return builder().tensor_map(gl_arg, kind(st_arg))
 
 
-def load_async(dst, src, idx, sem):
-    """Start a TMA copy of tile ``idx`` of global ``src`` into shared tile ``dst``, completing on ``sem``."""
-    emit(_LOAD, dst, src, global_index(idx), sem, tmap=_tmap(src, dst))
+def load_async(dst, src, idx, sem, *, multicast=None):
+    """Start a TMA copy of tile ``idx`` of global ``src`` into shared tile ``dst``, completing on ``sem``.
+    ``multicast``: a mask of cluster ranks; the copy lands in ``dst`` and completes on ``sem`` of each of them."""
+    emit(_LOAD, dst, src, global_index(idx), sem, multicast, tmap=_tmap(src, dst))
 
 
 def load_group(sem, *copies):

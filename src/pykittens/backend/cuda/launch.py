@@ -53,6 +53,17 @@ class LoadedKernel:
         attr = getattr(driver.CUfunction_attribute, f"CU_FUNC_ATTRIBUTE_{name}")
         return _drv(driver.cuFuncGetAttribute(attr, self.function), "cuFuncGetAttribute")
 
+    def max_active_clusters(self, cluster: int) -> int:
+        """How many clusters of this kernel (its compiled-in ``cluster`` size) fit on the GPU at once: what a
+        persistent grid of clusters may launch (SMs are grouped into GPCs, so it can be below SMs / cluster)."""
+        from cuda.bindings import driver
+        cfg = driver.CUlaunchConfig()
+        cfg.gridDimX, cfg.gridDimY, cfg.gridDimZ = cluster, 1, 1
+        cfg.blockDimX, cfg.blockDimY, cfg.blockDimZ = self.threads, 1, 1
+        cfg.sharedMemBytes = self.smem
+        cfg.numAttrs = 0  # the cluster size is compiled in (__cluster_dims__)
+        return _drv(driver.cuOccupancyMaxActiveClusters(self.function, cfg), "cuOccupancyMaxActiveClusters")
+
     def launch(self, grid: tuple, arg_pointer: int, stream: int):
         """cuLaunchKernel through ctypes: cuda-bindings' wrapper costs ~4 us of argument conversion per call."""
         gx, gy, gz = grid
@@ -85,8 +96,8 @@ class LaunchPlan:
     it. Shapes and strides are filled in once; a launch packs the addresses and scalars, and copies in the TMA
     descriptor of an address it has not seen in that slot before."""
 
-    def __init__(self, loaded: LoadedKernel, params, tensor_maps, runtime, device_index: int):
-        self.loaded, self.device_index = loaded, device_index
+    def __init__(self, loaded: LoadedKernel, params, tensor_maps, runtime, device_index: int, cluster: int = 1):
+        self.loaded, self.device_index, self.cluster = loaded, device_index, cluster
         fmt, offsets, self.template, self.slots = "=", [], [], []
         size = 0
 
@@ -128,6 +139,9 @@ class LaunchPlan:
 
     def launch(self, grid: tuple, values: list, stream: int):
         """``values``: the kernel's runtime values in parameter order (addresses for gl parameters)."""
+        if grid[0] % self.cluster:
+            from ...errors import LaunchError
+            raise LaunchError(f"grid x ({grid[0]}) must be a multiple of the kernel's cluster size ({self.cluster})")
         v = self.template.copy()
         for i, at in self.slots:
             v[at] = values[i]
