@@ -8,12 +8,14 @@ from pykittens.bench.harness import time_ms
 from pykittens.kernels.gemm import gemm
 from pykittens.kernels.matmul import persistent_grid
 
-VARIANTS = [dict(CLUSTER=1), dict(CLUSTER=2), dict(CLUSTER=2, GROUP=16), dict(CLUSTER=1)]
+VARIANTS = [dict(CLUSTER=1), dict(CLUSTER=1, STAGES=4, SHARED_C=True), dict(CLUSTER=1, STAGES=4, SHARED_C=True, LAG=1),
+            dict(CLUSTER=2), dict(CLUSTER=2, STAGES=4, SHARED_C=True), dict(CLUSTER=2, STAGES=4, SHARED_C=True, LAG=1),
+            dict(CLUSTER=1)]
 
 
 def main():
     for n in [int(x) for x in sys.argv[1:]] or (4096, 8192):
-        for tb in (False, True):
+        for tb in (False,):
             a = torch.randn(n, n, device="cuda", dtype=torch.bfloat16)
             b = torch.randn(n, n, device="cuda", dtype=torch.bfloat16)
             ref = a[:64].double() @ (b.double().T if tb else b.double())
@@ -21,8 +23,8 @@ def main():
             print(f"n={n} Bᵀ={tb}: cuBLAS {f / time_ms(lambda: a @ (b.T if tb else b)):.0f} TFLOP/s")
             for v in VARIANTS:
                 c = torch.full((n, n), float("nan"), device="cuda", dtype=torch.bfloat16)
-                grid = persistent_grid(a, n, n, tb, v["CLUSTER"])
-                run = lambda: gemm.launch(grid, a, b, c, TRANS_B=tb, STAGES=3, **v)  # noqa: E731
+                grid = persistent_grid(a, n, n, tb, v["CLUSTER"], **{k: x for k, x in v.items() if k != "CLUSTER"})
+                run = lambda: gemm.launch(grid, a, b, c, TRANS_B=tb, **{"STAGES": 3, **v})  # noqa: E731
                 try:
                     run()
                     torch.cuda.synchronize()

@@ -5,7 +5,7 @@ from .checks import LayoutCache, layout_key, require_bf16
 from .gemm import gemm
 
 STAGES = 3  # 3 x 48 KB of A/B stages + 64 KB of C staging fits the 227 KB of shared memory
-CLUSTER = 2  # blocks per cluster, sharing A by multicast (gemm.py; NOTES.md for the measurement)
+CLUSTER = 1  # blocks per cluster; 2 shares A by multicast but was slower (NOTES.md)
 
 
 _DEVICES: dict = {}  # device index -> (compute capability major, multiprocessors), read once
@@ -21,10 +21,11 @@ def _device_info(device) -> tuple[int, int]:
     return info
 
 
-def persistent_grid(a: torch.Tensor, M: int, N: int, transpose_b: bool, cluster: int, stages: int = STAGES) -> int:
+def persistent_grid(a: torch.Tensor, M: int, N: int, transpose_b: bool, cluster: int, **constexprs) -> int:
     """Blocks of the persistent GEMM for an M x N output: one per work tile up to what fits on the GPU at once —
     the SM count, or with clusters the clusters that fit (SMs come in GPCs; asked of the driver) times their size.
-    0 for an empty output. The interpreter (CPU) gets one cluster of blocks, which still walks every tile."""
+    0 for an empty output. The interpreter (CPU) gets one cluster of blocks, which still walks every tile.
+    ``constexprs``: the kernel's other constexprs by name (they set its shared memory, hence what fits)."""
     def cdiv(x, y):
         return -(-x // y)
 
@@ -37,7 +38,8 @@ def persistent_grid(a: torch.Tensor, M: int, N: int, transpose_b: bool, cluster:
     if cluster == 1:
         return min(tiles, sms)
     from ..backend.cuda.launch import device_arch
-    ck = gemm.compile(a, a, a, transpose_b, stages, CLUSTER=cluster, arch=device_arch(a.device))
+    ck = gemm.compile(a, a, a, TRANS_B=transpose_b, CLUSTER=cluster, arch=device_arch(a.device),
+                      **{"STAGES": STAGES, **constexprs})
     return cluster * min(tiles, ck.loaded(a.device).max_active_clusters(cluster))
 
 

@@ -40,7 +40,8 @@ __device__ __forceinline__ void arrive_cluster(const semaphore& s, int cta, int 
     unsigned remote;  // the same semaphore in block `cta` of the cluster
     asm volatile("mapa.shared::cluster.u32 %0, %1, %2;" : "=r"(remote) : "r"(s.saddr()), "r"(cta));
     for (int i = 0; i < n; i++)
-      asm volatile("mbarrier.arrive.release.cluster.shared::cluster.b64 _, [%0];" :: "r"(remote) : "memory");
+      // release at CTA scope, as a local arrive: a peer waits on it to overwrite shared memory this warp only read
+      asm volatile("mbarrier.arrive.shared::cluster.b64 _, [%0];" :: "r"(remote) : "memory");
   }
 }
 __device__ __forceinline__ void expect_bytes(const semaphore& s, int nbytes) {
