@@ -6,7 +6,7 @@ shared memory; the result goes back through shared memory by TMA store (or, with
 which frees that shared memory for a deeper ring). Persistent grid, tiles in grouped order for L2 reuse. Ragged
 M, N, K need no code: TMA zero-fills what lies outside a tensor and clips what it stores.
 CLUSTER = 2: blocks pair up along N on the same rows of A; each loads one 64-row half of the A slice and multicasts
-it to both, so A crosses from L2 once per pair.
+it to both, so A crosses from L2 once per pair. (Correct, but 8-10% slower than CLUSTER = 1 on the H200: NOTES.md.)
 """
 import pykittens as tk
 
@@ -16,11 +16,10 @@ BM = 128  # block tile rows (2 consumer warpgroups x 64)
 @tk.kernel(warps=12, min_blocks=1, cluster="CLUSTER")
 def gemm(a: tk.gl(tk.bf16), b: tk.gl(tk.bf16), c: tk.gl(tk.bf16), TRANS_B: tk.constexpr, STAGES: tk.constexpr,
          GROUP: tk.constexpr = 8, LAG: tk.constexpr = 0, BN: tk.constexpr = 256, DIRECT: tk.constexpr = False,
-         BK: tk.constexpr = 64, CLUSTER: tk.constexpr = 1, MULTICAST: tk.constexpr = True,
-         SHARED_C: tk.constexpr = False):
+         BK: tk.constexpr = 64, CLUSTER: tk.constexpr = 1):
     a_s = tk.st(tk.bf16, BM // 2, BK, count=(STAGES, 2))  # per stage, one 64-row half per consumer
     b_s = tk.st(tk.bf16, BN, BK, count=STAGES) if TRANS_B else tk.st(tk.bf16, BK, BN, count=STAGES)
-    c_s = None if DIRECT else tk.st(tk.bf16, BM // 2, BN, count=1 if SHARED_C else 2)
+    c_s = None if DIRECT else tk.st(tk.bf16, BM // 2, BN, count=2)
     acc, out = tk.rt(tk.fp32, 16, BN), tk.rt(tk.bf16, 16, BN)
     tiles_m, tiles_n = tk.let(tk.cdiv(c.rows, BM)), tk.let(tk.cdiv(tk.cdiv(c.cols, BN), CLUSTER))  # n: per cluster
     steps = tk.let(tk.cdiv(a.cols, BK))
@@ -37,11 +36,7 @@ def gemm(a: tk.gl(tk.bf16), b: tk.gl(tk.bf16), c: tk.gl(tk.bf16), TRANS_B: tk.co
             return
         tk.expect(s.full, a_s[s.stage, 0], a_s[s.stage, 1], b_s[s.stage])  # one A half comes from the peer
         half = tk.cluster_rank()
-        if MULTICAST:
-            tk.tma.load_async(a_s[s.stage, half], a, (2 * tm + half, s.step), s.full, multicast=(1 << CLUSTER) - 1)
-        else:  # (tuning: the cluster's lockstep without the multicast)
-            for h in range(2):
-                tk.tma.load_async(a_s[s.stage, h], a, (2 * tm + h, s.step), s.full)
+        tk.tma.load_async(a_s[s.stage, half], a, (2 * tm + half, s.step), s.full, multicast=(1 << CLUSTER) - 1)
         tk.tma.load_async(*b_copy, s.full)
 
     def start(s):
@@ -58,20 +53,6 @@ def gemm(a: tk.gl(tk.bf16), b: tk.gl(tk.bf16), c: tk.gl(tk.bf16), TRANS_B: tk.co
         tk.copy(out, acc)
         if DIRECT:
             tk.store(c, out, ((2 * tm + s.consumer) * 4 + tk.warp_id() % 4, tn), clip=True)
-            return
-        if SHARED_C:  # one staging tile, used in turn: consumer 0 then 1 (named barriers 3: 1 -> 0, 4: 0 -> 1)
-            first, stride = tk.block_idx.x // CLUSTER, tk.grid_dim.x // CLUSTER
-            with tk.if_((s.consumer == 0) & (s.tile >= first + stride)):
-                tk.named_sync(3, 8)  # consumer 1's store of the previous tile has read c_s
-            with tk.if_(s.consumer == 1):
-                tk.named_sync(4, 8)
-            tk.warpgroup.store_async(c, c_s[0], out, (2 * tm + s.consumer, tn), 1 + s.consumer)
-            with tk.if_(tk.warp_id() % 4 == 0):
-                tk.tma.store_wait(0)
-            with tk.if_(s.consumer == 0):
-                tk.named_arrive(4, 8)
-            with tk.if_((s.consumer == 1) & (s.tile + stride < tiles_m * tiles_n)):
-                tk.named_arrive(3, 8)
             return
         with tk.if_(tk.warp_id() % 4 == 0):
             tk.tma.store_wait(0)  # the previous tile's store has finished reading c_s
