@@ -8,7 +8,7 @@ from pykittens.bench.harness import time_ms
 from pykittens.kernels.gemm import gemm
 from pykittens.kernels.matmul import persistent_grid
 
-VARIANTS = [dict(CLUSTER=1), dict(CLUSTER=2), dict(CLUSTER=2, GROUP=16), dict(CLUSTER=1)]
+VARIANTS = [dict(CLUSTER=1), dict(CLUSTER=2), dict(CLUSTER=1), dict(CLUSTER=2)]
 
 
 def main():

@@ -68,7 +68,7 @@ def test_compiles_with_cluster_dims_multicast_and_cluster_barrier():
 @pytest.mark.parametrize("M,N,K,tb,cluster", [(256, 768, 192, False, 2), (200, 300, 136, True, 2),
                                               (130, 264, 72, False, 1)], ids=str)
 def test_gemm_clusters_in_interpreter(M, N, K, tb, cluster):
-    """Odd numbers of column tiles leave a pair's second block outside C: it still multicasts its half of A."""
+    """Odd numbers of row tiles leave a pair's second block outside C: it still multicasts its part of B."""
     from pykittens.kernels.gemm import gemm
     a, b = rand(M, K), rand(N, K) if tb else rand(K, N)
     N8 = -(-N // 8) * 8

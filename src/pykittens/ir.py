@@ -179,6 +179,21 @@ class Ref:
         return f"{self.var.name}[{', '.join(map(str, self.index))}]"
 
 
+@dataclass(frozen=True)
+class View:
+    """A sub-tile of a shared tile (``tk.subtile``): rows ``row0..`` and columns ``col0..`` of ``base`` (a Var or
+    Ref), stored contiguously ``offset`` bytes into it, so it is a shared tile of type ``type`` in its own right."""
+    base: object
+    type: object  # ST
+    row0: int
+    col0: int
+    offset: int
+
+    def __repr__(self):
+        return (f"{self.base}[{self.row0}:{self.row0 + self.type.rows}, "
+                f"{self.col0}:{self.col0 + self.type.cols}]")
+
+
 # ---------------------------------------------------------------------------------------------- statements
 @dataclass(eq=False)
 class Stmt:

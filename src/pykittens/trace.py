@@ -151,6 +151,35 @@ def sv(dtype: DType, length: int, count=()) -> ir.Var:
     return _declare(_typed(SV, dtype, length), count, "sv")
 
 
+def subtile(tile, shape: tuple, index: tuple) -> ir.View:
+    """The ``shape`` = (rows, cols) sub-tile at tile index ``index`` = (i, j) (Python ints) of a shared tile: elements
+    [i·rows, (i+1)·rows) × [j·cols, (j+1)·cols), usable wherever a shared tile is (TMA, wgmma, loads, stores).
+
+    It must be contiguous in the tile's swizzled layout (``types.swizzled_offset``): whole column atoms (each
+    ``swizzle`` bytes wide) with every row, or — in a tile one atom wide — any 16-row multiple of rows."""
+    from .types import ST
+    t = kind(tile)
+    if not isinstance(t, ST):
+        fail(f"tk.subtile takes a shared tile, got {t}")
+    if isinstance(tile, ir.View):
+        fail("tk.subtile of a sub-tile: take the sub-tile of the whole tile instead")
+    (rows, cols), (i, j) = shape, index
+    if not all(isinstance(x, int) for x in (rows, cols, i, j)):
+        fail(f"tk.subtile shape and index are Python ints, got {shape} and {index}")
+    r0, c0 = i * rows, j * cols
+    if rows < 16 or cols < 16 or rows % 16 or cols % 16 or r0 < 0 or c0 < 0 or r0 + rows > t.rows or c0 + cols > t.cols:
+        fail(f"sub-tile {rows}x{cols} at index {index} does not fit {t} in 16x16 steps")
+    atom = t.swizzle // t.dtype.size if t.swizzle else t.cols  # columns per atom
+    if rows == t.rows and c0 % atom == 0 and cols % atom == 0:
+        offset = (c0 // atom) * t.rows * (t.swizzle or t.cols * t.dtype.size)
+    elif cols == t.cols and t.cols == atom:
+        offset = r0 * t.cols * t.dtype.size
+    else:
+        fail(f"sub-tile {rows}x{cols} at index {index} of {t} is not contiguous: take whole {atom}-column atoms with "
+             f"all {t.rows} rows, or row ranges of a tile one atom ({atom} columns) wide")
+    return ir.View(tile, ST(t.dtype, rows, cols, t.swizzle), r0, c0, offset)
+
+
 def semaphore(count=()) -> ir.Var:
     """Declare a semaphore (mbarrier) in shared memory, or an array of them. Initialise with tk.init_semaphore."""
     return _declare(Semaphore(), count, "sem")
@@ -285,7 +314,9 @@ def fail(msg: str):
 
 
 def kind(x):
-    """The type of an op operand: a Var's or Ref's type, ``'scalar'`` for device scalars and Python numbers."""
+    """The type of an op operand: a Var's, Ref's or View's type, ``'scalar'`` for device scalars and numbers."""
+    if isinstance(x, ir.View):
+        return x.type
     if isinstance(x, (ir.Var, ir.Ref)):
         if isinstance(x, ir.Var) and x.count:
             fail(f"{x.name} is an array of shared tiles; index it (e.g. {x.name}[i])")

@@ -164,6 +164,9 @@ class Machine:
 
     # ------------------------------------------------------------------------------------------ shared memory
     def _slot(self, ref, w: int):
+        if isinstance(ref, ir.View):
+            var, idx = self._slot(ref.base, w)
+            return var, idx
         if isinstance(ref, ir.Var):
             return ref, ()
         idx = tuple(int(self.scalar(i, w)) for i in ref.index)
@@ -181,7 +184,7 @@ class Machine:
         """Warp ``w`` reads (a region of) a shared tile/vector; returns float32. Checks races and initialisation."""
         var, idx = self._slot(ref, w)
         a = self._array(var)
-        sel = idx + (tuple(region) if region else ())
+        sel = idx + _region(ref, region)
         if bool(a.pending[sel].any()):
             self.error(RaceError, f"{ref} is read while an async copy into it is still in flight "
                                   f"(call tk.load_async_wait() first)")
@@ -210,7 +213,7 @@ class Machine:
         if target is not None and not async_proxy:
             self.error(InterpreterError, "only the copy engine writes another block's shared memory")
         a = (target or self)._array(var)
-        sel = idx + (tuple(region) if region else ())
+        sel = idx + _region(ref, region)
         if async_proxy:
             a.data[sel] = value.to(a.data.dtype)
             a.written[sel] = True
@@ -412,6 +415,20 @@ class Machine:
             return
         base = torch.as_tensor(old if old is not None else 0).expand(self.W)
         self.env[name] = torch.where(active, torch.as_tensor(value).expand(self.W), base)
+
+
+def _region(ref, region) -> tuple:
+    """Index of ``region`` (slices relative to the tile ``ref`` names, default all of it) in the shared array: a
+    sub-tile view (``tk.subtile``) shifts it by its origin."""
+    if not isinstance(ref, ir.View):
+        return tuple(region) if region else ()
+    rs, cs = tuple(region) if region else (slice(None), slice(None))
+    (r0, c0), (R, C) = (ref.row0, ref.col0), ref.type.shape
+
+    def shift(sl, o, n):
+        start, stop, step = sl.indices(n)
+        return slice(o + start, o + stop, step)
+    return shift(rs, r0, R), shift(cs, c0, C)
 
 
 class SemaphoreState:

@@ -5,8 +5,9 @@ stages; two consumer warpgroups each own 64 rows of the 128xBN output tile and a
 shared memory; the result goes back through shared memory by TMA store (or, with DIRECT, straight from registers,
 which frees that shared memory for a deeper ring). Persistent grid, tiles in grouped order for L2 reuse. Ragged
 M, N, K need no code: TMA zero-fills what lies outside a tensor and clips what it stores.
-CLUSTER = 2: blocks pair up along N on the same rows of A; each loads one 64-row half of the A slice and multicasts
-it to both, so A crosses from L2 once per pair. (Correct, but 8-10% slower than CLUSTER = 1 on the H200: NOTES.md.)
+CLUSTER = 2: blocks pair up along M on the same columns of B; each loads one half of the B slice (a sub-tile) and
+multicasts it to both, so B crosses from L2 once per pair. (Correct, but slower than CLUSTER = 1 on the H200:
+NOTES.md.)
 """
 import pykittens as tk
 
@@ -21,23 +22,29 @@ def gemm(a: tk.gl(tk.bf16), b: tk.gl(tk.bf16), c: tk.gl(tk.bf16), TRANS_B: tk.co
     b_s = tk.st(tk.bf16, BN, BK, count=STAGES) if TRANS_B else tk.st(tk.bf16, BK, BN, count=STAGES)
     c_s = None if DIRECT else tk.st(tk.bf16, BM // 2, BN, count=2)
     acc, out = tk.rt(tk.fp32, 16, BN), tk.rt(tk.bf16, 16, BN)
-    tiles_m, tiles_n = tk.let(tk.cdiv(c.rows, BM)), tk.let(tk.cdiv(tk.cdiv(c.cols, BN), CLUSTER))  # n: per cluster
+    tiles_m, tiles_n = tk.let(tk.cdiv(tk.cdiv(c.rows, BM), CLUSTER)), tk.let(tk.cdiv(c.cols, BN))  # m: per cluster
     steps = tk.let(tk.cdiv(a.cols, BK))
 
     def coords(t):  # a cluster's work tile -> this block's (row tile, column tile)
         tm, tn = tk.grouped_tile_order(t, tiles_m, tiles_n, GROUP)
-        return tm, (tn * CLUSTER + tk.cluster_rank() if CLUSTER > 1 else tn)
+        return (tm * CLUSTER + tk.cluster_rank() if CLUSTER > 1 else tm), tn
 
     def load(s):
         tm, tn = coords(s.tile)
-        b_copy = (b_s[s.stage], b, (tn, s.step) if TRANS_B else (s.step, tn))
+        a_copies = [(a_s[s.stage, half], a, (2 * tm + half, s.step)) for half in range(2)]
         if CLUSTER == 1:
-            tk.tma.load_group(s.full, *((a_s[s.stage, half], a, (2 * tm + half, s.step)) for half in range(2)), b_copy)
+            tk.tma.load_group(s.full, *a_copies, (b_s[s.stage], b, (tn, s.step) if TRANS_B else (s.step, tn)))
             return
-        tk.expect(s.full, a_s[s.stage, 0], a_s[s.stage, 1], b_s[s.stage])  # one A half comes from the peer
-        half = tk.cluster_rank()
-        tk.tma.load_async(a_s[s.stage, half], a, (2 * tm + half, s.step), s.full, multicast=(1 << CLUSTER) - 1)
-        tk.tma.load_async(*b_copy, s.full)
+        tk.expect(s.full, a_s[s.stage, 0], a_s[s.stage, 1], b_s[s.stage])  # the other B parts come from the peers
+        for dst, src, idx in a_copies:
+            tk.tma.load_async(dst, src, idx, s.full)
+        r, part = tk.cluster_rank(), BN // CLUSTER  # this block's part of B, multicast to the whole cluster
+        for i in range(CLUSTER):  # (a sub-tile index is a Python int: one branch per rank)
+            with tk.if_(r == i):
+                b_part = tk.subtile(b_s[s.stage], (part, BK), (i, 0)) if TRANS_B else \
+                    tk.subtile(b_s[s.stage], (BK, part), (0, i))
+                tk.tma.load_async(b_part, b, (tn * CLUSTER + i, s.step) if TRANS_B else (s.step, tn * CLUSTER + i),
+                                  s.full, multicast=(1 << CLUSTER) - 1)
 
     def start(s):
         tk.zero(acc)

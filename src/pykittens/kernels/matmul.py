@@ -5,7 +5,7 @@ from .checks import LayoutCache, layout_key, require_bf16
 from .gemm import gemm
 
 STAGES = 3  # 3 x 48 KB of A/B stages + 64 KB of C staging fits the 227 KB of shared memory
-CLUSTER = 1  # blocks per cluster; 2 shares A by multicast but was slower (NOTES.md)
+CLUSTER = 1  # blocks per cluster; 2 shares B by multicast but was slower (NOTES.md)
 
 
 _DEVICES: dict = {}  # device index -> (compute capability major, multiprocessors), read once
@@ -29,7 +29,7 @@ def persistent_grid(a: torch.Tensor, M: int, N: int, transpose_b: bool, cluster:
     def cdiv(x, y):
         return -(-x // y)
 
-    tiles = cdiv(M, 128) * cdiv(cdiv(N, 256), cluster)  # per cluster: its blocks take adjacent column tiles
+    tiles = cdiv(cdiv(M, 128), cluster) * cdiv(N, 256)  # per cluster: its blocks take adjacent row tiles
     if tiles == 0:
         return 0
     if a.device.type != "cuda":

@@ -357,8 +357,9 @@ class Wgmma(Op):
 
 def _smem_operand(m, ref, ws, g) -> torch.Tensor:
     """A shared operand of warpgroup ``g``: the same tile for its 4 warps, read (race / init checks) by each."""
-    if isinstance(ref, ir.Ref):
-        slots = {tuple(int(m.scalar(i, w)) for i in ref.index) for w in ws}
+    base = ref.base if isinstance(ref, ir.View) else ref
+    if isinstance(base, ir.Ref):
+        slots = {tuple(int(m.scalar(i, w)) for i in base.index) for w in ws}
         if len(slots) > 1:
             m.error(InterpreterError, f"{ref} names different tiles {sorted(slots)} in the warps of warpgroup {g}: "
                                       f"a warpgroup op's shared operands must be the same for its 4 warps")

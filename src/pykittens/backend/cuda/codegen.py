@@ -54,6 +54,9 @@ class Codegen:
     def __call__(self, x) -> str:
         if isinstance(x, ir.Var):
             return x.name
+        if isinstance(x, ir.View):  # a shared tile of its own type, at a byte offset into its base
+            c = x.type.dtype.ctype
+            return f"{x.type.cuda()}{{({c}*)((unsigned char*)({self(x.base)}).p + {x.offset})}}"
         if isinstance(x, ir.Ref):
             flat, stride = None, 1
             for i, c in reversed(list(zip(x.index, x.var.count))):

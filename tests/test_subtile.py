@@ -1,0 +1,81 @@
+"""Shared sub-tiles (tk.subtile): contiguous pieces of a swizzled shared tile, used as tiles of their own by TMA,
+wgmma and warpgroup loads — in the interpreter, compiled, and on the GPU."""
+import pytest
+import torch
+
+import pykittens as tk
+from util import assert_close, poison, rand
+
+
+@tk.kernel(warps=4)
+def halves(x: tk.gl(tk.bf16), a: tk.gl(tk.bf16), o: tk.gl(tk.bf16), c: tk.gl(tk.fp32), c_half: tk.gl(tk.fp32),
+           COLS: tk.constexpr):
+    """COLS: fill a 64x256 tile from x by its two 64x128 column halves (two 64-column atoms each); else a 128x64
+    tile (one atom wide) by its two 64-row halves. Copy the whole tile to o, and (COLS) multiply a 64x64 tile of a
+    by the whole tile and by its second half with wgmma."""
+    t = tk.st(tk.bf16, 64, 256) if COLS else tk.st(tk.bf16, 128, 64)
+    views = [tk.subtile(t, (64, 128), (0, h)) if COLS else tk.subtile(t, (64, 64), (h, 0)) for h in range(2)]
+    a_s = tk.st(tk.bf16, 64, 64)
+    sem = tk.semaphore()
+    r = tk.rt(tk.bf16, 16, 256) if COLS else tk.rt(tk.bf16, 32, 64)
+    with tk.if_(tk.warp_id() == 0):
+        tk.init_semaphore(sem, 1)
+    tk.sync()
+    with tk.if_(tk.warp_id() == 0):
+        tk.tma.load_group(sem, *((v, x, (0, h) if COLS else (h, 0)) for h, v in enumerate(views)), (a_s, a, (0, 0)))
+    tk.wait(sem, 0)
+    tk.warpgroup.load(r, t)
+    tk.store(o, r, (tk.warp_id(), 0))
+    if COLS:
+        acc, acc_half = tk.rt(tk.fp32, 16, 256), tk.rt(tk.fp32, 16, 128)
+        tk.warpgroup.mm_AB(acc, a_s, t)
+        tk.warpgroup.mm_AB(acc_half, a_s, views[1])
+        tk.warpgroup.mma_wait()
+        tk.store(c, acc, (tk.warp_id(), 0))
+        tk.store(c_half, acc_half, (tk.warp_id(), 0))
+
+
+def _run(cols: bool, device):
+    x = rand(64, 256, device=device) if cols else rand(128, 64, device=device)
+    a = rand(64, 64, device=device)
+    o = poison(*x.shape, device=device)
+    c, c_half = poison(64, 256, dtype=torch.float32, device=device), poison(64, 128, dtype=torch.float32, device=device)
+    halves[1](x, a, o, c, c_half, cols)
+    assert torch.equal(o.cpu(), x.cpu())
+    if cols:
+        ref = a.double().cpu() @ x.double().cpu()
+        assert_close(c.cpu(), ref, 1e-5)
+        assert_close(c_half.cpu(), ref[:, 128:], 1e-5)
+
+
+@pytest.mark.parametrize("cols", [True, False])
+def test_subtiles_in_interpreter(cols):
+    _run(cols, "cpu")
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("cols", [True, False])
+def test_gpu_subtiles_match_the_whole_tile(cols):
+    _run(cols, "cuda")
+
+
+def test_subtile_compiles_without_spills():
+    x = torch.empty(64, 256, dtype=torch.bfloat16)
+    f = torch.empty(64, 256)
+    ck = halves.compile(x, x[:, :64], x, f, f[:, :128], True, arch="sm_90a")
+    assert "HGMMA" in ck.sass() and ck.resources().local == 0
+
+
+@pytest.mark.parametrize("shape, index, match", [
+    ((32, 256), (1, 0), "not contiguous"),  # rows of a tile four atoms wide
+    ((64, 96), (0, 0), "not contiguous"),  # part of an atom
+    ((64, 128), (0, 2), "does not fit"),
+])
+def test_non_contiguous_or_outside_subtiles_are_errors(shape, index, match):
+    @tk.kernel(warps=1)
+    def k(x: tk.gl(tk.bf16)):
+        t = tk.st(tk.bf16, 64, 256)
+        tk.subtile(t, shape, index)
+
+    with pytest.raises(tk.KernelTypeError, match=match):
+        k.ir(rand(16, 16))
