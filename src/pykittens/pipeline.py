@@ -9,8 +9,9 @@ Work tiles are spread over a persistent grid (block b takes tiles b, b + grid, â
 
 With ``cluster=n`` (a kernel declared with ``@tk.kernel(cluster=n)``) the n blocks of a cluster walk the same tiles
 in lockstep and may fill each other's stages (multicast TMA in ``load``): a stage counts as free only when the
-consumers of every block of the cluster have released it, so consumers release it in every block
-(``tk.arrive(..., cta=r)``), and the blocks synchronise after initialising their semaphores and before exiting.
+consumers of every block of the cluster have released it. Consumers release locally; warp 1 of the producer
+warpgroup forwards each release to every block (``tk.arrive(..., cta=r)``); the blocks synchronise after
+initialising their semaphores and before exiting.
 
 Stage/phase bookkeeping: step g (counted across all tiles a block handles) uses stage g % stages and waits for
 phase parity (g // stages) % 2 on ``full``; the producer waits on ``empty`` with the opposite parity, so its first
@@ -69,19 +70,37 @@ def producer_consumer(*, stages: int, consumers: int, tiles, steps, load, comput
         trace.fail(f"producer_consumer(cluster={cluster}) in a kernel declared with cluster={b.cluster}")
     full = trace.semaphore(count=stages)
     empty = trace.semaphore(count=stages)
+    # clusters: consumers release into `freed` here; warp 1 forwards each release to every block's `empty`, so no
+    # consumer waits on a remote arrival (which stalls the issuing warp, and with it the warpgroup's next wgmma)
+    freed = trace.semaphore(count=stages) if cluster > 1 else empty
     warp, wg = trace.warp_id(), trace.warp_id() // 4
     with trace.if_(warp == 0):
         for s in range(stages):
             init_semaphore(full[s], 1)
-            init_semaphore(empty[s], 4 * consumers * cluster)  # every consumer warp of every block of the cluster
+            init_semaphore(freed[s], 4 * consumers)
+            if cluster > 1:
+                init_semaphore(empty[s], cluster)  # one forwarded release from each block of the cluster
         if init is not None:
             init()
     cluster_sync() if cluster > 1 else sync()
 
     def release(stage):
-        if cluster == 1:
-            arrive(empty[stage])
-        for r in range(cluster if cluster > 1 else 0):
+        arrive(freed[stage])
+
+    def ring(body):  # walk the block's tiles and steps as the producer does: body(t, k, g, stage)
+        for t in trace.range(first, tiles, stride):
+            base = trace.let((t - first) // stride * steps, "g0")  # steps this block did before tile t
+            for k in trace.range(steps):
+                g = trace.let(base + k, "g")
+                body(t, k, g, trace.let(g % stages, "stage"))
+
+    def produce(t, k, g, stage):
+        wait(empty[stage], ((g // stages) % 2) ^ 1)
+        load(Step(stage, t, k, full[stage]))
+
+    def forward(t, k, g, stage):
+        wait(freed[stage], (g // stages) % 2)
+        for r in range(cluster):
             arrive(empty[stage], cta=r)
 
     first, stride = (trace.block_idx.x, trace.grid_dim.x) if persistent else (0, 1)
@@ -90,13 +109,11 @@ def producer_consumer(*, stages: int, consumers: int, tiles, steps, load, comput
     with trace.if_(wg == 0):
         decrease_registers(producer_registers)
         with trace.if_(warp == 0):
-            for t in trace.range(first, tiles, stride):
-                base = trace.let((t - first) // stride * steps, "g0")  # steps this block did before tile t
-                for k in trace.range(steps):
-                    g = trace.let(base + k, "g")
-                    stage = trace.let(g % stages, "stage")
-                    wait(empty[stage], ((g // stages) % 2) ^ 1)
-                    load(Step(stage, t, k, full[stage]))
+            ring(produce)
+        if cluster > 1:  # (an else branch: the two warps run concurrently, also in the interpreter)
+            with trace.else_():
+                with trace.if_(warp == 1):
+                    ring(forward)
     with trace.else_():
         increase_registers(consumer_registers)
         consumer = trace.let(wg - 1, "consumer")
