@@ -84,9 +84,6 @@ def producer_consumer(*, stages: int, consumers: int, tiles, steps, load, comput
             init()
     cluster_sync() if cluster > 1 else sync()
 
-    def release(stage):
-        arrive(freed[stage])
-
     def ring(body):  # walk the block's tiles and steps as the producer does: body(t, k, g, stage)
         for t in trace.range(first, tiles, stride):
             base = trace.let((t - first) // stride * steps, "g0")  # steps this block did before tile t
@@ -128,13 +125,13 @@ def producer_consumer(*, stages: int, consumers: int, tiles, steps, load, comput
                 compute(Step(stage, t, k, full[stage], consumer))
                 if release_lag:
                     with trace.if_(k > 0):
-                        release((g + stages - 1) % stages)  # the previous step's mma is done
+                        arrive(freed[(g + stages - 1) % stages])  # the previous step's mma is done
                 else:
-                    release(stage)
+                    arrive(freed[stage])
             finish(Step(None, t, None, None, consumer))
             if release_lag:  # finish has waited for the last mma: release its stage
                 with trace.if_(steps > 0):
-                    release((base + steps + stages - 1) % stages)
+                    arrive(freed[(base + steps + stages - 1) % stages])
         if end is not None:
             end(Step(None, None, None, None, consumer))
     if cluster > 1:  # no block exits while a peer may still arrive on its semaphores
