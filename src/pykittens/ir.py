@@ -218,9 +218,11 @@ class OpStmt(Stmt):
 
 @dataclass(eq=False)
 class Let(Stmt):
-    """Binds a named device scalar once (keeps generated code readable and avoids recomputation)."""
+    """Binds a named device scalar once (keeps generated code readable and avoids recomputation). ``mode``: 'let'
+    (a constant), 'var' (declares a mutable scalar, ``tk.var``) or 'set' (assigns one, ``tk.assign``)."""
     sym: Sym
     value: Expr
+    mode: str = "let"
 
 
 @dataclass(eq=False)
@@ -275,7 +277,8 @@ def _dump(stmts, out, depth):
             n = "".join(f"[{c}]" for c in s.var.count)
             out.append(f"{pad}{s.var.name}{n}: {s.var.type}")
         elif isinstance(s, Let):
-            out.append(f"{pad}{s.sym.name} = {s.value}")
+            out.append(f"{pad}{'var ' if s.mode == 'var' else ''}{s.sym.name} {'<-' if s.mode == 'set' else '='} "
+                       f"{s.value}")
         elif isinstance(s, For):
             out.append(f"{pad}for {s.var} in range({s.start}, {s.stop}, {s.step}):")
             _dump(s.body, out, depth + 1)

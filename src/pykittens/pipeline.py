@@ -32,12 +32,14 @@ from .ops.sync import sync
 @dataclass
 class Step:
     """What a callback gets: the ring ``stage`` to use, the work ``tile`` and input ``step`` within it, the
-    ``full`` semaphore of the stage (loads complete on it), and the consumer's index (``consumer``, 0-based)."""
+    ``full`` semaphore of the stage (loads complete on it), the consumer's index (``consumer``, 0-based) and how
+    many tiles the block took before this one (``count``: e.g. the parity of a per-tile semaphore)."""
     stage: Expr
     tile: Expr
     step: Expr
     full: object = None
     consumer: Expr | None = None
+    count: Expr | None = None
 
 
 def producer_consumer(*, stages: int, consumers: int, tiles, steps, load, compute, finish, start=None, end=None,
@@ -45,7 +47,8 @@ def producer_consumer(*, stages: int, consumers: int, tiles, steps, load, comput
                       release_lag: int = 0, cluster: int = 1):
     """Emit a producer/consumer pipeline into the current kernel (which must have ``4 * (1 + consumers)`` warps).
 
-    tiles: number of work tiles (device scalar); steps: input steps per tile (device scalar);
+    tiles: number of work tiles (device scalar); steps: input steps per tile (a device scalar, or a function of the
+    tile giving each its own count — the ring position is then carried in a ``tk.var`` counter);
     load(step): producer warp, issue the TMA loads of ``step`` into ``step.stage`` completing on ``step.full``
     (announce the bytes with ``tk.expect(step.full, ...)`` first); compute(step): each consumer warpgroup, use the
     stage (wait for its own async mma before returning: the stage is released right after);
@@ -84,12 +87,23 @@ def producer_consumer(*, stages: int, consumers: int, tiles, steps, load, comput
             init()
     cluster_sync() if cluster > 1 else sync()
 
-    def ring(body):  # walk the block's tiles and steps as the producer does: body(t, k, g, stage)
+    def walk(body, before=None, after=None):
+        """The block's tiles and their steps, as each role walks them: before(t, count) at a tile's start,
+        body(t, k, g, stage) per step (g counts the block's steps over all its tiles), after(t, count, g0, n)."""
+        done = trace.var(0, "g0") if callable(steps) else None  # steps of the block's earlier tiles
         for t in trace.range(first, tiles, stride):
-            base = trace.let((t - first) // stride * steps, "g0")  # steps this block did before tile t
-            for k in trace.range(steps):
+            count = (t - first) // stride
+            n = trace.let(steps(t), "steps") if done is not None else steps
+            base = done if done is not None else trace.let(count * steps, "g0")  # steps before tile t
+            if before is not None:
+                before(t, count)
+            for k in trace.range(n):
                 g = trace.let(base + k, "g")
                 body(t, k, g, trace.let(g % stages, "stage"))
+            if after is not None:
+                after(t, count, base, n)
+            if done is not None:
+                trace.assign(done, done + n)
 
     def produce(t, k, g, stage):
         wait(empty[stage], ((g // stages) % 2) ^ 1)
@@ -106,32 +120,35 @@ def producer_consumer(*, stages: int, consumers: int, tiles, steps, load, comput
     with trace.if_(wg == 0):
         decrease_registers(producer_registers)
         with trace.if_(warp == 0):
-            ring(produce)
+            walk(produce)
         if cluster > 1:  # (an else branch: the two warps run concurrently, also in the interpreter)
             with trace.else_():
                 with trace.if_(warp == 1):
-                    ring(forward)
+                    walk(forward)
     with trace.else_():
         increase_registers(consumer_registers)
         consumer = trace.let(wg - 1, "consumer")
-        for t in trace.range(first, tiles, stride):
-            base = trace.let((t - first) // stride * steps, "g0")
+
+        def begin(t, count):
             if start is not None:
-                start(Step(None, t, None, None, consumer))
-            for k in trace.range(steps):
-                g = trace.let(base + k, "g")
-                stage = trace.let(g % stages, "stage")
-                wait(full[stage], (g // stages) % 2)
-                compute(Step(stage, t, k, full[stage], consumer))
-                if release_lag:
-                    with trace.if_(k > 0):
-                        arrive(freed[(g + stages - 1) % stages])  # the previous step's mma is done
-                else:
-                    arrive(freed[stage])
-            finish(Step(None, t, None, None, consumer))
+                start(Step(None, t, None, None, consumer, count))
+
+        def step(t, k, g, stage):
+            wait(full[stage], (g // stages) % 2)
+            compute(Step(stage, t, k, full[stage], consumer))
+            if release_lag:
+                with trace.if_(k > 0):
+                    arrive(freed[(g + stages - 1) % stages])  # the previous step's mma is done
+            else:
+                arrive(freed[stage])
+
+        def close(t, count, base, n):
+            finish(Step(None, t, None, None, consumer, count))
             if release_lag:  # finish has waited for the last mma: release its stage
-                with trace.if_(steps > 0):
-                    arrive(freed[(base + steps + stages - 1) % stages])
+                with trace.if_(n > 0):
+                    arrive(freed[(base + n + stages - 1) % stages])
+
+        walk(step, begin, close)
         if end is not None:
             end(Step(None, None, None, None, consumer))
     if cluster > 1:  # no block exits while a peer may still arrive on its semaphores

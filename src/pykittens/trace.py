@@ -48,6 +48,7 @@ class Builder:
         self.name = name
         self.warps = warps
         self.cluster = 1  # blocks per cluster (Kernel sets it from its declaration)
+        self.mutable: set = set()  # names of tk.var scalars (tk.assign may set them)
         self.root: list = []
         self.stack: list[list] = [self.root]
         self.smem_bytes = 0
@@ -219,6 +220,25 @@ def let(value, name: str | None = None) -> ir.Sym:
     sym = ir.Sym(b.fresh(name or _assigned_name(loc, "s")), value.type)
     b.append(ir.Let(sym, value, loc=loc))
     return sym
+
+
+def var(value, name: str | None = None) -> ir.Sym:
+    """A mutable device scalar (int or float, from ``value``), initialised to ``value`` where it is declared and
+    changed with ``tk.assign`` — e.g. a counter carried through loops whose trip counts differ."""
+    b, loc = builder(), user_loc()
+    value = ir.as_expr(value)
+    sym = ir.Sym(b.fresh(name or _assigned_name(loc, "v")), value.type)
+    b.mutable.add(sym.name)
+    b.append(ir.Let(sym, value, mode="var", loc=loc))
+    return sym
+
+
+def assign(sym, value):
+    """Set a ``tk.var`` scalar to ``value`` (a device scalar or number)."""
+    b, loc = builder(), user_loc()
+    if not isinstance(sym, ir.Sym) or sym.name not in b.mutable:
+        raise KernelTypeError(f"tk.assign needs a scalar made by tk.var, got {sym!r}", loc)
+    b.append(ir.Let(sym, ir.as_expr(value), mode="set", loc=loc))
 
 
 def minimum(a, b) -> ir.Expr:

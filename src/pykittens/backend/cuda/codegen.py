@@ -116,7 +116,8 @@ class Codegen:
                     out.append(f"{pad}const {t.cuda()} {v.name}{{({t.dtype.ctype}*)(tk_smem + {v.offset})}};")
             elif isinstance(s, ir.Let):
                 ty = "float" if s.sym.type is f32 else "int"
-                out.append(f"{pad}const {ty} {s.sym.name} = {expr(s.value)};")
+                decl = {"let": f"const {ty} ", "var": f"{ty} ", "set": ""}[s.mode]
+                out.append(f"{pad}{decl}{s.sym.name} = {expr(s.value)};")
             elif isinstance(s, ir.OpStmt):
                 self.ops.setdefault(type(s.op), s.op)
                 out.append(f"{pad}{s.op.cuda(self, *s.args, **s.attrs)}  // {s.op.name} @ line {s.loc[1]}")
