@@ -229,3 +229,27 @@ def test_gpu_random_grid():
         out = attention(q, k, v, causal=causal)
         err = rel_err(out, reference_attention(q, k, v, causal))
         assert err <= 1e-2, (q.shape, k.shape, causal, err)
+
+
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=pytest.mark.gpu)])
+@pytest.mark.parametrize("B, Hq, Hk, Nq, Nk, D, causal, blocks", [
+    (2, 2, 1, 200, 200, 64, True, 2),  # causal: tiles of different lengths share a block
+    (1, 3, 3, 130, 250, 64, False, 2),  # ragged, N_q != N_kv
+    (2, 2, 2, 300, 300, 128, True, 3),
+    (1, 2, 1, 100, 160, 64, True, 7),  # more blocks than tiles
+])
+def test_persistent_forward_walks_every_tile(B, Hq, Hk, Nq, Nk, D, causal, blocks, device):
+    """PERSISTENT: a 1-D grid of blocks takes the (query block, head, batch) tiles in turn, a different number of
+    key steps each when causal (the ring position carried by a tk.var counter, Q reloaded per tile)."""
+    import math
+    from pykittens.kernels.attention_ops import HOPPER_CONFIG
+    consumers, stages, kv, pingpong = HOPPER_CONFIG[D]
+    q, k, v = _inputs(B, Hq, Hk, Nq, Nk, D, device)
+    o = torch.full_like(q, float("nan"))
+    lse = torch.full((B, Hq, 1, -(-Nq // 4) * 4), float("nan"), device=device)
+    hopper_attention.launch(blocks, q, k, v, o, lse, math.log2(math.e) / math.sqrt(D), D=D, CONSUMERS=consumers,
+                            STAGES=stages, CAUSAL=causal, W=4 * (1 + consumers), KV=kv, PINGPONG=pingpong,
+                            PERSISTENT=True)
+    assert_close(o.cpu(), reference_attention(q.cpu(), k.cpu(), v.cpu(), causal), 1e-2)
+    torch.testing.assert_close(lse[:, :, 0, :Nq].cpu().double(), _reference_lse(q.cpu(), k.cpu(), causal),
+                               atol=2e-2, rtol=0)

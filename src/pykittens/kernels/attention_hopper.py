@@ -14,10 +14,20 @@ import pykittens as tk
 def hopper_attention(q: tk.gl(tk.bf16), k: tk.gl(tk.bf16), v: tk.gl(tk.bf16), o: tk.gl(tk.bf16),
                      lse: tk.gl(tk.fp32), scale_log2: tk.f32, D: tk.constexpr, CONSUMERS: tk.constexpr,
                      STAGES: tk.constexpr, CAUSAL: tk.constexpr, W: tk.constexpr, KV: tk.constexpr = 128,
-                     PINGPONG: tk.constexpr = False, PV_LAG: tk.constexpr = False):
-    b, h = tk.block_idx.z, tk.block_idx.y
-    qb = tk.let(tk.grid_dim.x - 1 - tk.block_idx.x) if CAUSAL else tk.block_idx.x  # causal: longest rows first
-    h_kv = tk.let(h // (q.depth // k.depth))
+                     PINGPONG: tk.constexpr = False, PV_LAG: tk.constexpr = False, PERSISTENT: tk.constexpr = False):
+    group = q.depth // k.depth
+    if PERSISTENT:  # a 1-D grid of blocks walks the work tiles (query block, head, batch): longest first if causal
+        n_qb, per_qb = tk.let(tk.cdiv(q.rows, 64 * CONSUMERS)), tk.let(q.depth * q.batch)
+
+        def coords(t):
+            i, rest = t // per_qb, t % per_qb
+            h = tk.let(rest % q.depth)
+            return tk.let(rest // q.depth), h, tk.let(h // group), tk.let(n_qb - 1 - i if CAUSAL else i)
+    else:
+        b, h = tk.block_idx.z, tk.block_idx.y
+        qb = tk.let(tk.grid_dim.x - 1 - tk.block_idx.x) if CAUSAL else tk.block_idx.x  # causal: longest rows first
+        h_kv = tk.let(h // group)
+        coords = lambda t: (b, h, h_kv, qb)  # noqa: E731
     q_s = tk.st(tk.bf16, 64, D, count=CONSUMERS)
     k_s, v_s = tk.st(tk.bf16, KV, D, count=STAGES), tk.st(tk.bf16, KV, D, count=STAGES)
     q_ready = tk.semaphore(count=CONSUMERS)
@@ -25,28 +35,34 @@ def hopper_attention(q: tk.gl(tk.bf16), k: tk.gl(tk.bf16), v: tk.gl(tk.bf16), o:
     max_vec, max_last, norm_vec, max_scaled = (tk.col_vec(att) for _ in range(4))
     o_bf = tk.rt(tk.bf16, 16, D)
     shift = tk.let(k.rows - q.rows)  # bottom-right causal alignment
-    steps = tk.cdiv(k.rows, KV)
-    if CAUSAL:  # key blocks past the last query row's diagonal are skipped
-        steps = tk.minimum(steps, tk.cdiv(tk.minimum((qb + 1) * 64 * CONSUMERS, q.rows) + shift, KV))
+
+    def steps_for(qb):
+        if not CAUSAL:
+            return tk.cdiv(k.rows, KV)
+        # key blocks past the last query row's diagonal are skipped
+        return tk.minimum(tk.cdiv(k.rows, KV), tk.cdiv(tk.minimum((qb + 1) * 64 * CONSUMERS, q.rows) + shift, KV))
 
     def init():
         for c in range(CONSUMERS):
             tk.init_semaphore(q_ready[c], 1)
 
     def load(s):
+        b, h, h_kv, qb = coords(s.tile)
         kv = (b, h_kv, s.step, 0)
         tk.tma.load_group(s.full, (k_s[s.stage], k, kv), (v_s[s.stage], v, kv))
 
     def start(s):
+        b, h, h_kv, qb = coords(s.tile)
         with tk.if_(tk.warp_id() % 4 == 0):
             tk.tma.load_group(q_ready[s.consumer], (q_s[s.consumer], q, (b, h, qb * CONSUMERS + s.consumer, 0)))
         tk.neg_infty(max_vec)
         tk.zero(max_scaled)  # read by finish even where a consumer had no rows to run
         tk.zero(norm_vec)
         tk.zero(o_reg)
-        tk.wait(q_ready[s.consumer], 0)
-        if PINGPONG:  # consumers take turns on Q·Kᵀ, in order 0, 1, ...: the last one lets the first go
-            with tk.if_(s.consumer == CONSUMERS - 1):
+        tk.wait(q_ready[s.consumer], s.count % 2 if PERSISTENT else 0)
+        if PINGPONG:  # consumers take turns on Q·Kᵀ, in order 0, 1, ...: the last one lets the first go (once:
+            # later tiles continue the turn order of the one before)
+            with tk.if_((s.consumer == CONSUMERS - 1) & (s.count == 0) if PERSISTENT else s.consumer == CONSUMERS - 1):
                 tk.named_arrive(4, 8)
 
     def compute(s):
@@ -54,17 +70,18 @@ def hopper_attention(q: tk.gl(tk.bf16), k: tk.gl(tk.bf16), v: tk.gl(tk.bf16), o:
             tk.named_sync(4 + s.consumer, 8)  # my turn
         # a consumer whose rows all lie past the end (in a head's last block) skips its steps; with a causal mask
         # so does one whose rows' diagonal lies left of the key block (the first consumers' last one or two)
+        qb = coords(s.tile)[3]
         row0 = (qb * CONSUMERS + s.consumer) * 64
         needed = row0 < q.rows
         if CAUSAL:
             needed = needed & (s.step * KV <= row0 + 63 + shift)
         with tk.if_(needed):
-            qk_softmax_pv(s)
+            qk_softmax_pv(s, qb)
         with tk.else_():
             if PINGPONG:
                 tk.named_arrive(4 + (s.consumer + 1) % CONSUMERS, 8)
 
-    def qk_softmax_pv(s):
+    def qk_softmax_pv(s, qb):
         tk.warpgroup.mm_ABt(att, q_s[s.consumer], k_s[s.stage])
         tk.warpgroup.mma_wait()
         if PINGPONG:  # the next consumer's Q·Kᵀ overlaps this one's softmax
@@ -93,6 +110,7 @@ def hopper_attention(q: tk.gl(tk.bf16), k: tk.gl(tk.bf16), v: tk.gl(tk.bf16), o:
             tk.warpgroup.mma_wait()
 
     def finish(s):
+        b, h, h_kv, qb = coords(s.tile)
         tk.warpgroup.mma_wait()
         tk.div_row(o_reg, o_reg, norm_vec)
         tk.copy(o_bf, o_reg)
@@ -105,7 +123,9 @@ def hopper_attention(q: tk.gl(tk.bf16), k: tk.gl(tk.bf16), v: tk.gl(tk.bf16), o:
         with tk.if_(tk.warp_id() % 4 == 0):
             tk.tma.store_wait(0)
 
-    tk.producer_consumer(stages=STAGES, consumers=CONSUMERS, tiles=1, steps=steps, load=load, compute=compute,
-                         finish=finish, start=start, init=init, persistent=False, release_lag=int(PV_LAG),
+    tiles = n_qb * per_qb if PERSISTENT else 1
+    steps = (lambda t: steps_for(coords(t)[3])) if PERSISTENT else steps_for(qb)
+    tk.producer_consumer(stages=STAGES, consumers=CONSUMERS, tiles=tiles, steps=steps, load=load, compute=compute,
+                         finish=finish, start=start, init=init, persistent=PERSISTENT, release_lag=int(PV_LAG),
                          producer_registers=24 if CONSUMERS == 3 else 40,
                          consumer_registers=160 if CONSUMERS == 3 else 232)
