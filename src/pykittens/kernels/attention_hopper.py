@@ -15,18 +15,16 @@ def hopper_attention(q: tk.gl(tk.bf16), k: tk.gl(tk.bf16), v: tk.gl(tk.bf16), o:
                      lse: tk.gl(tk.fp32), scale_log2: tk.f32, D: tk.constexpr, CONSUMERS: tk.constexpr,
                      STAGES: tk.constexpr, CAUSAL: tk.constexpr, W: tk.constexpr, KV: tk.constexpr = 128,
                      PINGPONG: tk.constexpr = False, PV_LAG: tk.constexpr = False, PERSISTENT: tk.constexpr = False):
-    group = q.depth // k.depth
     if PERSISTENT:  # a 1-D grid of blocks walks the work tiles (query block, head, batch): longest first if causal
         n_qb, per_qb = tk.let(tk.cdiv(q.rows, 64 * CONSUMERS)), tk.let(q.depth * q.batch)
 
-        def coords(t):
-            i, rest = t // per_qb, t % per_qb
-            h = tk.let(rest % q.depth)
-            return tk.let(rest // q.depth), h, tk.let(h // group), tk.let(n_qb - 1 - i if CAUSAL else i)
+        def coords(t):  # -> (batch, head, key/value head, query block)
+            h, i = tk.let(t % per_qb % q.depth), t // per_qb
+            qb = tk.let(n_qb - 1 - i if CAUSAL else i)
+            return tk.let(t % per_qb // q.depth), h, tk.let(h // (q.depth // k.depth)), qb
     else:
-        b, h = tk.block_idx.z, tk.block_idx.y
+        b, h, h_kv = tk.block_idx.z, tk.block_idx.y, tk.let(tk.block_idx.y // (q.depth // k.depth))
         qb = tk.let(tk.grid_dim.x - 1 - tk.block_idx.x) if CAUSAL else tk.block_idx.x  # causal: longest rows first
-        h_kv = tk.let(h // group)
         coords = lambda t: (b, h, h_kv, qb)  # noqa: E731
     q_s = tk.st(tk.bf16, 64, D, count=CONSUMERS)
     k_s, v_s = tk.st(tk.bf16, KV, D, count=STAGES), tk.st(tk.bf16, KV, D, count=STAGES)
@@ -36,11 +34,9 @@ def hopper_attention(q: tk.gl(tk.bf16), k: tk.gl(tk.bf16), v: tk.gl(tk.bf16), o:
     o_bf = tk.rt(tk.bf16, 16, D)
     shift = tk.let(k.rows - q.rows)  # bottom-right causal alignment
 
-    def steps_for(qb):
-        if not CAUSAL:
-            return tk.cdiv(k.rows, KV)
-        # key blocks past the last query row's diagonal are skipped
-        return tk.minimum(tk.cdiv(k.rows, KV), tk.cdiv(tk.minimum((qb + 1) * 64 * CONSUMERS, q.rows) + shift, KV))
+    def steps_for(qb):  # causal: key blocks past the last query row's diagonal are skipped
+        n = tk.cdiv(k.rows, KV)
+        return tk.minimum(n, tk.cdiv(tk.minimum((qb + 1) * 64 * CONSUMERS, q.rows) + shift, KV)) if CAUSAL else n
 
     def init():
         for c in range(CONSUMERS):
@@ -70,23 +66,20 @@ def hopper_attention(q: tk.gl(tk.bf16), k: tk.gl(tk.bf16), v: tk.gl(tk.bf16), o:
             tk.named_sync(4 + s.consumer, 8)  # my turn
         # a consumer whose rows all lie past the end (in a head's last block) skips its steps; with a causal mask
         # so does one whose rows' diagonal lies left of the key block (the first consumers' last one or two)
-        qb = coords(s.tile)[3]
-        row0 = (qb * CONSUMERS + s.consumer) * 64
-        needed = row0 < q.rows
-        if CAUSAL:
-            needed = needed & (s.step * KV <= row0 + 63 + shift)
+        row0 = (coords(s.tile)[3] * CONSUMERS + s.consumer) * 64  # this consumer's first query row
+        needed = (row0 < q.rows) & (s.step * KV <= row0 + 63 + shift) if CAUSAL else row0 < q.rows
         with tk.if_(needed):
-            qk_softmax_pv(s, qb)
+            qk_softmax_pv(s, row0)
         with tk.else_():
             if PINGPONG:
                 tk.named_arrive(4 + (s.consumer + 1) % CONSUMERS, 8)
 
-    def qk_softmax_pv(s, qb):
+    def qk_softmax_pv(s, row0):
         tk.warpgroup.mm_ABt(att, q_s[s.consumer], k_s[s.stage])
         tk.warpgroup.mma_wait()
         if PINGPONG:  # the next consumer's Q·Kᵀ overlaps this one's softmax
             tk.named_arrive(4 + (s.consumer + 1) % CONSUMERS, 8)
-        q0 = (qb * CONSUMERS + s.consumer) * 64 + (tk.warp_id() % 4) * 16  # this warp's first query row
+        q0 = row0 + (tk.warp_id() % 4) * 16  # this warp's first query row
         with tk.if_((s.step + 1) * KV > k.rows):  # ragged last block
             tk.right_fill(att, att, k.rows - s.step * KV, -math.inf)
         if CAUSAL:

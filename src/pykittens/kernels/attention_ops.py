@@ -8,7 +8,7 @@ import torch
 from .attention_bwd import attention_bwd, attention_bwd_dq, attention_bwd_prep
 from .attention_hopper import hopper_attention
 from .attention_warp import warp_attention
-from .checks import LayoutCache, layout_key, require_bf16
+from .checks import LayoutCache, device_info, layout_key, require_bf16
 
 SUPPORTED_HEAD_DIMS = (64, 128, 256)
 BACKWARD_HEAD_DIMS = (64, 128)  # D = 256: dK and dV of 64 keys would need 256 registers per thread; forward only
@@ -59,16 +59,13 @@ HOPPER_CONFIG = {64: (3, 4, 128, True), 128: (3, 2, 128, True), 256: (2, 2, 64, 
 # (head dim, causal) -> consumer warpgroups (64 keys each) of the backward kernel: 3 is 6-10% faster at D=64
 # (NOTES.md); D=128 needs 2 for its registers (dK and dV alone are 128 per thread)
 BACKWARD_CONSUMERS = {(64, False): 3, (64, True): 3, (128, False): 2, (128, True): 2}
-_CAPABILITY: dict = {}  # device index -> compute capability major, read once
+# (head dim, causal) pairs whose forward runs on a persistent grid (blocks walk the tiles): +2-3% for causal D=64,
+# 9-13% slower elsewhere (NOTES.md)
+PERSISTENT_FORWARD = {(64, True)}
 
 
 def _is_hopper(device) -> bool:
-    if device.type == "cpu":
-        return True  # the interpreter runs the Hopper kernel
-    major = _CAPABILITY.get(device.index)
-    if major is None:
-        major = _CAPABILITY[device.index] = torch.cuda.get_device_capability(device)[0]
-    return major == 9
+    return device_info(device)[0] == 9  # (the interpreter runs the Hopper kernel)
 
 
 def _warp_forward(q, k, v, causal, scale, warps=4):
@@ -93,9 +90,12 @@ class _ForwardLaunch:
         consumers, stages, kv, pingpong = HOPPER_CONFIG[D]
         self.bnhd = q.stride(1) < q.stride(2)  # a transposed (B, N, H, D) tensor: o gets the same layout
         self.lse_rows = -(-N // 4) * 4  # lse rows padded to 16 bytes (a global layout requirement)
-        self.kernel = hopper_attention.launcher((-(-N // (64 * consumers)), H, B), D=D, CONSUMERS=consumers,
-                                                STAGES=stages, CAUSAL=bool(causal), W=4 * (1 + consumers),
-                                                KV=kv, PINGPONG=pingpong)
+        blocks = -(-N // (64 * consumers))
+        persistent = (D, bool(causal)) in PERSISTENT_FORWARD
+        grid = (min(blocks * H * B, device_info(q.device)[1]),) if persistent else (blocks, H, B)
+        self.kernel = hopper_attention.launcher(grid, D=D, CONSUMERS=consumers, STAGES=stages, CAUSAL=bool(causal),
+                                                W=4 * (1 + consumers), KV=kv, PINGPONG=pingpong,
+                                                PERSISTENT=persistent)
 
 
 def _hopper_forward(q, k, v, causal: bool, scale: float, checked: _Checked | None = None):

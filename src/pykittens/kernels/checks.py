@@ -26,6 +26,21 @@ class LayoutCache(dict):
         return value
 
 
+_DEVICES: dict = {}  # device index -> (compute capability major, multiprocessors), read once
+
+
+def device_info(device) -> tuple[int, int]:
+    """(compute capability major, SM count) of a tensor's device; the interpreter (CPU) counts as a Hopper with
+    2 SMs: a small persistent grid still walks every tile."""
+    if device.type != "cuda":
+        return 9, 2
+    info = _DEVICES.get(device.index)
+    if info is None:
+        p = torch.cuda.get_device_properties(device)
+        info = _DEVICES[device.index] = (p.major, p.multi_processor_count)
+    return info
+
+
 def layout_key(*args) -> tuple:
     """Dtype, shape, strides and device of each tensor; other arguments as they are. (``Kernel.launch`` keys its
     launch plans the same way, inline: it knows which parameters are tensors, which saves the type tests.)"""

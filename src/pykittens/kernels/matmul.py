@@ -1,24 +1,11 @@
 """``pykittens.kernels.matmul``: bf16 matrix products on Hopper (and in the interpreter on CPU tensors)."""
 import torch
 
-from .checks import LayoutCache, layout_key, require_bf16
+from .checks import LayoutCache, device_info, layout_key, require_bf16
 from .gemm import gemm
 
 STAGES = 3  # 3 x 48 KB of A/B stages + 64 KB of C staging fits the 227 KB of shared memory
 CLUSTER = 1  # blocks per cluster; 2 shares B by multicast but was slower (NOTES.md)
-
-
-_DEVICES: dict = {}  # device index -> (compute capability major, multiprocessors), read once
-
-
-def _device_info(device) -> tuple[int, int]:
-    if device.type != "cuda":
-        return 9, 2  # the interpreter: a small persistent grid still exercises the tile loop
-    info = _DEVICES.get(device.index)
-    if info is None:
-        p = torch.cuda.get_device_properties(device)
-        info = _DEVICES[device.index] = (p.major, p.multi_processor_count)
-    return info
 
 
 def persistent_grid(a: torch.Tensor, M: int, N: int, transpose_b: bool, cluster: int, **constexprs) -> int:
@@ -34,7 +21,7 @@ def persistent_grid(a: torch.Tensor, M: int, N: int, transpose_b: bool, cluster:
         return 0
     if a.device.type != "cuda":
         return cluster * min(tiles, max(1, 2 // cluster))
-    _, sms = _device_info(a.device)
+    _, sms = device_info(a.device)
     if cluster == 1:
         return min(tiles, sms)
     from ..backend.cuda.launch import device_arch
@@ -85,7 +72,7 @@ def _plan(a, b, transpose_b: bool) -> tuple:
     require_bf16("matmul", 2, a=a, b=b)
     if a.device != b.device:
         raise ValueError(f"matmul: a and b must be on one device, got {a.device} and {b.device}")
-    if _device_info(a.device)[0] != 9:
+    if device_info(a.device)[0] != 9:
         raise RuntimeError("matmul: the GEMM kernel uses wgmma and TMA and needs a Hopper GPU (sm_90)")
     M, K = a.shape
     N, Kb = (b.shape if transpose_b else b.shape[::-1])
