@@ -59,9 +59,9 @@ HOPPER_CONFIG = {64: (3, 4, 128, True), 128: (3, 2, 128, True), 256: (2, 2, 64, 
 # (head dim, causal) -> consumer warpgroups (64 keys each) of the backward kernel: 3 is 6-10% faster at D=64
 # (NOTES.md); D=128 needs 2 for its registers (dK and dV alone are 128 per thread)
 BACKWARD_CONSUMERS = {(64, False): 3, (64, True): 3, (128, False): 2, (128, True): 2}
-# (head dim, causal) pairs whose forward runs on a persistent grid (blocks walk the tiles): +2-3% for causal D=64,
-# 9-13% slower elsewhere (NOTES.md)
-PERSISTENT_FORWARD = {(64, True)}
+# (head dim, causal) -> longest sequence whose forward runs on a persistent grid (blocks walk the tiles): causal D=64
+# gains 2-5% up to N = 2048 and loses from 8k (-9% at 16k); the others lose 4-13% (NOTES.md)
+PERSISTENT_FORWARD = {(64, True): 2048}
 
 
 def _is_hopper(device) -> bool:
@@ -91,7 +91,7 @@ class _ForwardLaunch:
         self.bnhd = q.stride(1) < q.stride(2)  # a transposed (B, N, H, D) tensor: o gets the same layout
         self.lse_rows = -(-N // 4) * 4  # lse rows padded to 16 bytes (a global layout requirement)
         blocks = -(-N // (64 * consumers))
-        persistent = (D, bool(causal)) in PERSISTENT_FORWARD
+        persistent = N <= PERSISTENT_FORWARD.get((D, bool(causal)), 0)
         grid = (min(blocks * H * B, device_info(q.device)[1]),) if persistent else (blocks, H, B)
         self.kernel = hopper_attention.launcher(grid, D=D, CONSUMERS=consumers, STAGES=stages, CAUSAL=bool(causal),
                                                 W=4 * (1 + consumers), KV=kv, PINGPONG=pingpong,
