@@ -279,3 +279,43 @@ def test_launcher_matches_reference_on_gpu_and_checks_alignment():
     run(x[:-1].view(64, 32), poison(64, 32, dtype=torch.float32, device="cuda"), 1.0)
     with pytest.raises(tk.LaunchError, match="16-byte aligned"):  # same layout, 2 bytes off
         run(x[1:].view(64, 32), poison(64, 32, dtype=torch.float32, device="cuda"), 1.0)
+
+
+@tk.kernel(warps=2)
+def triangular(o: tk.gl(tk.fp32), n: tk.i32):
+    """Warp w sums 0 + 1 + ... + (n + w - 1) in a tk.var (loops of different lengths per warp) into its tile."""
+    total = tk.var(0)
+    for i in tk.range(n + tk.warp_id()):
+        tk.assign(total, total + i)
+    t = tk.rt(tk.fp32, 16, 16)
+    tk.zero(t)
+    tk.add(t, t, total)
+    tk.store(o, t, (tk.warp_id(), 0))
+
+
+def _triangular_case(device):
+    o = poison(32, 16, dtype=torch.float32, device=device)
+    triangular[1](o, 5)
+    return o.cpu(), torch.cat([torch.full((16, 16), 10.0), torch.full((16, 16), 15.0)])
+
+
+def test_mutable_scalar_carries_through_loops_of_different_lengths():
+    o, ref = _triangular_case("cpu")
+    assert torch.equal(o, ref)
+    src = triangular.source(torch.empty(32, 16), 5, prelude=False)
+    assert "int total = 0;" in src and "total = (total + i);" in src
+    assert triangular.compile(torch.empty(32, 16), 5, arch="sm_90a").resources().local == 0
+
+    @tk.kernel(warps=1)
+    def bad(o: tk.gl(tk.fp32)):
+        fixed = tk.let(tk.warp_id() + 1)
+        tk.assign(fixed, 2)
+
+    with pytest.raises(tk.KernelTypeError, match="tk.assign needs a scalar made by tk.var"):
+        bad.ir(torch.empty(16, 16))
+
+
+@pytest.mark.gpu
+def test_gpu_mutable_scalar():
+    o, ref = _triangular_case("cuda")
+    assert torch.equal(o, ref)
