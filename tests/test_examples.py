@@ -14,7 +14,7 @@ def _load(name):
     return mod
 
 
-@pytest.mark.parametrize("name", ["01_tiles_and_ops", "02_warp_matmul", "03_hopper_pipeline"])
+@pytest.mark.parametrize("name", ["01_tiles_and_ops", "02_warp_matmul", "03_hopper_pipeline", "04_clusters_and_subtiles"])
 def test_example_passes(name, capsys):
     ok = _load(name).main()
     out = capsys.readouterr().out
