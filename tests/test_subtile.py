@@ -79,3 +79,76 @@ def test_non_contiguous_or_outside_subtiles_are_errors(shape, index, match):
 
     with pytest.raises(tk.KernelTypeError, match=match):
         k.ir(rand(16, 16))
+
+
+@tk.kernel(warps=2)
+def register_halves(x: tk.gl(tk.fp32), o: tk.gl(tk.bf16), o_half: tk.gl(tk.bf16)):
+    """A 16x64 fp32 tile: scale its right half in place through a sub-tile, convert the whole tile to bf16, and
+    convert the left 16x32 half alone through a sub-tile of the bf16 tile's sub-tile."""
+    t, out, half = tk.rt(tk.fp32, 16, 64), tk.rt(tk.bf16, 16, 64), tk.rt(tk.bf16, 16, 32)
+    tk.load(t, x, (tk.warp_id(), 0))
+    right = tk.subtile(t, (16, 32), (0, 1))
+    tk.mul(right, right, 2.0)  # writes through to t
+    tk.copy(out, t)
+    tk.copy(half, tk.subtile(t, (16, 32), (0, 0)))
+    tk.store(o, out, (tk.warp_id(), 0))
+    tk.store(o_half, half, (tk.warp_id(), 0))
+
+
+def _register_case(device):
+    x = rand(32, 64, dtype=torch.float32, device=device)
+    o, o_half = poison(32, 64, device=device), poison(32, 32, device=device)
+    register_halves[1](x, o, o_half)
+    ref = x.double().cpu().clone()
+    ref[:, 32:] *= 2
+    assert_close(o.cpu(), ref, 1e-2)
+    assert_close(o_half.cpu(), ref[:, :32], 1e-2)
+
+
+def test_register_subtiles_in_interpreter_and_compiled():
+    _register_case("cpu")
+    x = torch.empty(32, 64)
+    src = register_halves.source(x, x.bfloat16(), x[:, :32].bfloat16(), prelude=False)
+    assert "tk::rt_view<decltype(rt), 0, 2, 1, 2> right{rt};" in src  # (t, out, half: rt, rt_1, rt_2)
+    ck = register_halves.compile(x, x.bfloat16(), x[:, :32].bfloat16(), arch="sm_90a")
+    assert ck.resources().local == 0 and ck.resources().stack == 0  # the view stays in registers
+
+
+@pytest.mark.gpu
+def test_gpu_register_subtiles():
+    _register_case("cuda")
+
+
+def test_wgmma_refuses_register_subtiles():
+    @tk.kernel(warps=4)
+    def k(x: tk.gl(tk.bf16)):
+        acc, b_s = tk.rt(tk.fp32, 16, 128), tk.st(tk.bf16, 64, 64)
+        tk.warpgroup.mm_AB(tk.subtile(acc, (16, 64), (0, 0)), b_s, b_s)
+
+    with pytest.raises(tk.KernelTypeError, match="register sub-tile"):
+        k.ir(rand(16, 16))
+
+
+@tk.kernel(warps=4)
+def staged_halves(x: tk.gl(tk.fp32), o: tk.gl(tk.bf16)):
+    """A warpgroup's 64x128 result written out through a 64x64 staging tile one column half at a time (half the
+    shared memory of staging it whole), each half a register sub-tile; the right half also by a plain store."""
+    t, out = tk.rt(tk.fp32, 16, 128), tk.rt(tk.bf16, 16, 128)
+    c_s = tk.st(tk.bf16, 64, 64)
+    tk.load(t, x, (tk.warp_id(), 0))
+    tk.copy(out, t)
+    for h in range(2):
+        tk.warpgroup.store_async(o, c_s, tk.subtile(out, (16, 64), (0, h)), (0, h), 1)
+        with tk.if_(tk.warp_id() == 0):
+            tk.tma.store_wait(0)  # the copy has read c_s before the next half overwrites it
+    tk.store(o, tk.subtile(out, (16, 64), (0, 1)), (tk.warp_id(), 1))
+
+
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=pytest.mark.gpu)])
+def test_register_subtiles_stage_through_shared_memory(device):
+    x = rand(64, 128, dtype=torch.float32, device=device)
+    o = poison(64, 128, device=device)
+    staged_halves[1](x, o)
+    assert_close(o.cpu(), x.cpu().double(), 1e-2)
+    if device == "cpu":
+        assert staged_halves.compile(x, o, arch="sm_90a").resources().local == 0

@@ -134,6 +134,7 @@ class Var:
     type: Any  # RT | RV | ST | SV | GL
     count: tuple = ()  # shared arrays only: () for a single tile
     offset: int = 0  # shared memory byte offset (shared tiles/vectors)
+    alias: tuple | None = None  # register sub-tiles (tk.subtile): (base tile Var, first row, first col)
 
     def __hash__(self):
         return id(self)

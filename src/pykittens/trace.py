@@ -160,8 +160,10 @@ def subtile(tile, shape: tuple, index: tuple) -> ir.View:
     ``swizzle`` bytes wide) with every row, or — in a tile one atom wide — any 16-row multiple of rows."""
     from .types import ST
     t = kind(tile)
+    if isinstance(t, RT):
+        return _register_subtile(tile, t, shape, index)
     if not isinstance(t, ST):
-        fail(f"tk.subtile takes a shared tile, got {t}")
+        fail(f"tk.subtile takes a shared or register tile, got {t}")
     if isinstance(tile, ir.View):
         fail("tk.subtile of a sub-tile: take the sub-tile of the whole tile instead")
     (rows, cols), (i, j) = shape, index
@@ -179,6 +181,25 @@ def subtile(tile, shape: tuple, index: tuple) -> ir.View:
         fail(f"sub-tile {rows}x{cols} at index {index} of {t} is not contiguous: take whole {atom}-column atoms with "
              f"all {t.rows} rows, or row ranges of a tile one atom ({atom} columns) wide")
     return ir.View(tile, ST(t.dtype, rows, cols, t.swizzle), r0, c0, offset)
+
+
+def _register_subtile(tile, t, shape, index) -> ir.Var:
+    """A register sub-tile: a name for a block of 16x16 subtiles of ``tile`` (no copy: reads and writes go to the
+    tile). Any 16-multiple block works; wgmma does not take one (its fragments must be the whole tile's)."""
+    (rows, cols), (i, j) = shape, index
+    if not all(isinstance(x, int) for x in (rows, cols, i, j)):
+        fail(f"tk.subtile shape and index are Python ints, got {shape} and {index}")
+    r0, c0 = i * rows, j * cols
+    if rows < 16 or cols < 16 or rows % 16 or cols % 16 or r0 < 0 or c0 < 0 or r0 + rows > t.rows or c0 + cols > t.cols:
+        fail(f"sub-tile {rows}x{cols} at index {index} does not fit {t} in 16x16 steps")
+    base = tile
+    if tile.alias is not None:  # a sub-tile of a sub-tile: relative to the root tile
+        base, br, bc = tile.alias
+        r0, c0 = r0 + br, c0 + bc
+    b, loc = builder(), user_loc()
+    var = ir.Var(b.fresh(_assigned_name(loc, "sub")), _typed(RT, t.dtype, rows, cols, t.layout), alias=(base, r0, c0))
+    b.append(ir.Decl(var, loc=loc))
+    return var
 
 
 def semaphore(count=()) -> ir.Var:

@@ -134,6 +134,9 @@ class Machine:
     # ------------------------------------------------------------------------------------------ registers
     def read(self, var) -> torch.Tensor:
         """A register tile/vector for all warps, as float32 (shape ``(warps, *shape)``); must be initialised."""
+        if var.alias is not None:  # a sub-tile (tk.subtile): that region of its base tile
+            base, r0, c0 = var.alias
+            return self.read(base)[:, r0:r0 + var.type.rows, c0:c0 + var.type.cols]
         if var not in self.regs or not bool(self.reg_written[var][self.active].all()):
             self.error(UninitializedReadError, f"{var.name} ({var.type}) is read before it was written")
         if self.pending_regs:
@@ -147,6 +150,14 @@ class Machine:
         """Write ``value`` (shape ``(warps, *shape)`` or broadcastable) to the active warps' copies of ``var``."""
         shape = (self.W,) + tuple(var.type.shape)
         value = torch.as_tensor(value, dtype=torch.float32).expand(shape)
+        if var.alias is not None:  # write the region of the base tile (which then counts as written)
+            base, r0, c0 = var.alias
+            self._ensure(base)
+            region = self.regs[base][:, r0:r0 + var.type.rows, c0:c0 + var.type.cols]
+            mask = self.active.view((self.W, 1, 1))
+            region.copy_(torch.where(mask, value.to(region.dtype), region))
+            self.reg_written[base] = self.reg_written[base] | self.active
+            return
         if var not in self.regs:
             self.regs[var] = torch.full(shape, float("nan"), dtype=var.type.dtype.torch)
             self.reg_written[var] = torch.zeros(self.W, dtype=torch.bool)
@@ -156,11 +167,22 @@ class Machine:
 
     def write_warp(self, var, w: int, value: torch.Tensor):
         """Write one warp's copy of ``var``."""
+        if var.alias is not None:
+            base, r0, c0 = var.alias
+            self._ensure(base)
+            self.regs[base][w, r0:r0 + var.type.rows, c0:c0 + var.type.cols] = value.to(self.regs[base].dtype)
+            self.reg_written[base][w] = True
+            return
         if var not in self.regs:
             self.regs[var] = torch.full((self.W,) + tuple(var.type.shape), float("nan"), dtype=var.type.dtype.torch)
             self.reg_written[var] = torch.zeros(self.W, dtype=torch.bool)
         self.regs[var][w] = value.to(var.type.dtype.torch)
         self.reg_written[var][w] = True
+
+    def _ensure(self, var):
+        if var not in self.regs:
+            self.regs[var] = torch.full((self.W,) + tuple(var.type.shape), float("nan"), dtype=var.type.dtype.torch)
+            self.reg_written[var] = torch.zeros(self.W, dtype=torch.bool)
 
     # ------------------------------------------------------------------------------------------ shared memory
     def _slot(self, ref, w: int):

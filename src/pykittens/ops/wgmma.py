@@ -255,6 +255,9 @@ class Wgmma(Op):
             fail(f"{n}: warpgroup ops need a multiple of {WARPGROUP} warps per block (a warpgroup is "
                  f"{WARPGROUP} consecutive warps): expected warps = 4, 8, ..., got {warps}")
         td = need_rt(d, f"{n}: d")
+        for name, x in (("d", d), ("a", a)):
+            if isinstance(x, ir.Var) and x.alias is not None:
+                fail(f"{n}: {name} is a register sub-tile (tk.subtile); wgmma takes whole register tiles")
         if td.dtype != float32:
             fail(f"{n}: d must be a float32 tile (fp32 accumulators), got {td.dtype}")
         if td.layout != "row":

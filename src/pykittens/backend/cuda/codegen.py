@@ -108,7 +108,11 @@ class Codegen:
         for s in stmts:
             if isinstance(s, ir.Decl):
                 v, t = s.var, s.var.type
-                if isinstance(t, (RT, RV)):
+                if v.alias is not None:  # a register sub-tile: a view of its base tile's subtiles
+                    base, r0, c0 = v.alias
+                    out.append(f"{pad}tk::rt_view<decltype({base.name}), {r0 // 16}, {c0 // 16}, {t.rows // 16}, "
+                               f"{t.cols // 16}> {v.name}{{{base.name}}};")
+                elif isinstance(t, (RT, RV)):
                     out.append(f"{pad}{t.cuda()} {v.name};")
                 elif v.count:
                     out.append(f"{pad}const tk::sarray<{t.cuda()}> {v.name}{{tk_smem + {v.offset}}};")

@@ -46,6 +46,17 @@ struct rt {
   static constexpr int rows = R, cols = C, height = R / 16, width = C / 16;
   packed_t<T> data[R / 16][C / 16][4];
 };
+// Subtiles [I0, I0+H) x [J0, J0+W) of register tile B under a name of their own (tk.subtile): `data[i]` is row
+// I0+i of B's subtiles from column J0 on, so data[i][j][k] reaches B's registers (everything unrolls).
+template<class B, int I0, int J0, int H, int W>
+struct rt_view {
+  using dtype = typename B::dtype; using layout = typename B::layout;
+  static constexpr int rows = H * 16, cols = W * 16, height = H, width = W;
+  struct rows_t {
+    B& b;
+    __device__ __forceinline__ auto operator[](int i) const { return b.data[I0 + i] + J0; }
+  } data;
+};
 // (row, col) inside a 16x16 subtile of pair k, element e, for the calling lane.
 template<typename L> __device__ __forceinline__ int frag_row(int k, int e) {
   int g = lane_id() >> 2, t = lane_id() & 3;
