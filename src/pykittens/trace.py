@@ -166,12 +166,7 @@ def subtile(tile, shape: tuple, index: tuple) -> ir.View:
         fail(f"tk.subtile takes a shared or register tile, got {t}")
     if isinstance(tile, ir.View):
         fail("tk.subtile of a sub-tile: take the sub-tile of the whole tile instead")
-    (rows, cols), (i, j) = shape, index
-    if not all(isinstance(x, int) for x in (rows, cols, i, j)):
-        fail(f"tk.subtile shape and index are Python ints, got {shape} and {index}")
-    r0, c0 = i * rows, j * cols
-    if rows < 16 or cols < 16 or rows % 16 or cols % 16 or r0 < 0 or c0 < 0 or r0 + rows > t.rows or c0 + cols > t.cols:
-        fail(f"sub-tile {rows}x{cols} at index {index} does not fit {t} in 16x16 steps")
+    rows, cols, r0, c0 = _subtile_origin(t, shape, index)
     atom = t.swizzle // t.dtype.size if t.swizzle else t.cols  # columns per atom
     if rows == t.rows and c0 % atom == 0 and cols % atom == 0:
         offset = (c0 // atom) * t.rows * (t.swizzle or t.cols * t.dtype.size)
@@ -183,15 +178,22 @@ def subtile(tile, shape: tuple, index: tuple) -> ir.View:
     return ir.View(tile, ST(t.dtype, rows, cols, t.swizzle), r0, c0, offset)
 
 
-def _register_subtile(tile, t, shape, index) -> ir.Var:
-    """A register sub-tile: a name for a block of 16x16 subtiles of ``tile`` (no copy: reads and writes go to the
-    tile). Any 16-multiple block works; wgmma does not take one (its fragments must be the whole tile's)."""
+def _subtile_origin(t, shape, index) -> tuple:
+    """(rows, cols, first row, first col) of sub-tile ``shape`` at tile index ``index`` of a tile of type ``t``,
+    checked: Python ints, 16x16 steps, inside the tile."""
     (rows, cols), (i, j) = shape, index
     if not all(isinstance(x, int) for x in (rows, cols, i, j)):
         fail(f"tk.subtile shape and index are Python ints, got {shape} and {index}")
     r0, c0 = i * rows, j * cols
     if rows < 16 or cols < 16 or rows % 16 or cols % 16 or r0 < 0 or c0 < 0 or r0 + rows > t.rows or c0 + cols > t.cols:
         fail(f"sub-tile {rows}x{cols} at index {index} does not fit {t} in 16x16 steps")
+    return rows, cols, r0, c0
+
+
+def _register_subtile(tile, t, shape, index) -> ir.Var:
+    """A register sub-tile: a name for a block of 16x16 subtiles of ``tile`` (no copy: reads and writes go to the
+    tile). Any 16-multiple block works; wgmma does not take one (its fragments must be the whole tile's)."""
+    rows, cols, r0, c0 = _subtile_origin(t, shape, index)
     base = tile
     if tile.alias is not None:  # a sub-tile of a sub-tile: relative to the root tile
         base, br, bc = tile.alias
