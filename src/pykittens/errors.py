@@ -26,6 +26,13 @@ class LaunchError(KernelError, ValueError):
     """Bad launch arguments: wrong tensor dtype, device, stride, alignment, or grid."""
 
 
+def check_cluster_grid(kernel: str, grid: tuple, cluster: int):
+    """A kernel with thread-block clusters needs a grid whose x size is a multiple of the cluster size (both
+    backends check before running)."""
+    if grid[0] % cluster:
+        raise LaunchError(f"kernel '{kernel}': grid x ({grid[0]}) must be a multiple of the cluster size ({cluster})")
+
+
 class InterpreterError(KernelError, RuntimeError):
     """The interpreter found a bug in the kernel."""
 

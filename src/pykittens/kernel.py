@@ -364,7 +364,6 @@ class Kernel:
             raise LaunchError(f"kernel '{self.name}': all tensors must be on one device, got {sorted(map(str, devices))}")
         device = devices.pop() if devices else torch.device("cpu")
         spec = self._specialize(key, args)
-        _check_cluster_grid(self.name, _grid(grid), spec.kir.cluster)
         if device.type == "cpu" or settings.interpret:
             self._interpret(spec.kir, _grid(grid), runtime)
             return None
@@ -373,7 +372,8 @@ class Kernel:
         from .backend.cuda.launch import LaunchPlan, device_arch
         ck = self.compile(*args, arch=settings.arch or device_arch(device))
         index = device.index or 0
-        return LaunchPlan(ck.loaded(device), spec.kir.params, spec.kir.tensor_maps, runtime, index, spec.kir.cluster)
+        return LaunchPlan(ck.loaded(device), spec.kir.params, spec.kir.tensor_maps, runtime, index, spec.kir.cluster,
+                          self.name)
 
     def _interpret(self, kir, grid, runtime):
         from .interpreter.machine import run_kernel
@@ -423,11 +423,6 @@ class Launcher:
         values = [_address(params[i][0], a) if kinds[i] == 0 else _check_scalar(*params[i], a)
                   for i, a in zip(self.runtime, runtime)]
         plan.launch(self.grid, values, _current_stream(plan.device_index))
-
-
-def _check_cluster_grid(name: str, grid: tuple, cluster: int):
-    if grid[0] % cluster:
-        raise LaunchError(f"kernel '{name}': grid x ({grid[0]}) must be a multiple of the cluster size ({cluster})")
 
 
 def _address(name: str, t) -> int:

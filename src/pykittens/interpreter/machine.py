@@ -19,8 +19,8 @@ import math
 import torch
 
 from .. import ir
-from ..errors import (DeadlockError, InterpreterError, OutOfBoundsError, RaceError,
-                      UninitializedReadError)
+from ..errors import (DeadlockError, InterpreterError, OutOfBoundsError, RaceError, UninitializedReadError,
+                      check_cluster_grid)
 from ..types import GL, RT, RV, ST, SV
 
 
@@ -542,6 +542,7 @@ def run_kernel(kir: ir.KernelIR, grid: tuple, scalars: dict, tensors: dict):
             env[f"{var.name}.{d}"] = int(n)
     gx, gy, gz = grid
     n = kir.cluster
+    check_cluster_grid(kir.name, grid, n)
     for z in range(gz):
         for y in range(gy):
             for x in range(0, gx, n):

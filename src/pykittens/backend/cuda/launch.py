@@ -7,6 +7,7 @@ from types import SimpleNamespace
 
 import torch
 
+from ...errors import check_cluster_grid
 from ...types import GL, f32
 
 
@@ -96,8 +97,9 @@ class LaunchPlan:
     it. Shapes and strides are filled in once; a launch packs the addresses and scalars, and copies in the TMA
     descriptor of an address it has not seen in that slot before."""
 
-    def __init__(self, loaded: LoadedKernel, params, tensor_maps, runtime, device_index: int, cluster: int = 1):
-        self.loaded, self.device_index, self.cluster = loaded, device_index, cluster
+    def __init__(self, loaded: LoadedKernel, params, tensor_maps, runtime, device_index: int, cluster: int = 1,
+                 name: str = "?"):
+        self.loaded, self.device_index, self.cluster, self.name = loaded, device_index, cluster, name
         fmt, offsets, self.template, self.slots = "=", [], [], []
         size = 0
 
@@ -139,9 +141,7 @@ class LaunchPlan:
 
     def launch(self, grid: tuple, values: list, stream: int):
         """``values``: the kernel's runtime values in parameter order (addresses for gl parameters)."""
-        if grid[0] % self.cluster:
-            from ...errors import LaunchError
-            raise LaunchError(f"grid x ({grid[0]}) must be a multiple of the kernel's cluster size ({self.cluster})")
+        check_cluster_grid(self.name, grid, self.cluster)
         v = self.template.copy()
         for i, at in self.slots:
             v[at] = values[i]
