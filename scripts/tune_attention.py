@@ -7,7 +7,7 @@ import torch
 from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.nn.functional import scaled_dot_product_attention as sdpa
 
-from pykittens.bench.harness import time_ms
+from pykittens.bench.harness import run_once, time_ms
 from pykittens.kernels import hopper_attention
 
 # (consumers, stages, keys per stage, ping-pong, P·V left in flight, persistent)
@@ -35,15 +35,13 @@ def main():
                 lse = torch.empty(B, H, 1, n, device="cuda")
                 run = lambda: hopper_attention[grid](  # noqa: E731
                     q, k, v, o, lse, math.log2(math.e) / math.sqrt(d), d, c, s, causal, 4 * (1 + c), kv, pp, lag, pers)
-                try:
-                    run()
-                    torch.cuda.synchronize()
-                except Exception as e:  # noqa: BLE001
-                    print(f"  C={c} S={s} KV={kv} pingpong={pp} pv_lag={lag} persistent={pers}: failed {str(e)[:300]}")
+                label = f"C={c} S={s} KV={kv} pingpong={pp} pv_lag={lag} persistent={pers}"
+                failed = run_once(run)
+                if failed:
+                    print(f"  {label}: failed {failed}")
                     continue
                 err = ((o.double() - ref.double()).norm() / ref.double().norm()).item()
-                print(f"  C={c} S={s} KV={kv} pingpong={pp} pv_lag={lag} persistent={pers}: "
-                      f"{fl / time_ms(run):.0f} TFLOP/s (err vs cuDNN {err:.1e}, NaN {o.isnan().any().item()})")
+                print(f"  {label}: {fl / time_ms(run):.0f} TFLOP/s (err vs cuDNN {err:.1e}, NaN {o.isnan().any().item()})")
 
 
 if __name__ == "__main__":

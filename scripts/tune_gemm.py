@@ -4,7 +4,7 @@ import sys
 
 import torch
 
-from pykittens.bench.harness import time_ms
+from pykittens.bench.harness import run_once, time_ms
 from pykittens.kernels.gemm import gemm
 from pykittens.kernels.matmul import persistent_grid
 
@@ -23,11 +23,9 @@ def main():
                 c = torch.full((n, n), float("nan"), device="cuda", dtype=torch.bfloat16)
                 grid = persistent_grid(a, n, n, tb, v["CLUSTER"], **{k: x for k, x in v.items() if k != "CLUSTER"})
                 run = lambda: gemm.launch(grid, a, b, c, TRANS_B=tb, **{"STAGES": 3, **v})  # noqa: E731
-                try:
-                    run()
-                    torch.cuda.synchronize()
-                except Exception as e:  # noqa: BLE001
-                    print(f"  {v}: failed {str(e)[:300]}")
+                failed = run_once(run)
+                if failed:
+                    print(f"  {v}: failed {failed}")
                     continue
                 err = ((c[:64].double() - ref).norm() / ref.norm()).item()
                 print(f"  {v} grid {grid}: {f / time_ms(run):.0f} TFLOP/s (err {err:.1e}, NaN {c.isnan().any().item()})")

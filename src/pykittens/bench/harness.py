@@ -54,6 +54,17 @@ def time_ms(fn, warmup: int = 5, reps: int = 30, host_ahead: bool = True) -> flo
 SLEEP_HZ = 2.0e9  # cycles per second of torch.cuda._sleep's spin (the H100's boost clock, rounded up)
 
 
+def run_once(fn) -> str | None:
+    """Run ``fn()`` to completion; the error text (shortened) if it raised, else None. For tuning sweeps, where a
+    variant that does not fit (shared memory, registers) is reported and skipped."""
+    try:
+        fn()
+        torch.cuda.synchronize()
+    except Exception as e:  # noqa: BLE001 - reported by the caller, not fatal to a sweep
+        return str(e)[:300]
+    return None
+
+
 def host_overhead_us(fn, reps: int = 200) -> float:
     """Host time per call of an asynchronous launch (median over reps, GPU work excluded as far as possible)."""
     fn()
