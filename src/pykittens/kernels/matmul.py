@@ -1,6 +1,7 @@
 """``pykittens.kernels.matmul``: bf16 matrix products on Hopper (and in the interpreter on CPU tensors)."""
 import torch
 
+from ..trace import cdiv
 from .checks import LayoutCache, device_info, layout_key, require_bf16
 from .gemm import gemm
 
@@ -13,9 +14,6 @@ def persistent_grid(a: torch.Tensor, M: int, N: int, transpose_b: bool, cluster:
     the SM count, or with clusters the clusters that fit (SMs come in GPCs; asked of the driver) times their size.
     0 for an empty output. The interpreter (CPU) gets one cluster of blocks, which still walks every tile.
     ``constexprs``: the kernel's other constexprs by name (they set its shared memory, hence what fits)."""
-    def cdiv(x, y):
-        return -(-x // y)
-
     tiles = cdiv(cdiv(M, 128), cluster) * cdiv(N, 256)  # per cluster: its blocks take adjacent row tiles
     if tiles == 0:
         return 0
