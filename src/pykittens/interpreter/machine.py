@@ -158,9 +158,7 @@ class Machine:
             region.copy_(torch.where(mask, value.to(region.dtype), region))
             self.reg_written[base] = self.reg_written[base] | self.active
             return
-        if var not in self.regs:
-            self.regs[var] = torch.full(shape, float("nan"), dtype=var.type.dtype.torch)
-            self.reg_written[var] = torch.zeros(self.W, dtype=torch.bool)
+        self._ensure(var)
         mask = self.active.view((self.W,) + (1,) * len(var.type.shape))
         self.regs[var] = torch.where(mask, value.to(var.type.dtype.torch), self.regs[var])
         self.reg_written[var] = self.reg_written[var] | self.active
@@ -173,22 +171,20 @@ class Machine:
             self.regs[base][w, r0:r0 + var.type.rows, c0:c0 + var.type.cols] = value.to(self.regs[base].dtype)
             self.reg_written[base][w] = True
             return
-        if var not in self.regs:
-            self.regs[var] = torch.full((self.W,) + tuple(var.type.shape), float("nan"), dtype=var.type.dtype.torch)
-            self.reg_written[var] = torch.zeros(self.W, dtype=torch.bool)
+        self._ensure(var)
         self.regs[var][w] = value.to(var.type.dtype.torch)
         self.reg_written[var][w] = True
 
     def _ensure(self, var):
+        """Registers for ``var`` (NaN, none written) if it has none yet."""
         if var not in self.regs:
             self.regs[var] = torch.full((self.W,) + tuple(var.type.shape), float("nan"), dtype=var.type.dtype.torch)
             self.reg_written[var] = torch.zeros(self.W, dtype=torch.bool)
 
     # ------------------------------------------------------------------------------------------ shared memory
     def _slot(self, ref, w: int):
-        if isinstance(ref, ir.View):
-            var, idx = self._slot(ref.base, w)
-            return var, idx
+        if isinstance(ref, ir.View):  # a shared sub-tile: its base's slot (smem_read/write shift the region)
+            return self._slot(ref.base, w)
         if isinstance(ref, ir.Var):
             return ref, ()
         idx = tuple(int(self.scalar(i, w)) for i in ref.index)
