@@ -1,25 +1,52 @@
-"""One launch of each library kernel at a tuning size, after a warm-up, for Nsight Compute to profile:
-    ncu --kernel-name regex:pk_ --launch-skip 2 --launch-count 1 --section SpeedOfLight python3 scripts/ncu_target.py gemm
+"""One call of a library kernel (or its cuDNN peer) inside an NVTX range "prof", after warm-up calls, for Nsight
+Compute to profile that call's kernels only:
+    ncu --nvtx --nvtx-include "prof/" --section SpeedOfLight python3 scripts/ncu_target.py bwd128
+Cases: gemm[N], fwd<D>[c][_<N>], bwd<D>[c][_<N>], cudnn_fwd<D>..., cudnn_bwd<D>... (c: causal; N default 4096).
 """
+import re
 import sys
 
 import torch
+from torch.nn.attention import SDPBackend, sdpa_kernel
+from torch.nn.functional import scaled_dot_product_attention as sdpa
 
 from pykittens.kernels import attention, matmul
 
 
-def main():
-    what = sys.argv[1]
+def case(what: str):
+    """The call to profile, as a closure."""
     if what.startswith("gemm"):
         n = int(what[4:] or 4096)
-        a = torch.randn(n, n, device="cuda", dtype=torch.bfloat16)
-        b = torch.randn(n, n, device="cuda", dtype=torch.bfloat16)
-        for _ in range(3):
-            matmul(a, b)
-    else:
-        q, k, v = (torch.randn(4, 16, 4096, 128, device="cuda", dtype=torch.bfloat16) for _ in range(3))
-        for _ in range(3):
-            attention(q, k, v)
+        a, b = (torch.randn(n, n, device="cuda", dtype=torch.bfloat16) for _ in range(2))
+        return lambda: matmul(a, b)
+    m = re.fullmatch(r"(cudnn_)?(fwd|bwd)(\d+)(c?)(?:_(\d+))?", what)
+    if not m:
+        raise SystemExit(f"unknown case {what!r}: {__doc__}")
+    peer, kind, d, causal, n = m.group(1), m.group(2), int(m.group(3)), m.group(4) == "c", int(m.group(5) or 4096)
+    B, H = 16384 // n, 2048 // d  # the BENCH.md attention grid: 16k tokens, 2048 model width
+    q, k, v, do = (torch.randn(B, H, n, d, device="cuda", dtype=torch.bfloat16) for _ in range(4))
+
+    def fwd():
+        if peer:
+            with sdpa_kernel(SDPBackend.CUDNN_ATTENTION):
+                return sdpa(q, k, v, is_causal=causal)
+        return attention(q, k, v, causal=causal)
+    if kind == "fwd":
+        return fwd
+    for t in (q, k, v):
+        t.requires_grad_()
+    o = fwd()
+    return lambda: torch.autograd.grad(o, (q, k, v), do, retain_graph=True)
+
+
+def main():
+    call = case(sys.argv[1])
+    for _ in range(3):
+        call()
+    torch.cuda.synchronize()
+    torch.cuda.nvtx.range_push("prof")
+    call()
+    torch.cuda.nvtx.range_pop()
     torch.cuda.synchronize()
 
 
