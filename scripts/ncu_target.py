@@ -1,6 +1,6 @@
-"""One call of a library kernel (or its cuDNN peer) inside an NVTX range "prof", after warm-up calls, for Nsight
-Compute to profile that call's kernels only:
-    ncu --nvtx --nvtx-include "prof/" --section SpeedOfLight python3 scripts/ncu_target.py bwd128
+"""One call of a library kernel (or its cuDNN peer) between cudaProfilerStart and Stop, after warm-up calls, for
+Nsight Compute to profile that call's kernels only:
+    ncu --profile-from-start off --section SpeedOfLight python3 scripts/ncu_target.py bwd128
 Cases: gemm[N], fwd<D>[c][_<N>], bwd<D>[c][_<N>], cudnn_fwd<D>..., cudnn_bwd<D>... (c: causal; N default 4096).
 """
 import re
@@ -44,9 +44,9 @@ def main():
     for _ in range(3):
         call()
     torch.cuda.synchronize()
-    torch.cuda.nvtx.range_push("prof")
+    torch.cuda.profiler.start()
     call()
-    torch.cuda.nvtx.range_pop()
+    torch.cuda.profiler.stop()
     torch.cuda.synchronize()
 
 
