@@ -104,7 +104,8 @@ def main(argv=None) -> bool:
     a, b = runs["pykittens"], runs["sdpa"]
     tail = max(1, len(a) // 10)
     gap = abs(sum(a[-tail:]) - sum(b[-tail:])) / tail
-    ok = all(math.isfinite(x) for x in a) and gap < 0.05 and a[-1] < a[0]
+    # (a tiny run's 3 steps need not lower the loss from every random init: there only the two runs must agree)
+    ok = all(math.isfinite(x) for x in a) and gap < 0.05 and (args.tiny or a[-1] < a[0])
     print(f"final loss pykittens {a[-1]:.4f}, sdpa {b[-1]:.4f}; mean gap over the last {tail} steps {gap:.4f} "
           f"-> {'PASS' if ok else 'FAIL'}")
     if args.out is not None:

@@ -1,4 +1,7 @@
-"""Time backward variants (consumer warpgroups per block) next to cuDNN's backward, N = 4096."""
+"""Time backward variants (consumer warpgroups per block) next to cuDNN's backward:
+    python3 scripts/tune_backward.py [N ...]   (default 4096)"""
+import sys
+
 import torch
 from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.nn.functional import scaled_dot_product_attention as sdpa
@@ -11,8 +14,7 @@ from pykittens.kernels import attention
 A = importlib.import_module("pykittens.kernels.attention_ops")
 
 
-def main():
-    n = 4096
+def main(n):
     for d, variants in ((64, (2, 3)), (128, (2,))):
         for causal in (False, True):
             B, H = 16384 // n, 2048 // d
@@ -24,7 +26,8 @@ def main():
                 o = sdpa(q, k, v, is_causal=causal)
                 ref = torch.autograd.grad(o, (q, k, v), do, retain_graph=True)
                 tc = time_ms(lambda: torch.autograd.grad(o, (q, k, v), do, retain_graph=True), 3, 20)
-            print(f"D={d} causal={causal}: cuDNN backward {fl / tc:.0f} TFLOP/s")
+            print(f"N={n} D={d} causal={causal}: cuDNN backward {fl / tc:.0f} TFLOP/s")
+            default = A.BACKWARD_CONSUMERS[d, causal]
             for c in variants:
                 A.BACKWARD_CONSUMERS[d, causal] = c
                 o = attention(q, k, v, causal=causal)
@@ -32,8 +35,9 @@ def main():
                 err = max(((a.double() - b.double()).norm() / b.double().norm()).item() for a, b in zip(g, ref))
                 t = time_ms(lambda: torch.autograd.grad(o, (q, k, v), do, retain_graph=True), 3, 20)
                 print(f"  consumers={c}: {fl / t:.0f} TFLOP/s (max grad err vs cuDNN {err:.1e})")
-            A.BACKWARD_CONSUMERS[d, causal] = 2
+            A.BACKWARD_CONSUMERS[d, causal] = default
 
 
 if __name__ == "__main__":
-    main()
+    for n in map(int, sys.argv[1:] or [4096]):
+        main(n)

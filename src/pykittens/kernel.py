@@ -132,6 +132,12 @@ class CompiledKernel:
         from .backend.cuda.compiler import resources
         return resources(self.cubin)
 
+    @property
+    def wgmma_serialized(self) -> bool:
+        """ptxas serialised this kernel's wgmma instructions (each waits for the previous): a consumer short of
+        registers. The library kernels are tested not to be."""
+        return self.result.wgmma_serialized
+
     def loaded(self, device: torch.device):
         from .backend.cuda.launch import LoadedKernel
         key = device.index or 0

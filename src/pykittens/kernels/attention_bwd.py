@@ -62,7 +62,7 @@ def attention_bwd(q: tk.gl(tk.bf16), k: tk.gl(tk.bf16), v: tk.gl(tk.bf16), do: t
     dq_s = tk.st(tk.fp32, 64, D, count=C) if WITH_DQ else None
     kv_ready = tk.semaphore(count=C)
     s_t, dp_t = tk.rt(tk.fp32, 16, 64), tk.rt(tk.fp32, 16, 64)
-    p_bf, ds_bf = tk.rt(tk.bf16, 16, 64), tk.rt(tk.bf16, 16, 64)
+    p_bf = ds_bf = tk.rt(tk.bf16, 16, 64)  # Pᵀ, then dSᵀ: dV's wgmma has read Pᵀ before dSᵀ is written
     dk_acc, dv_acc, dq_acc = tk.rt(tk.fp32, 16, D), tk.rt(tk.fp32, 16, D), tk.rt(tk.fp32, 16, D)
     out = tk.rt(tk.bf16, 16, D)
     lse_v, delta_v = tk.row_vec(s_t), tk.row_vec(s_t)
@@ -165,7 +165,7 @@ def attention_bwd(q: tk.gl(tk.bf16), k: tk.gl(tk.bf16), v: tk.gl(tk.bf16), do: t
     steps = tk.let(group * n_q)
     tk.producer_consumer(stages=STAGES, consumers=C, tiles=1, steps=steps, load=load, compute=compute,
                          finish=finish, start=start, init=init, persistent=False,
-                         producer_registers=24 if C == 3 else 40, consumer_registers=160 if C == 3 else 232)
+                         producer_registers=24, consumer_registers=160 if C == 3 else 240)
 
 
 @tk.kernel(warps=12, min_blocks=1)

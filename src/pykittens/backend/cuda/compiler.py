@@ -3,6 +3,10 @@
 The cache key hashes everything that changes the binary: the generated source, the NVRTC options, the target arch,
 the NVRTC version and the pykittens version. A changed kernel body changes the source, so it never reuses a stale
 binary. Needs no GPU: NVRTC and cuobjdump come from PyPI wheels.
+
+The compiler's log is kept next to each cached cubin: ptxas reports there when it serialised a kernel's wgmma
+instructions (each one waited to completion before the next issues — typically a consumer short of registers),
+a silent slowdown of 20–30% that a fresh compile also raises as a ``PerformanceWarning``.
 """
 from __future__ import annotations
 
@@ -12,12 +16,19 @@ import re
 import subprocess
 import tempfile
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ...settings import settings
 
-_memory_cache: dict[str, bytes] = {}
+_memory_cache: dict[str, tuple[bytes, str]] = {}  # key -> (cubin, compiler log)
+
+WGMMA_SERIALIZED = "wgmma.mma_async instructions are serialized"  # ptxas's words (C7510-C7515 infos)
+
+
+class PerformanceWarning(UserWarning):
+    """The compiler built a kernel in a way known to be slow (e.g. serialised wgmma)."""
 
 
 @dataclass
@@ -27,7 +38,12 @@ class CompileResult:
     key: str
     seconds: float
     from_cache: str  # 'memory', 'disk' or '' (compiled now)
-    log: str = ""
+    log: str = ""  # NVRTC's and ptxas's messages (kept in the caches too)
+
+    @property
+    def wgmma_serialized(self) -> bool:
+        """ptxas made every wgmma wait for the one before (see the module docstring)."""
+        return WGMMA_SERIALIZED in self.log
 
 
 def nvrtc_version() -> tuple[int, int]:
@@ -82,12 +98,15 @@ def compile_source(source: str, name: str, arch: str) -> CompileResult:
     opts = options(arch)
     key = hashlib.sha256("\0".join([source, *opts, arch, nvrtc_identity(), __version__]).encode()).hexdigest()
     if key in _memory_cache:
-        return CompileResult(_memory_cache[key], arch, key, time.perf_counter() - t0, "memory")
+        cubin, log = _memory_cache[key]
+        return CompileResult(cubin, arch, key, time.perf_counter() - t0, "memory", log)
     path = Path(settings.cache_dir) / f"{name}-{key[:32]}.cubin"
     if not settings.disable_cache and path.exists():
         cubin = path.read_bytes()
-        _memory_cache[key] = cubin
-        return CompileResult(cubin, arch, key, time.perf_counter() - t0, "disk")
+        log_path = path.with_suffix(".log")
+        log = log_path.read_text() if log_path.exists() else ""
+        _memory_cache[key] = cubin, log
+        return CompileResult(cubin, arch, key, time.perf_counter() - t0, "disk", log)
 
     from cuda.bindings import nvrtc
     err, prog = nvrtc.nvrtcCreateProgram(source.encode(), f"{name}.cu".encode(), 0, [], [])
@@ -106,10 +125,15 @@ def compile_source(source: str, name: str, arch: str) -> CompileResult:
         _check(err, "nvrtcGetCUBIN", prog)
     finally:
         nvrtc.nvrtcDestroyProgram(prog)
-    _memory_cache[key] = cubin
+    _memory_cache[key] = cubin, log
+    if WGMMA_SERIALIZED in log:
+        warnings.warn(f"kernel '{name}': ptxas serialised its wgmma instructions (each waits for the previous one):"
+                      f" {log.splitlines()[-1].strip()}", PerformanceWarning, stacklevel=4)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(f".tmp{os.getpid()}")
+        tmp.write_text(log)
+        tmp.replace(path.with_suffix(".log"))  # the log first: a cubin on disk always has its log
         tmp.write_bytes(cubin)
         tmp.replace(path)  # atomic: a concurrent reader never sees half a file
     except OSError:
