@@ -58,14 +58,16 @@ def attention_bwd(q: tk.gl(tk.bf16), k: tk.gl(tk.bf16), v: tk.gl(tk.bf16), do: t
     # step (step % C, in turn) multiplies all C of them with the K tiles and add-reduces the sum into global dQ,
     # so dQ traffic is one 64 x D fp32 tile per step and block (not per consumer). Double-buffered.
     ds_s = tk.st(tk.bf16, 64, 64, count=(2, C))
-    ds_full, ds_free = tk.semaphore(count=2), tk.semaphore(count=2)
     dq_s = tk.st(tk.fp32, 64, D, count=C) if WITH_DQ else None
+    ds_full, ds_free = tk.semaphore(count=2), tk.semaphore(count=2)  # (small things last: no alignment gaps)
+    # lse and delta of the stage's query tile travel with it (a global load per step stalled the consumers)
+    lse_s, delta_s = tk.sv(tk.fp32, 64, count=STAGES), tk.sv(tk.fp32, 64, count=STAGES)
     kv_ready = tk.semaphore(count=C)
-    s_t, dp_t = tk.rt(tk.fp32, 16, 64), tk.rt(tk.fp32, 16, 64)
+    s_t = dp_t = tk.rt(tk.fp32, 16, 64)  # Sᵀ, then dPᵀ (P lives on in bf16): registers for the wgmma pipeline
     p_bf = ds_bf = tk.rt(tk.bf16, 16, 64)  # Pᵀ, then dSᵀ: dV's wgmma has read Pᵀ before dSᵀ is written
     dk_acc, dv_acc, dq_acc = tk.rt(tk.fp32, 16, D), tk.rt(tk.fp32, 16, D), tk.rt(tk.fp32, 16, D)
     out = tk.rt(tk.bf16, 16, D)
-    lse_v, delta_v = tk.row_vec(s_t), tk.row_vec(s_t)
+    stat_v = tk.row_vec(s_t)  # lse (times log2 e), then delta: one at a time keeps registers for the wgmma pipeline
     shift = tk.let(k.rows - q.rows)  # bottom-right causal alignment: query i sees keys <= i + shift
     first_q = tk.let(tk.maximum(kb * 64 * C - shift, 0) // 64) if CAUSAL else 0  # earlier query tiles see none
     n_q = tk.let(tk.cdiv(q.rows, 64) - first_q)
@@ -79,7 +81,8 @@ def attention_bwd(q: tk.gl(tk.bf16), k: tk.gl(tk.bf16), v: tk.gl(tk.bf16), do: t
 
     def load(s):
         hq, qi = h_kv * group + s.step // n_q, first_q + s.step % n_q
-        tk.tma.load_group(s.full, (q_s[s.stage], q, (b, hq, qi, 0)), (do_s[s.stage], do, (b, hq, qi, 0)))
+        tk.tma.load_group(s.full, (q_s[s.stage], q, (b, hq, qi, 0)), (do_s[s.stage], do, (b, hq, qi, 0)),
+                          (lse_s[s.stage], lse, (b, hq, 0, qi)), (delta_s[s.stage], delta, (b, hq, 0, qi)))
 
     def start(s):
         c = s.consumer
@@ -93,22 +96,22 @@ def attention_bwd(q: tk.gl(tk.bf16), k: tk.gl(tk.bf16), v: tk.gl(tk.bf16), do: t
 
     def grads(s, c, hq, qi):  # Sᵀ, Pᵀ, dPᵀ, dSᵀ (into ds_bf) and the dV, dK updates of one step
         tk.warpgroup.mm_ABt(s_t, k_s[c], q_s[s.stage])  # Sᵀ: this warp's 16 keys x 64 queries
-        tk.load(lse_v, lse, (b, hq, 0, qi), oob=0.0)
-        tk.load(delta_v, delta, (b, hq, 0, qi), oob=0.0)
-        tk.mul(lse_v, lse_v, LOG2E)
+        tk.load(stat_v, lse_s[s.stage])
+        tk.mul(stat_v, stat_v, LOG2E)
         tk.warpgroup.mma_wait()
         if CAUSAL:  # key r sees query col when (kb*128 + 64c + 16w + r) <= (64 qi + col) + shift
             key0 = (kb * C + c) * 64 + (tk.warp_id() % 4) * 16
             tk.triu(s_t, s_t, key0 - qi * 64 - shift, -math.inf)
         tk.mul(s_t, s_t, scale * LOG2E)
-        tk.sub_col(s_t, s_t, lse_v)
+        tk.sub_col(s_t, s_t, stat_v)
         tk.exp2(s_t, s_t)  # Pᵀ
         tk.copy(p_bf, s_t)
         tk.warpgroup.mma_AB(dv_acc, p_bf, do_s[s.stage])
         tk.warpgroup.mm_ABt(dp_t, v_s[c], do_s[s.stage])  # dPᵀ
+        tk.load(stat_v, delta_s[s.stage])
         tk.warpgroup.mma_wait()
-        tk.sub_col(dp_t, dp_t, delta_v)
-        tk.mul(dp_t, dp_t, s_t)  # dSᵀ
+        tk.sub_col(dp_t, dp_t, stat_v)
+        tk.mul(dp_t, dp_t, p_bf)  # dSᵀ
         tk.copy(ds_bf, dp_t)
         tk.warpgroup.mma_AB(dk_acc, ds_bf, q_s[s.stage])
 

@@ -1,7 +1,9 @@
 """TMA (the tensor memory accelerator, sm_90): asynchronous tile copies between global and shared memory.
 
 ``tk.tma.load_async(st, gl, idx, sem)`` starts a copy of one tile into shared memory that completes on semaphore
-``sem`` (announce its bytes first with ``tk.expect(sem, st)``, then ``tk.wait(sem, parity)``).
+``sem`` (announce its bytes first with ``tk.expect(sem, st)``, then ``tk.wait(sem, parity)``). A shared vector
+loads the same way (index as for vectors: ``(b, d, row, c)`` with ``c`` in vector lengths; e.g. a softmax
+statistic that travels with its tile through a pipeline stage).
 ``multicast=mask`` (a thread-block cluster): the tile lands in the same shared tile of every block whose rank is set in
 ``mask`` and completes on each one's ``sem``.
 ``tk.tma.store_async(gl, st, idx)`` / ``store_add_async`` write a tile back (plain or add-reduce), grouped by
@@ -13,7 +15,7 @@ or the producer warp). Rows and columns outside the tensor read as zero and are 
 bounds-checks every box. The descriptor (CUtensorMap) is built on the host at launch from the tensor and the tile
 type (backend/cuda/tma.py) and passed as a ``__grid_constant__`` parameter.
 """
-from .base import Op, GL, ST, emit, fail, kind
+from .base import Op, GL, ST, SV, emit, fail, kind
 from .memory import global_index, tile_origin
 from ..trace import builder
 from ..types import Semaphore
@@ -34,6 +36,12 @@ template<class S> __device__ __forceinline__ void tma_load(const S& s, const ten
                    :: "r"((unsigned)__cvta_generic_to_shared(s.p) + a * S::rows * (S::swizzle ? S::swizzle : 0)), "l"(&tm),
                       "r"(c * S::cols + a * BOX), "r"(r * S::rows), "r"(z), "r"(b), "r"(sem.saddr()) : "memory");
   }
+}
+// A shared vector: one box of N elements at column c * N of row r.
+template<class T, int N> __device__ __forceinline__ void tma_load(const sv<T, N>& s, const tensor_map& tm, const semaphore& sem, int b, int z, int r, int c) {
+  if (lane_id() == 0)
+    asm volatile("cp.async.bulk.tensor.4d.shared::cluster.global.tile.mbarrier::complete_tx::bytes [%0], [%1, {%2, %3, %4, %5}], [%6];"
+                 :: "r"((unsigned)__cvta_generic_to_shared(s.p)), "l"(&tm), "r"(c * N), "r"(r), "r"(z), "r"(b), "r"(sem.saddr()) : "memory");
 }
 template<class S> __device__ __forceinline__ void tma_load_multicast(const S& s, const tensor_map& tm, const semaphore& sem, unsigned short mask, int b, int z, int r, int c) {
   constexpr int BOX = S::swizzle ? S::swizzle / (int)sizeof(typename S::dtype) : S::cols;
@@ -74,10 +82,15 @@ template<class S> __device__ __forceinline__ void tma_prefetch(const S&, const t
 """
 
 
-def _check_pair(st_arg, gl_arg):
+def _check_pair(st_arg, gl_arg, vectors=False):
     s, g = kind(st_arg), kind(gl_arg)
+    if vectors and isinstance(s, SV):
+        if not isinstance(g, GL) or s.dtype != g.dtype or s.nbytes % 16 or s.length > 256:
+            fail(f"a TMA vector load needs a global of the vector's dtype and at most 256 elements of 16-byte "
+                 f"multiples: got {s} from {g}")
+        return
     if not isinstance(s, ST):
-        fail(f"expected a shared tile, got {s}")
+        fail(f"expected a shared tile{' or vector' if vectors else ''}, got {s}")
     if not isinstance(g, GL):
         fail(f"expected a global layout, got {g}")
     if s.dtype != g.dtype:
@@ -98,7 +111,7 @@ class TmaLoad(Op):
     prelude = _PRELUDE
 
     def check(self, dst, src, idx, sem, multicast, tmap):
-        _check_pair(dst, src)
+        _check_pair(dst, src, vectors=multicast is None)
         if not isinstance(kind(sem), Semaphore):
             fail(f"TMA loads complete on a semaphore, got {kind(sem)}")
         if multicast is not None and (kind(multicast) != "scalar" or isinstance(multicast, float)):
@@ -107,8 +120,12 @@ class TmaLoad(Op):
     def interpret(self, m, dst, src, idx, sem, multicast, tmap):
         st = dst.type
         for w in m.warps():
-            b, d, r, c = tile_origin(m, idx, w, st)
-            tile = m.global_read(src, b, d, r, c, st.rows, st.cols, oob=0.0)  # the hardware zero-fills
+            if isinstance(st, SV):
+                b, d, r, c = (int(m.scalar(i, w)) for i in idx)
+                tile = m.global_read(src, b, d, r, c * st.length, 1, st.length, oob=0.0)[0]
+            else:
+                b, d, r, c = tile_origin(m, idx, w, st)
+                tile = m.global_read(src, b, d, r, c, st.rows, st.cols, oob=0.0)  # the hardware zero-fills
             if multicast is None:
                 targets = [None]
             else:
@@ -199,7 +216,8 @@ def _tmap(gl_arg, st_arg):
 
 
 def load_async(dst, src, idx, sem, *, multicast=None):
-    """Start a TMA copy of tile ``idx`` of global ``src`` into shared tile ``dst``, completing on ``sem``.
+    """Start a TMA copy of tile ``idx`` of global ``src`` into shared tile ``dst``, completing on ``sem`` (or of
+    a vector into shared vector ``dst``: the global's strides must then be multiples of 16 bytes).
     ``multicast``: a mask of cluster ranks; the copy lands in ``dst`` and completes on ``sem`` of each of them."""
     emit(_LOAD, dst, src, global_index(idx), sem, multicast, tmap=_tmap(src, dst))
 
