@@ -146,8 +146,8 @@ class ST:
         return self.rows * self.cols * self.dtype.size
 
     @property
-    def align(self) -> int:
-        return 1024 if self.swizzle == 128 else max(self.swizzle * 8, 16)
+    def align(self) -> int:  # (TMA copies need 128-byte aligned shared memory; a 128-byte swizzle, 1024)
+        return 1024 if self.swizzle == 128 else max(self.swizzle * 8, 128)
 
     def cuda(self) -> str:
         return f"tk::st<{self.dtype.ctype}, {self.rows}, {self.cols}, {self.swizzle}>"
@@ -189,7 +189,7 @@ class SV:
     def nbytes(self) -> int:
         return self.length * self.dtype.size
 
-    align = 16
+    align = 128  # a TMA destination must be 128-byte aligned
 
     def cuda(self) -> str:
         return f"tk::sv<{self.dtype.ctype}, {self.length}>"

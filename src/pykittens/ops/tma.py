@@ -85,9 +85,9 @@ template<class S> __device__ __forceinline__ void tma_prefetch(const S&, const t
 def _check_pair(st_arg, gl_arg, vectors=False):
     s, g = kind(st_arg), kind(gl_arg)
     if vectors and isinstance(s, SV):
-        if not isinstance(g, GL) or s.dtype != g.dtype or s.nbytes % 16 or s.length > 256:
-            fail(f"a TMA vector load needs a global of the vector's dtype and at most 256 elements of 16-byte "
-                 f"multiples: got {s} from {g}")
+        if not isinstance(g, GL) or s.dtype != g.dtype or s.nbytes % 128 or s.length > 256:
+            fail(f"a TMA vector load needs a global of the vector's dtype and a vector of at most 256 elements and "
+                 f"a multiple of 128 bytes (each vector of an array lands 128-byte aligned): got {s} from {g}")
         return
     if not isinstance(s, ST):
         fail(f"expected a shared tile{' or vector' if vectors else ''}, got {s}")
