@@ -36,6 +36,12 @@ def main(n):
                 t = time_ms(lambda: torch.autograd.grad(o, (q, k, v), do, retain_graph=True), 3, 20)
                 print(f"  consumers={c}: {fl / t:.0f} TFLOP/s (max grad err vs cuDNN {err:.1e})")
             A.BACKWARD_CONSUMERS[d, causal] = default
+            if causal:  # the block order: plain (key blocks inner) against heavy first
+                A.BACKWARD_HEAVY_FIRST = False
+                t = time_ms(lambda: torch.autograd.grad(o, (q, k, v), do, retain_graph=True), 3, 20)
+                A.BACKWARD_HEAVY_FIRST = True
+                t2 = time_ms(lambda: torch.autograd.grad(o, (q, k, v), do, retain_graph=True), 3, 20)
+                print(f"  consumers={default}, plain order {fl / t:.0f}, heavy first {fl / t2:.0f} TFLOP/s")
 
 
 if __name__ == "__main__":

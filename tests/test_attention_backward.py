@@ -10,6 +10,7 @@ CASES = [  # (B, H_q, H_kv, N_q, N_kv, D, causal)
     (1, 2, 1, 70, 90, 64, True),  # GQA, ragged, causal with N_q < N_kv
     (1, 2, 2, 40, 40, 128, False),
     (2, 4, 2, 33, 33, 64, True),
+    (2, 10, 5, 200, 200, 64, True),  # causal blocks start by key block over groups of 8 heads: 10 = 8 + a short group
 ]
 
 

@@ -46,11 +46,20 @@ def attention_bwd_prep(o: tk.gl(tk.bf16), do: tk.gl(tk.bf16), delta: tk.gl(tk.fp
 def attention_bwd(q: tk.gl(tk.bf16), k: tk.gl(tk.bf16), v: tk.gl(tk.bf16), do: tk.gl(tk.bf16), lse: tk.gl(tk.fp32),
                   delta: tk.gl(tk.fp32), dq: tk.gl(tk.fp32), dk: tk.gl(tk.bf16), dv: tk.gl(tk.bf16),
                   scale: tk.f32, D: tk.constexpr, CAUSAL: tk.constexpr, WITH_DQ: tk.constexpr = True,
-                  C: tk.constexpr = 2, W: tk.constexpr = 12, STAGES: tk.constexpr = 2, SKIP: tk.constexpr = True):
+                  C: tk.constexpr = 2, W: tk.constexpr = 12, STAGES: tk.constexpr = 2, SKIP: tk.constexpr = True,
+                  HEAVY_FIRST: tk.constexpr = True):
     """dK, dV (and dQ by add-reduce) for 64·C keys per block: C consumer warpgroups, W = 4 (C + 1) warps, a ring of
     STAGES (Q_i, dO_i) tiles; SKIP (causal): a consumer skips query tiles that see none of its keys. A consumer
-    with no keys (past the end, in the last block) skips every step."""
+    with no keys (past the end, in the last block) skips every step. HEAVY_FIRST (causal): blocks start in order of
+    key block across groups of 8 heads, so the long first key blocks (they see every query tile) do not start last."""
     b, h_kv, kb = tk.block_idx.z, tk.block_idx.y, tk.block_idx.x
+    if CAUSAL and HEAVY_FIRST:  # linear block index -> (key block, head) with key blocks outer within a head group
+        n_kb, heads = tk.grid_dim.x, tk.grid_dim.y * tk.grid_dim.z
+        lin = tk.let(tk.block_idx.x + n_kb * (tk.block_idx.y + tk.grid_dim.y * tk.block_idx.z))
+        g0 = tk.let(lin // (8 * n_kb) * 8)  # the group's first head
+        size, r = tk.minimum(heads - g0, 8), lin - g0 * n_kb
+        kb, hh = tk.let(r // size), tk.let(g0 + r % size)
+        b, h_kv = tk.let(hh // tk.grid_dim.y), tk.let(hh % tk.grid_dim.y)
     group = tk.let(q.depth // k.depth)
     k_s, v_s = tk.st(tk.bf16, 64, D, count=C), tk.st(tk.bf16, 64, D, count=C)
     q_s, do_s = tk.st(tk.bf16, 64, D, count=STAGES), tk.st(tk.bf16, 64, D, count=STAGES)

@@ -59,6 +59,9 @@ HOPPER_CONFIG = {64: (3, 4, 128, True), 128: (3, 2, 128, True), 256: (2, 2, 64, 
 # (head dim, causal) -> consumer warpgroups (64 keys each) of the backward kernel: 3 is 6-10% faster at D=64
 # (NOTES.md); D=128 needs 2 for its registers (dK and dV alone are 128 per thread)
 BACKWARD_CONSUMERS = {(64, False): 3, (64, True): 3, (128, False): 2, (128, True): 2}
+# causal backward: blocks start by key block over groups of 8 heads (the long first key blocks early); the
+# list-scheduling model predicts +4-6% at N = 1k-4k (NOTES.md)
+BACKWARD_HEAVY_FIRST = True
 # (head dim, causal) -> longest sequence whose forward runs on a persistent grid (blocks walk the tiles): causal D=64
 # gains 2-5% up to N = 2048 and loses from 8k (-9% at 16k); the others lose 4-13% (NOTES.md)
 PERSISTENT_FORWARD = {(64, True): 2048}
@@ -144,11 +147,13 @@ def _hopper_backward(do, q, k, v, o, lse, causal: bool, scale: float, determinis
     c = BACKWARD_CONSUMERS[D, causal]
     grid = (-(-Nk // (64 * c)), Hk, B)
     if deterministic:  # dK, dV without dQ, then dQ in a fixed order by its own kernel
-        attention_bwd.launch(grid, q, k, v, do, lse_p, delta, delta, dk, dv, scale, D, causal, False, c, 4 * (c + 1))
+        attention_bwd.launch(grid, q, k, v, do, lse_p, delta, delta, dk, dv, scale, D, causal, False, c, 4 * (c + 1),
+                             HEAVY_FIRST=BACKWARD_HEAVY_FIRST)
         dq = torch.empty_like(q)
         attention_bwd_dq.launch((-(-N // 128), H, B), q, k, v, do, lse_p, delta, dq, scale, D, causal)
         return dq, dk, dv
-    attention_bwd.launch(grid, q, k, v, do, lse_p, delta, dq, dk, dv, scale, D, causal, True, c, 4 * (c + 1))
+    attention_bwd.launch(grid, q, k, v, do, lse_p, delta, dq, dk, dv, scale, D, causal, True, c, 4 * (c + 1),
+                         HEAVY_FIRST=BACKWARD_HEAVY_FIRST)
     return dq.to(q.dtype), dk, dv
 
 
