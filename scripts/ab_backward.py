@@ -1,0 +1,49 @@
+"""A/B the backward's main kernel (the dK/dV/dQ kernel alone, device time) against variants given as constexpr
+overrides, alternating the variants twice so drift shows:
+    python3 scripts/ab_backward.py 4096 DQ_SWIZZLE=128 "HEAVY_FIRST=False"
+Each variant is a space-free list of NAME=value pairs joined by commas."""
+import importlib
+import sys
+
+import torch
+
+from pykittens.bench.harness import time_ms
+from pykittens.kernels import attention
+
+A = importlib.import_module("pykittens.kernels.attention_ops")
+
+
+def main(n: int, variants: list[dict]):
+    print(f"N={n}: main kernel TFLOP/s, variants {variants} (default first), two alternating rounds")
+    for d in (64, 128):
+        for causal in (False, True):
+            B, H = 16384 // n, 2048 // d
+            q, k, v, do = (torch.randn(B, H, n, d, device="cuda", dtype=torch.bfloat16) for _ in range(4))
+            o, lse = attention(q, k, v, causal=causal, return_lse=True)
+            c = A.BACKWARD_CONSUMERS[d, causal]
+            delta = torch.zeros(B, H, 1, n, dtype=torch.float32, device="cuda")
+            lse_p = lse.unsqueeze(2).contiguous()
+            dq = torch.zeros(B, H, n, d, dtype=torch.float32, device="cuda")
+            dk, dv = torch.empty_like(k), torch.empty_like(v)
+            grid = (-(-n // (64 * c)), H, B)
+            fl = 2.5 * 4 * B * H * n * n * d / (2 if causal else 1) / 1e9
+            rows = []
+            for _ in range(2):
+                rows.append([fl / time_ms(lambda: A.attention_bwd.launch(
+                    grid, q, k, v, do, lse_p, delta, dq, dk, dv, 0.1, d, causal, True, c, 4 * (c + 1), **kw), 3, 20)
+                    for kw in [{}] + variants])
+            print(f"  D={d:3d} causal={causal!s:5s} " + " | ".join(" ".join(f"{x:5.0f}" for x in r) for r in rows))
+
+
+def parse(arg: str) -> dict:
+    out = {}
+    for pair in arg.split(","):
+        name, value = pair.split("=")
+        out[name] = {"True": True, "False": False}.get(value, None)
+        if out[name] is None:
+            out[name] = int(value)
+    return out
+
+
+if __name__ == "__main__":
+    main(int(sys.argv[1]), [parse(a) for a in sys.argv[2:]])
