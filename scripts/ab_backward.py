@@ -1,6 +1,6 @@
 """A/B the backward's main kernel (the dK/dV/dQ kernel alone, device time) against variants given as constexpr
 overrides, alternating the variants twice so drift shows:
-    python3 scripts/ab_backward.py 4096 DQ_SWIZZLE=128 "HEAVY_FIRST=False"
+    python3 scripts/ab_backward.py 4096 HEAVY_FIRST=False STAGES=3
 Each variant is a space-free list of NAME=value pairs joined by commas."""
 import importlib
 import sys

@@ -47,7 +47,7 @@ def attention_bwd(q: tk.gl(tk.bf16), k: tk.gl(tk.bf16), v: tk.gl(tk.bf16), do: t
                   delta: tk.gl(tk.fp32), dq: tk.gl(tk.fp32), dk: tk.gl(tk.bf16), dv: tk.gl(tk.bf16),
                   scale: tk.f32, D: tk.constexpr, CAUSAL: tk.constexpr, WITH_DQ: tk.constexpr = True,
                   C: tk.constexpr = 2, W: tk.constexpr = 12, STAGES: tk.constexpr = 2, SKIP: tk.constexpr = True,
-                  HEAVY_FIRST: tk.constexpr = True, DQ_SWIZZLE: tk.constexpr = 32):
+                  HEAVY_FIRST: tk.constexpr = True):
     """dK, dV (and dQ by add-reduce) for 64·C keys per block: C consumer warpgroups, W = 4 (C + 1) warps, a ring of
     STAGES (Q_i, dO_i) tiles; SKIP (causal): a consumer skips query tiles that see none of its keys. A consumer
     with no keys (past the end, in the last block) skips every step. HEAVY_FIRST (causal): blocks start in order of
@@ -67,9 +67,9 @@ def attention_bwd(q: tk.gl(tk.bf16), k: tk.gl(tk.bf16), v: tk.gl(tk.bf16), do: t
     # step (step % C, in turn) multiplies all C of them with the K tiles and add-reduces the sum into global dQ,
     # so dQ traffic is one 64 x D fp32 tile per step and block (not per consumer). Double-buffered.
     ds_s = tk.st(tk.bf16, 64, 64, count=(2, C))
-    # (32-byte swizzle: a warp's 8-byte fp32 stores of its accumulator rows are bank-conflict free; with 128 bytes
-    # each half-warp's 4 rows met 2-way conflicts. The TMA then moves 8-column boxes.)
-    dq_s = tk.st(tk.fp32, 64, D, count=C, swizzle=DQ_SWIZZLE) if WITH_DQ else None
+    # (its 8-byte fp32 stores meet 2-way bank conflicts; a 32-byte swizzle avoids them but makes the TMA move
+    # 8-column boxes, and was 2-8% slower: NOTES.md)
+    dq_s = tk.st(tk.fp32, 64, D, count=C) if WITH_DQ else None
     ds_full, ds_free = tk.semaphore(count=2), tk.semaphore(count=2)  # (small things last: no alignment gaps)
     # lse and delta of the stage's query tile travel with it (a global load per step stalled the consumers)
     lse_s, delta_s = tk.sv(tk.fp32, 64, count=STAGES), tk.sv(tk.fp32, 64, count=STAGES)
