@@ -132,6 +132,7 @@ def test_hopper_kernel_compiles_with_hgmma_tma_and_no_spills(D, causal):
                                   pingpong, arch="sm_90a")
     sass = ck.sass()
     assert "HGMMA" in sass and "UTMALDG" in sass and "UTMASTG" in sass
+    assert not ck.wgmma_serialized, ck.result.log[-300:]
     res = ck.resources()
     assert res.local == 0 and res.stack == 0, res
 

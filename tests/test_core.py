@@ -145,6 +145,31 @@ def test_interpreter_reports_out_of_bounds_and_uninitialised():
         uninit[1](poison(16, 16, dtype=torch.float32))
 
 
+def test_compiler_log_is_cached_and_serialised_wgmma_is_reported(tmp_path, monkeypatch):
+    monkeypatch.setattr(tk.settings, "cache_dir", tmp_path)
+    compiler.clear_memory_cache()
+    real_log = compiler._log  # ptxas's message as it reads when a consumer is short of registers
+    monkeypatch.setattr(compiler, "_log", lambda prog: real_log(prog) + "\nptxas info    : (C7512) Potential "
+                        "Performance Loss: wgmma.mma_async instructions are serialized due to insufficient register "
+                        "resources for the function 'pk_k'")
+
+    def make():
+        @tk.kernel(warps=1)
+        def k(x: tk.gl(tk.fp32), unused: tk.gl(tk.fp32)):
+            t = tk.rt(tk.fp32, 16, 16)
+            tk.load(t, x, (0, 0))
+            tk.store(x, t, (0, 0))
+        return k
+
+    x = rand(16, 16, dtype=torch.float32)
+    with pytest.warns(compiler.PerformanceWarning, match="serialised its wgmma"):
+        ck = make().compile(x, x, arch="sm_90a")
+    assert ck.wgmma_serialized and "never referenced" in ck.result.log  # NVRTC's own warning is in the log too
+    compiler.clear_memory_cache()
+    again = make().compile(x, x, arch="sm_90a")  # a new process, in effect: the log comes with the cubin
+    assert again.result.from_cache == "disk" and again.result.log == ck.result.log and again.wgmma_serialized
+
+
 def test_cache_recompiles_changed_kernel_and_reuses_unchanged(tmp_path, monkeypatch):
     monkeypatch.setattr(tk.settings, "cache_dir", tmp_path)
     compiler.clear_memory_cache()

@@ -24,6 +24,7 @@ def test_compiles_with_hgmma_tma_and_no_spills(tb):
     ck = gemm.compile(x, x, x, tb, 3, arch="sm_90a")
     sass = ck.sass()
     assert "HGMMA" in sass and "UTMALDG" in sass and "UTMASTG" in sass
+    assert not ck.wgmma_serialized, ck.result.log[-300:]
     res = ck.resources()
     assert res.local == 0 and res.stack == 0, res
 

@@ -123,6 +123,62 @@ def test_tma_store_and_store_add():
     assert torch.equal(o[16:], (base.float() + x.float()).bfloat16())
 
 
+@tk.kernel(warps=1)
+def tma_vectors(x: tk.gl(tk.fp32), o: tk.gl(tk.fp32)):
+    """Block j TMA-loads vectors j and j+1 (64 fp32, 128-byte aligned in shared memory) of row 1 of x; one
+    semaphore phase covers both; they go back out through registers."""
+    s = tk.semaphore()  # declared first: the vectors after it must still land 128-byte aligned
+    v = tk.sv(tk.fp32, 64, count=2)
+    r = tk.row_vec(tk.rt(tk.fp32, 16, 64))
+    tk.init_semaphore(s, 1)
+    j = tk.block_idx.x
+    tk.tma.load_group(s, (v[0], x, (0, 0, 1, j)), (v[1], x, (0, 0, 1, j + 1)))
+    tk.wait(s, 0)
+    for i in range(2):
+        tk.load(r, v[i])
+        tk.store(o, r, (0, 0, 2 * j + i, 0))
+
+
+def _check_tma_vectors(device):
+    x = rand(1, 1, 2, 200, dtype=torch.float32, device=device)  # 200 = 3 vectors and 8 values: the rest reads 0
+    o = poison(1, 1, 8, 64, dtype=torch.float32, device=device)
+    tma_vectors[4](x, o)
+    padded = torch.cat([x[0, 0, 1], x.new_zeros(56)])
+    for j in range(4):
+        assert torch.equal(o[0, 0, 2 * j], padded[64 * j:64 * j + 64])
+        if j < 3:
+            assert torch.equal(o[0, 0, 2 * j + 1], padded[64 * j + 64:64 * j + 128])
+        else:  # past the end: zero-filled
+            assert torch.equal(o[0, 0, 7], torch.zeros_like(o[0, 0, 7]))
+
+
+def test_tma_vector_loads():
+    _check_tma_vectors("cpu")
+
+
+def test_tma_vector_loads_need_128_byte_vectors_and_16_byte_strides():
+    @tk.kernel(warps=1)
+    def small(x: tk.gl(tk.fp32)):
+        v = tk.sv(tk.fp32, 16)
+        s = tk.semaphore()
+        tk.tma.load_async(v, x, (0, 0, 0, 0), s)
+
+    with pytest.raises(tk.KernelTypeError, match="multiple of 128 bytes"):
+        small[1](torch.zeros(1, 1, 1, 64))
+    from types import SimpleNamespace
+    from pykittens.backend.cuda.tma import tensor_map_params
+    from pykittens.types import SV
+    g = SimpleNamespace(dtype=torch.float32, shape=(1, 1, 2, 201), stride=(402, 402, 201, 1))
+    with pytest.raises(ValueError, match="multiple of 16 bytes"):
+        tensor_map_params(g, SV(tk.fp32, 64))
+
+
+@pytest.mark.gpu
+def test_gpu_tma_vector_loads():
+    _check_tma_vectors("cuda")
+    torch.cuda.synchronize()
+
+
 @pytest.mark.gpu
 def test_gpu_ring_copy_and_tma_store():
     x = rand(7 * 64, 64, device="cuda")

@@ -24,6 +24,7 @@ from ...settings import settings
 
 _memory_cache: dict[str, tuple[bytes, str]] = {}  # key -> (cubin, compiler log)
 
+_CACHE_FORMAT = "2"  # 2: each cubin has its compiler log next to it
 WGMMA_SERIALIZED = "wgmma.mma_async instructions are serialized"  # ptxas's words (C7510-C7515 infos)
 
 
@@ -96,7 +97,7 @@ def compile_source(source: str, name: str, arch: str) -> CompileResult:
     from ... import __version__
     t0 = time.perf_counter()
     opts = options(arch)
-    key = hashlib.sha256("\0".join([source, *opts, arch, nvrtc_identity(), __version__]).encode()).hexdigest()
+    key = hashlib.sha256("\0".join([source, *opts, arch, nvrtc_identity(), __version__, _CACHE_FORMAT]).encode()).hexdigest()
     if key in _memory_cache:
         cubin, log = _memory_cache[key]
         return CompileResult(cubin, arch, key, time.perf_counter() - t0, "memory", log)
