@@ -47,7 +47,7 @@ def attention_bwd(q: tk.gl(tk.bf16), k: tk.gl(tk.bf16), v: tk.gl(tk.bf16), do: t
                   delta: tk.gl(tk.fp32), dq: tk.gl(tk.fp32), dk: tk.gl(tk.bf16), dv: tk.gl(tk.bf16),
                   scale: tk.f32, D: tk.constexpr, CAUSAL: tk.constexpr, WITH_DQ: tk.constexpr = True,
                   C: tk.constexpr = 2, W: tk.constexpr = 12, STAGES: tk.constexpr = 2, SKIP: tk.constexpr = True,
-                  HEAVY_FIRST: tk.constexpr = True, SPLIT_DQ: tk.constexpr = True):
+                  HEAVY_FIRST: tk.constexpr = True):
     """dK, dV (and dQ by add-reduce) for 64·C keys per block: C consumer warpgroups, W = 4 (C + 1) warps, a ring of
     STAGES (Q_i, dO_i) tiles; SKIP (causal): a consumer skips query tiles that see none of its keys. A consumer
     with no keys (past the end, in the last block) skips every step. HEAVY_FIRST (causal): blocks start in order of
@@ -75,13 +75,8 @@ def attention_bwd(q: tk.gl(tk.bf16), k: tk.gl(tk.bf16), v: tk.gl(tk.bf16), do: t
     lse_s, delta_s = tk.sv(tk.fp32, 64, count=STAGES), tk.sv(tk.fp32, 64, count=STAGES)
     kv_ready = tk.semaphore(count=C)
     s_t = dp_t = tk.rt(tk.fp32, 16, 64)  # Sᵀ, then dPᵀ (P lives on in bf16): registers for the wgmma pipeline
-    # Pᵀ and dSᵀ in bf16: with 2 consumers dSᵀ is formed while dV's wgmma still reads Pᵀ; with 3 (160 registers
-    # each) they share registers and dV is waited for first
-    p_bf = tk.rt(tk.bf16, 16, 64)
-    ds_bf = tk.rt(tk.bf16, 16, 64) if C == 2 and SPLIT_DQ else p_bf
-    dk_acc, dv_acc = tk.rt(tk.fp32, 16, D), tk.rt(tk.fp32, 16, D)
-    PIECE = 64 if SPLIT_DQ else D
-    dq_acc = tk.rt(tk.fp32, 16, PIECE)  # dQ in 64-column pieces: registers for the wgmma pipeline
+    p_bf = ds_bf = tk.rt(tk.bf16, 16, 64)  # Pᵀ, then dSᵀ: dV's wgmma has read Pᵀ before dSᵀ is written
+    dk_acc, dv_acc, dq_acc = tk.rt(tk.fp32, 16, D), tk.rt(tk.fp32, 16, D), tk.rt(tk.fp32, 16, D)
     out = tk.rt(tk.bf16, 16, D)
     stat_v = tk.row_vec(s_t)  # lse (times log2 e), then delta: one at a time keeps registers for the wgmma pipeline
     shift = tk.let(k.rows - q.rows)  # bottom-right causal alignment: query i sees keys <= i + shift
@@ -122,10 +117,10 @@ def attention_bwd(q: tk.gl(tk.bf16), k: tk.gl(tk.bf16), v: tk.gl(tk.bf16), do: t
         tk.sub_col(s_t, s_t, stat_v)
         tk.exp2(s_t, s_t)  # Pᵀ
         tk.copy(p_bf, s_t)
-        tk.warpgroup.mm_ABt(dp_t, v_s[c], do_s[s.stage])  # dPᵀ, then dV: dSᵀ needs only dPᵀ
         tk.warpgroup.mma_AB(dv_acc, p_bf, do_s[s.stage])
+        tk.warpgroup.mm_ABt(dp_t, v_s[c], do_s[s.stage])  # dPᵀ
         tk.load(stat_v, delta_s[s.stage])
-        tk.warpgroup.mma_wait(1 if ds_bf is not p_bf else 0)
+        tk.warpgroup.mma_wait()
         tk.sub_col(dp_t, dp_t, stat_v)
         tk.mul(dp_t, dp_t, p_bf)  # dSᵀ
         tk.copy(ds_bf, dp_t)
@@ -157,19 +152,15 @@ def attention_bwd(q: tk.gl(tk.bf16), k: tk.gl(tk.bf16), v: tk.gl(tk.bf16), do: t
 
     def dq_step(j, c):  # dQ_i part of step j = sum_c dS_c K_c, add-reduced into global dQ by consumer c
         tk.wait(ds_full[j % 2], j // 2 % 2)
+        for other in range(C):  # dS read transposed from shared
+            (tk.warpgroup.mm_AtB if other == 0 else tk.warpgroup.mma_AtB)(dq_acc, ds_s[j % 2, other], k_s[other])
+        tk.warpgroup.mma_wait()
+        tk.arrive(ds_free[j % 2])
+        tk.mul(dq_acc, dq_acc, scale)
         hq, qi = h_kv * group + j // n_q, first_q + j % n_q
         with tk.if_(tk.warp_id() % 4 == 0):
-            tk.tma.store_wait(0)  # this consumer's previous add-reduces have read dq_s
-        for part in range(D // PIECE):  # 64 columns of dQ at a time
-            for other in range(C):  # dS read transposed from shared
-                (tk.warpgroup.mm_AtB if other == 0 else tk.warpgroup.mma_AtB)(
-                    dq_acc, ds_s[j % 2, other], tk.subtile(k_s[other], (64, PIECE), (0, part)))
-            tk.warpgroup.mma_wait()
-            if part == D // PIECE - 1:
-                tk.arrive(ds_free[j % 2])
-            tk.mul(dq_acc, dq_acc, scale)
-            tk.warpgroup.store_async(dq, tk.subtile(dq_s[c], (64, PIECE), (0, part)), dq_acc, (b, hq, qi, part), 1 + c,
-                                     add=True)
+            tk.tma.store_wait(0)  # this consumer's previous add-reduce has read dq_s
+        tk.warpgroup.store_async(dq, dq_s[c], dq_acc, (b, hq, qi, 0), 1 + c, add=True)
 
     def finish(s):
         c = s.consumer
