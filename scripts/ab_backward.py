@@ -2,15 +2,13 @@
 overrides, alternating the variants twice so drift shows:
     python3 scripts/ab_backward.py 4096 HEAVY_FIRST=False STAGES=3
 Each variant is a space-free list of NAME=value pairs joined by commas."""
-import importlib
 import sys
 
 import torch
 
+from backward_breakdown import main_kernel_call  # (scripts/ is on the path when this script runs)
 from pykittens.bench.harness import time_ms
 from pykittens.kernels import attention
-
-A = importlib.import_module("pykittens.kernels.attention_ops")
 
 
 def main(n: int, variants: list[dict]):
@@ -20,18 +18,9 @@ def main(n: int, variants: list[dict]):
             B, H = 16384 // n, 2048 // d
             q, k, v, do = (torch.randn(B, H, n, d, device="cuda", dtype=torch.bfloat16) for _ in range(4))
             o, lse = attention(q, k, v, causal=causal, return_lse=True)
-            c = A.BACKWARD_CONSUMERS[d, causal]
-            delta = torch.zeros(B, H, 1, n, dtype=torch.float32, device="cuda")
-            lse_p = lse.unsqueeze(2).contiguous()
-            dq = torch.zeros(B, H, n, d, dtype=torch.float32, device="cuda")
-            dk, dv = torch.empty_like(k), torch.empty_like(v)
-            grid = (-(-n // (64 * c)), H, B)
+            call = main_kernel_call(q, k, v, do, lse, causal)[0]
             fl = 2.5 * 4 * B * H * n * n * d / (2 if causal else 1) / 1e9
-            rows = []
-            for _ in range(2):
-                rows.append([fl / time_ms(lambda: A.attention_bwd.launch(
-                    grid, q, k, v, do, lse_p, delta, dq, dk, dv, 0.1, d, causal, True, c, 4 * (c + 1), **kw), 3, 20)
-                    for kw in [{}] + variants])
+            rows = [[fl / time_ms(lambda: call(**kw), 3, 20) for kw in [{}] + variants] for _ in range(2)]
             print(f"  D={d:3d} causal={causal!s:5s} " + " | ".join(" ".join(f"{x:5.0f}" for x in r) for r in rows))
 
 

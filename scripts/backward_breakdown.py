@@ -12,6 +12,20 @@ from pykittens.kernels import attention
 A = importlib.import_module("pykittens.kernels.attention_ops")
 
 
+def main_kernel_call(q, k, v, do, lse, causal):
+    """(call, delta, dq): ``call(with_dq=True, **constexprs)`` launches the backward's main kernel alone on these
+    inputs, with its own delta (zeros: timing only), fp32 dQ accumulator, dK and dV."""
+    B, H, n, d = q.shape
+    c = A.BACKWARD_CONSUMERS[d, causal]
+    delta = torch.zeros(B, H, 1, n, dtype=torch.float32, device=q.device)
+    lse_p = lse.unsqueeze(2).contiguous()
+    dq = torch.zeros(B, H, n, d, dtype=torch.float32, device=q.device)
+    dk, dv = torch.empty_like(k), torch.empty_like(v)
+    grid = (-(-n // (64 * c)), H, B)
+    return (lambda with_dq=True, **kw: A.attention_bwd.launch(grid, q, k, v, do, lse_p, delta, dq, dk, dv, 0.1, d,
+                                                                causal, with_dq, c, 4 * (c + 1), **kw)), delta, dq
+
+
 def main(n=4096):
     print(f"{'case':24s} {'cuDNN':>7s} {'ours':>7s} {'main':>7s} {'no dQ':>7s} {'3 stg':>7s} {'prep+0':>6s} {'dq cvt':>8s}   (us)")
     for d in (64, 128):
@@ -26,16 +40,10 @@ def main(n=4096):
             o = attention(q, k, v, causal=causal)
             t_ours = time_ms(lambda: torch.autograd.grad(o, (q, k, v), do, retain_graph=True), 3, 20)
             o, lse = attention(q.detach(), k.detach(), v.detach(), causal=causal, return_lse=True)
-            c = A.BACKWARD_CONSUMERS[d, causal]
-            delta = torch.empty(B, H, 1, n, dtype=torch.float32, device="cuda")
-            lse_p = lse.unsqueeze(2).contiguous()
-            dq = torch.zeros(B, H, n, d, dtype=torch.float32, device="cuda")
-            dk, dv = torch.empty_like(k), torch.empty_like(v)
-            grid = (-(-n // (64 * c)), H, B)
+            call, delta, dq = main_kernel_call(q, k, v, do, lse, causal)
             times = []
             for with_dq, stages in ((True, 2), (False, 2), (True, 3 if d == 64 else 2)):
-                times.append(time_ms(lambda: A.attention_bwd.launch(grid, q, k, v, do, lse_p, delta, dq, dk, dv, 0.1, d,
-                                                                    causal, with_dq, c, 4 * (c + 1), stages), 3, 20))
+                times.append(time_ms(lambda: call(with_dq, STAGES=stages), 3, 20))
             t_prep = time_ms(lambda: A.attention_bwd_prep.launch((n // 64, H, B), o, do, delta, dq, d, True), 3, 20)
             t_dq = time_ms(lambda: dq.to(torch.bfloat16), 3, 20)
             print(f"D={d:3d} causal={causal!s:5s}      {1e3 * t_cudnn:7.0f} {1e3 * t_ours:7.0f} {1e3 * times[0]:7.0f} "
