@@ -3,6 +3,7 @@
 Each consumer warpgroup owns 64 keys: K_j and V_j stay in shared memory while a producer warp streams the query
 tiles that see them (Q_i and dO_i by TMA). Per query tile, with the forward's log-sum-exp and D_i = rowsum(dO∘O):
   Sᵀ = K Qᵀ,  Pᵀ = exp(Sᵀ·scale − lse),  dV += Pᵀ dO,  dPᵀ = V dOᵀ,  dSᵀ = Pᵀ∘(dPᵀ − D),  dK += dSᵀ Q,
+  (P in bf16 — the dV operand — also forms dS: the registers this frees keep ptxas from serialising the wgmma),
   dQ_i += dS K: every consumer stores its dSᵀ to shared memory; one consumer per step, in turn, multiplies all of
   them with the K tiles (during its next step, so nobody waits for the slowest) and adds the block's 64 x D sum into
   an fp32 buffer by the copy engine's add-reduce: dQ's summation order depends on timing (not bit-reproducible).
