@@ -8,7 +8,7 @@ the lanes holding a value writes it (ortho: lanes with t == 0; align: lanes with
 16-byte chunks, lane i taking chunks i, i + 32, ...
 """
 from .base import Op, GL, RV, SV, fail, kind, need_rv, same_shape
-from .memory import register_load, register_store, register_async_load
+from .memory import register_load, register_store, register_async_load, tile_origin
 from .mem_global_shared import AsyncLoad, _PRELUDE as _GS_PRELUDE
 
 __all__ = []
@@ -159,22 +159,17 @@ def _store_c(fn, g, dst, src, idx, clip):
     return f"tk::{fn}({g(dst)}, {g(src)}, {_idx_c(g, idx, src.type)}, {'true' if clip else 'false'});"
 
 
-def _gidx(m, idx, w, t):
-    b, d, r, c = (int(m.scalar(i, w)) for i in idx)
-    return b, d, r, c * t.length
-
-
 def _from_global(m, src, idx, t, oob):
     """(warp, the ``t.length`` values it reads from global at ``idx``) for every warp."""
     for w in m.warps():
-        b, d, r, c = _gidx(m, idx, w, t)
+        b, d, r, c = tile_origin(m, idx, w, t)
         yield w, m.global_read(src, b, d, r, c, 1, t.length, oob)[0]
 
 
 def _to_global(m, dst, idx, t, clip, values):
     """Every warp ``w`` writes ``values(w)`` (``t.length`` values) to global at ``idx``."""
     for w in m.warps():
-        b, d, r, c = _gidx(m, idx, w, t)
+        b, d, r, c = tile_origin(m, idx, w, t)
         m.global_write(dst, b, d, r, c, values(w)[None], clip)
 
 

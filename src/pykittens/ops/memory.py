@@ -42,8 +42,10 @@ def global_index(idx):
 
 def tile_origin(m, idx, w: int, t) -> tuple[int, int, int, int]:
     """Interpreter: (batch, depth, first row, first col) of tile ``idx`` (in units of tile ``t``'s rows and
-    cols) for warp ``w``."""
+    cols; a vector's row in elements and column in vector lengths) for warp ``w``."""
     b, d, r, c = (int(m.scalar(i, w)) for i in idx)
+    if hasattr(t, "length"):
+        return b, d, r, c * t.length
     return b, d, r * t.rows, c * t.cols
 
 

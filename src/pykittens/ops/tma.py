@@ -120,12 +120,10 @@ class TmaLoad(Op):
     def interpret(self, m, dst, src, idx, sem, multicast, tmap):
         st = dst.type
         for w in m.warps():
-            if isinstance(st, SV):
-                b, d, r, c = (int(m.scalar(i, w)) for i in idx)
-                tile = m.global_read(src, b, d, r, c * st.length, 1, st.length, oob=0.0)[0]
-            else:
-                b, d, r, c = tile_origin(m, idx, w, st)
-                tile = m.global_read(src, b, d, r, c, st.rows, st.cols, oob=0.0)  # the hardware zero-fills
+            b, d, r, c = tile_origin(m, idx, w, st)
+            rows, cols = (1, st.length) if isinstance(st, SV) else (st.rows, st.cols)
+            tile = m.global_read(src, b, d, r, c, rows, cols, oob=0.0)  # the hardware zero-fills
+            tile = tile[0] if isinstance(st, SV) else tile
             if multicast is None:
                 targets = [None]
             else:
