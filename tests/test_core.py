@@ -162,7 +162,7 @@ def test_compiler_log_is_cached_and_serialised_wgmma_is_reported(tmp_path, monke
         return k
 
     x = rand(16, 16, dtype=torch.float32)
-    with pytest.warns(compiler.PerformanceWarning, match="serialised its wgmma"):
+    with pytest.warns(tk.PerformanceWarning, match="serialised its wgmma"):
         ck = make().compile(x, x, arch="sm_90a")
     assert ck.wgmma_serialized and "never referenced" in ck.result.log  # NVRTC's own warning is in the log too
     compiler.clear_memory_cache()

@@ -1,7 +1,8 @@
 """Typed exceptions. Each names the author's file and line when it is known.
 
 ``KernelTypeError`` and ``KernelSyntaxError`` are raised while a kernel is traced (before anything is compiled or
-launched); ``InterpreterError`` and its subclasses while the CPU interpreter runs a kernel.
+launched); ``InterpreterError`` and its subclasses while the CPU interpreter runs a kernel. ``PerformanceWarning``
+(a warning, not an error) when the compiler built a kernel in a way known to be slow.
 """
 
 
@@ -51,3 +52,7 @@ class RaceError(InterpreterError):
 
 class DeadlockError(InterpreterError):
     """A barrier that not every warp reaches, or a wait that can never complete."""
+
+
+class PerformanceWarning(UserWarning):
+    """The compiler built a kernel in a way known to be slow (e.g. ptxas serialised its wgmma instructions)."""

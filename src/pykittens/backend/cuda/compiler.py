@@ -20,16 +20,13 @@ import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ...errors import PerformanceWarning
 from ...settings import settings
 
 _memory_cache: dict[str, tuple[bytes, str]] = {}  # key -> (cubin, compiler log)
 
 _CACHE_FORMAT = "2"  # 2: each cubin has its compiler log next to it
 WGMMA_SERIALIZED = "wgmma.mma_async instructions are serialized"  # ptxas's words (C7510-C7515 infos)
-
-
-class PerformanceWarning(UserWarning):
-    """The compiler built a kernel in a way known to be slow (e.g. serialised wgmma)."""
 
 
 @dataclass
