@@ -54,12 +54,9 @@ def attention_bwd(q: tk.gl(tk.bf16), k: tk.gl(tk.bf16), v: tk.gl(tk.bf16), do: t
     with no keys (past the end, in the last block) skips every step. HEAVY_FIRST (causal): blocks start in order of
     key block across groups of 8 heads, so the long first key blocks (they see every query tile) do not start last."""
     b, h_kv, kb = tk.block_idx.z, tk.block_idx.y, tk.block_idx.x
-    if CAUSAL and HEAVY_FIRST:  # linear block index -> (key block, head) with key blocks outer within a head group
-        n_kb, heads = tk.grid_dim.x, tk.grid_dim.y * tk.grid_dim.z
-        lin = tk.let(tk.block_idx.x + n_kb * (tk.block_idx.y + tk.grid_dim.y * tk.block_idx.z))
-        g0 = tk.let(lin // (8 * n_kb) * 8)  # the group's first head
-        size, r = tk.minimum(heads - g0, 8), lin - g0 * n_kb
-        kb, hh = tk.let(r // size), tk.let(g0 + r % size)
+    if CAUSAL and HEAVY_FIRST:  # launch order -> (head, key block): the GEMM's grouped order, heads as its rows
+        lin = tk.block_idx.x + tk.grid_dim.x * (tk.block_idx.y + tk.grid_dim.y * tk.block_idx.z)
+        hh, kb = tk.grouped_tile_order(lin, tk.grid_dim.y * tk.grid_dim.z, tk.grid_dim.x, 8)
         b, h_kv = tk.let(hh // tk.grid_dim.y), tk.let(hh % tk.grid_dim.y)
     group = tk.let(q.depth // k.depth)
     k_s, v_s = tk.st(tk.bf16, 64, D, count=C), tk.st(tk.bf16, 64, D, count=C)
