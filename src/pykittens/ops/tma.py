@@ -26,22 +26,24 @@ _PRELUDE = r"""
 #ifndef PK_TMA
 #define PK_TMA
 namespace tk {
+// One TMA box into shared address dst, at coordinates (c, r, z, b) innermost first, completing on sem.
+__device__ __forceinline__ void tma_load_box(unsigned dst, const tensor_map& tm, const semaphore& sem, int b, int z, int r, int c) {
+  asm volatile("cp.async.bulk.tensor.4d.shared::cluster.global.tile.mbarrier::complete_tx::bytes [%0], [%1, {%2, %3, %4, %5}], [%6];"
+               :: "r"(dst), "l"(&tm), "r"(c), "r"(r), "r"(z), "r"(b), "r"(sem.saddr()) : "memory");
+}
 // One box per swizzle atom: atom a of a tile lands at byte a * R * S and covers columns c0 + a * BOX.
 template<class S> __device__ __forceinline__ void tma_load(const S& s, const tensor_map& tm, const semaphore& sem, int b, int z, int r, int c) {
   constexpr int BOX = S::swizzle ? S::swizzle / (int)sizeof(typename S::dtype) : S::cols;
   if (lane_id() == 0) {
     #pragma unroll
     for (int a = 0; a < S::cols / BOX; a++)
-      asm volatile("cp.async.bulk.tensor.4d.shared::cluster.global.tile.mbarrier::complete_tx::bytes [%0], [%1, {%2, %3, %4, %5}], [%6];"
-                   :: "r"((unsigned)__cvta_generic_to_shared(s.p) + a * S::rows * (S::swizzle ? S::swizzle : 0)), "l"(&tm),
-                      "r"(c * S::cols + a * BOX), "r"(r * S::rows), "r"(z), "r"(b), "r"(sem.saddr()) : "memory");
+      tma_load_box((unsigned)__cvta_generic_to_shared(s.p) + a * S::rows * (S::swizzle ? S::swizzle : 0), tm, sem,
+                   b, z, r * S::rows, c * S::cols + a * BOX);
   }
 }
 // A shared vector: one box of N elements at column c * N of row r.
 template<class T, int N> __device__ __forceinline__ void tma_load(const sv<T, N>& s, const tensor_map& tm, const semaphore& sem, int b, int z, int r, int c) {
-  if (lane_id() == 0)
-    asm volatile("cp.async.bulk.tensor.4d.shared::cluster.global.tile.mbarrier::complete_tx::bytes [%0], [%1, {%2, %3, %4, %5}], [%6];"
-                 :: "r"((unsigned)__cvta_generic_to_shared(s.p)), "l"(&tm), "r"(c * N), "r"(r), "r"(z), "r"(b), "r"(sem.saddr()) : "memory");
+  if (lane_id() == 0) tma_load_box((unsigned)__cvta_generic_to_shared(s.p), tm, sem, b, z, r, c * N);
 }
 template<class S> __device__ __forceinline__ void tma_load_multicast(const S& s, const tensor_map& tm, const semaphore& sem, unsigned short mask, int b, int z, int r, int c) {
   constexpr int BOX = S::swizzle ? S::swizzle / (int)sizeof(typename S::dtype) : S::cols;

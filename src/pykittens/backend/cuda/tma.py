@@ -19,11 +19,12 @@ _DTYPE_ENUM = {torch.bfloat16: "CU_TENSOR_MAP_DATA_TYPE_BFLOAT16", torch.float16
 _cache: dict = {}
 
 
-def box_cols(st: ST | SV) -> int:
-    """Columns of one TMA box (one swizzle atom) of shared tile type ``st`` (a vector: its length)."""
+def box(st: ST | SV) -> tuple[int, int, int]:
+    """(columns, rows, swizzle bytes) of one TMA box of shared tile type ``st``: one swizzle atom (a vector: all
+    of it, unswizzled)."""
     if isinstance(st, SV):
-        return st.length
-    return st.swizzle // st.dtype.size if st.swizzle else st.cols
+        return st.length, 1, 0
+    return (st.swizzle // st.dtype.size if st.swizzle else st.cols), st.rows, st.swizzle
 
 
 def tensor_map_params(g, st: ST | SV) -> dict:
@@ -35,15 +36,15 @@ def tensor_map_params(g, st: ST | SV) -> dict:
     dims = [g.shape[3], g.shape[2], g.shape[1], g.shape[0]]
     # bytes, for dims 1..3; a size-1 dim's stride is irrelevant but must be a multiple of 16
     strides = [g.stride[d] * es if g.shape[d] > 1 else 16 for d in (2, 1, 0)]
-    box = [box_cols(st), 1 if isinstance(st, SV) else st.rows, 1, 1]
-    if box[0] * es % 16 or box[0] > 256 or box[1] > 256:
+    cols, rows, swizzle = box(st)
+    if cols * es % 16 or cols > 256 or rows > 256:
         raise ValueError(f"tile {st} cannot be a TMA box: a box row must be a multiple of 16 bytes and boxes at "
                          f"most 256 x 256 elements")
     if any(x % 16 for x in strides):
         raise ValueError(f"TMA needs every row, depth and batch stride to be a multiple of 16 bytes, got {strides} "
                          f"(innermost first) for a tensor of shape {tuple(g.shape)}")
-    swizzle = 0 if isinstance(st, SV) else st.swizzle
-    return dict(dtype=_DTYPE_ENUM[g.dtype], dims=dims, strides=strides, box=box, swizzle=_SWIZZLE_ENUM[swizzle])
+    return dict(dtype=_DTYPE_ENUM[g.dtype], dims=dims, strides=strides, box=[cols, rows, 1, 1],
+                swizzle=_SWIZZLE_ENUM[swizzle])
 
 
 def encode(g, st: ST | SV):
