@@ -22,15 +22,17 @@ LOG2E = math.log2(math.e)
 def attention_bwd_prep(o: tk.gl(tk.bf16), do: tk.gl(tk.bf16), delta: tk.gl(tk.fp32), dq: tk.gl(tk.fp32),
                        D: tk.constexpr, ZERO_DQ: tk.constexpr = True):
     """delta[b, h, i] = sum_d dO[b, h, i, d] * O[b, h, i, d], one 16-row tile per warp (read through shared memory
-    in coalesced 16-byte chunks); with ZERO_DQ the same rows of the fp32 dQ accumulator are zeroed (no memset)."""
+    in coalesced 16-byte chunks, all in flight at once by cp.async: a synchronous load waits for each chunk in
+    turn); with ZERO_DQ the same rows of the fp32 dQ accumulator are zeroed (no memset)."""
     b, h, w = tk.block_idx.z, tk.block_idx.y, tk.warp_id()
     row = tk.let(tk.block_idx.x * 4 + w)
     o_s, do_s = tk.st(tk.bf16, 16, D, count=4), tk.st(tk.bf16, 16, D, count=4)
     o_bf, do_bf = tk.rt(tk.bf16, 16, D), tk.rt(tk.bf16, 16, D)
     o_reg, do_reg = tk.rt(tk.fp32, 16, D), tk.rt(tk.fp32, 16, D)
     d_vec = tk.col_vec(o_reg)
-    tk.load(o_s[w], o, (b, h, row, 0), oob=0.0)
-    tk.load(do_s[w], do, (b, h, row, 0), oob=0.0)
+    tk.load_async(o_s[w], o, (b, h, row, 0), oob=0.0)
+    tk.load_async(do_s[w], do, (b, h, row, 0), oob=0.0)
+    tk.load_async_wait(0)
     tk.load(o_bf, o_s[w])
     tk.load(do_bf, do_s[w])
     tk.copy(o_reg, o_bf)

@@ -141,8 +141,11 @@ def _hopper_backward(do, q, k, v, o, lse, causal: bool, scale: float, determinis
     # the fp32 dQ accumulator the main kernel adds into, zeroed by the rowsum kernel (deterministic mode has none)
     dq = delta if deterministic else torch.empty(B, H, N, D, dtype=torch.float32, device=q.device)
     attention_bwd_prep.launch((-(-N // 64), H, B), o, do, delta, dq, D, not deterministic)
-    lse_p = lse.new_zeros(B, H, 1, n_pad)
-    lse_p[:, :, 0, :N] = lse
+    if n_pad == N and lse.is_contiguous() and lse.data_ptr() % 16 == 0:
+        lse_p = lse.view(B, H, 1, N)  # rows already 16-byte multiples: the kernels read it in place
+    else:
+        lse_p = lse.new_zeros(B, H, 1, n_pad)
+        lse_p[:, :, 0, :N] = lse
     dk, dv = torch.empty_like(k), torch.empty_like(v)
     c = BACKWARD_CONSUMERS[D, causal]
     grid = (-(-Nk // (64 * c)), Hk, B)

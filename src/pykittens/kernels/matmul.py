@@ -5,16 +5,25 @@ from ..trace import cdiv
 from .checks import LayoutCache, device_info, layout_key, require_bf16
 from .gemm import gemm
 
-STAGES = 3  # 3 x 48 KB of A/B stages + 64 KB of C staging fits the 227 KB of shared memory
 CLUSTER = 1  # blocks per cluster; 2 shares B by multicast but was slower (NOTES.md)
+
+
+def tile_config(M: int, N: int, sms: int) -> dict:
+    """The GEMM's block tile width and ring depth for an M x N output on ``sms`` SMs. 128 x 256 tiles with 3 stages
+    (3 x 48 KB of A/B + 64 KB of C staging fill the 227 KB of shared memory) unless they would occupy fewer than
+    half of the SMs (1000³: 32 tiles on 132 SMs); then 128 x 128 tiles (twice as many blocks) with 4 stages."""
+    if cdiv(M, 128) * cdiv(N, 256) < sms // 2:
+        return dict(BN=128, STAGES=4)
+    return dict(BN=256, STAGES=3)
 
 
 def persistent_grid(a: torch.Tensor, M: int, N: int, transpose_b: bool, cluster: int, **constexprs) -> int:
     """Blocks of the persistent GEMM for an M x N output: one per work tile up to what fits on the GPU at once —
     the SM count, or with clusters the clusters that fit (SMs come in GPCs; asked of the driver) times their size.
     0 for an empty output. The interpreter (CPU) gets one cluster of blocks, which still walks every tile.
-    ``constexprs``: the kernel's other constexprs by name (they set its shared memory, hence what fits)."""
-    tiles = cdiv(cdiv(M, 128), cluster) * cdiv(N, 256)  # per cluster: its blocks take adjacent row tiles
+    ``constexprs``: the kernel's other constexprs by name (BN sets the tile width; all set its shared memory,
+    hence what fits)."""
+    tiles = cdiv(cdiv(M, 128), cluster) * cdiv(N, constexprs.get("BN", 256))  # per cluster: adjacent row tiles
     if tiles == 0:
         return 0
     if a.device.type != "cuda":
@@ -24,7 +33,7 @@ def persistent_grid(a: torch.Tensor, M: int, N: int, transpose_b: bool, cluster:
         return min(tiles, sms)
     from ..backend.cuda.launch import device_arch
     ck = gemm.compile(a, a, a, TRANS_B=transpose_b, CLUSTER=cluster, arch=device_arch(a.device),
-                      **{"STAGES": STAGES, **constexprs})
+                      **{"STAGES": 3, **constexprs})
     return cluster * min(tiles, ck.loaded(a.device).max_active_clusters(cluster))
 
 
@@ -48,7 +57,7 @@ def matmul(a: torch.Tensor, b: torch.Tensor, *, transpose_b: bool = False) -> to
     accumulation, any M, N, K. The kernel reads row-major operands with 16-byte aligned rows (K and N multiples of 8)
     directly; anything else (other strides, K or N not a multiple of 8) goes through a zero-padded row-major copy
     first, which costs an extra pass over the operands."""
-    M, N, K8, N8, grid, pad_a, pad_b, launch = _PLANS.lookup(layout_key(a, b, transpose_b),
+    M, N, K8, N8, grid, config, pad_a, pad_b, launch = _PLANS.lookup(layout_key(a, b, transpose_b),
                                                             lambda: _plan(a, b, bool(transpose_b)))
     if M == 0 or N == 0 or K8 == 0:  # nothing to launch (and TMA cannot describe an empty tensor)
         return torch.zeros(M, N, dtype=torch.bfloat16, device=a.device)
@@ -58,15 +67,15 @@ def matmul(a: torch.Tensor, b: torch.Tensor, *, transpose_b: bool = False) -> to
             a = _padded(a, M, K8)
         if pad_b or b.data_ptr() % 16:
             b = _padded(b, N8, K8) if transpose_b else _padded(b, K8, N8)
-        gemm.launch(grid, a, b, c, TRANS_B=bool(transpose_b), STAGES=STAGES, CLUSTER=CLUSTER)
+        gemm.launch(grid, a, b, c, TRANS_B=bool(transpose_b), CLUSTER=CLUSTER, **config)
     else:
         launch(a, b, c)  # the layouts of this cache entry: the bound launcher skips the kernel's own layout key
     return c if N8 == N else c[:, :N].contiguous()
 
 
 def _plan(a, b, transpose_b: bool) -> tuple:
-    """Check a layout once: (M, N, K8, N8, grid, pad a, pad b, launcher), or a TypeError/ValueError saying what
-    was wrong."""
+    """Check a layout once: (M, N, K8, N8, grid, tile config, pad a, pad b, launcher), or a TypeError/ValueError
+    saying what was wrong."""
     require_bf16("matmul", 2, a=a, b=b)
     if a.device != b.device:
         raise ValueError(f"matmul: a and b must be on one device, got {a.device} and {b.device}")
@@ -80,6 +89,7 @@ def _plan(a, b, transpose_b: bool) -> tuple:
     K8, N8 = -(-K // 8) * 8, -(-N // 8) * 8
     pad_a = K8 != K or not _row_major(a)
     pad_b = K8 != K or N8 != N or not _row_major(b)
-    grid = persistent_grid(a, M, N8, transpose_b, CLUSTER)
-    launch = gemm.launcher(grid, TRANS_B=transpose_b, STAGES=STAGES, CLUSTER=CLUSTER) if grid else None
-    return M, N, K8, N8, grid, pad_a, pad_b, launch  # launch None: nothing to launch
+    config = tile_config(M, N8, device_info(a.device)[1])
+    grid = persistent_grid(a, M, N8, transpose_b, CLUSTER, **config)
+    launch = gemm.launcher(grid, TRANS_B=transpose_b, CLUSTER=CLUSTER, **config) if grid else None
+    return M, N, K8, N8, grid, config, pad_a, pad_b, launch  # launch None: nothing to launch
