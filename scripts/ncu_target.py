@@ -1,7 +1,7 @@
 """One call of a library kernel (or its cuDNN peer) between cudaProfilerStart and Stop, after warm-up calls, for
 Nsight Compute to profile that call's kernels only:
     ncu --profile-from-start off --section SpeedOfLight python3 scripts/ncu_target.py bwd128
-Cases: gemm[N] or gemm<M>x<N>x<K>, fwd<D>[c][_<N>], bwd<D>[c][_<N>], cudnn_fwd<D>..., cudnn_bwd<D>... (c: causal; N default 4096).
+Cases: gemm[N] or gemm<M>x<N>x<K> (cublas... for torch.matmul), fwd<D>[c][_<N>], bwd<D>[c][_<N>], cudnn_fwd<D>..., cudnn_bwd<D>... (c: causal; N default 4096).
 """
 import re
 import sys
@@ -15,11 +15,12 @@ from pykittens.kernels import attention, matmul
 
 def case(what: str):
     """The call to profile, as a closure."""
-    if what.startswith("gemm"):
-        m, n, k = ([int(x) for x in what[4:].split("x")] * 3)[:3] if what[4:] else (4096,) * 3
+    g = re.fullmatch(r"(gemm|cublas)((?:\d+x?)*)", what)
+    if g:
+        m, n, k = ([int(x) for x in g.group(2).split("x")] * 3)[:3] if g.group(2) else (4096,) * 3
         a = torch.randn(m, k, device="cuda", dtype=torch.bfloat16)
         b = torch.randn(k, n, device="cuda", dtype=torch.bfloat16)
-        return lambda: matmul(a, b)
+        return (lambda: matmul(a, b)) if g.group(1) == "gemm" else (lambda: a @ b)
     m = re.fullmatch(r"(cudnn_)?(fwd|bwd)(\d+)(c?)(?:_(\d+))?", what)
     if not m:
         raise SystemExit(f"unknown case {what!r}: {__doc__}")

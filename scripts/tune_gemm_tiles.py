@@ -9,7 +9,7 @@ from pykittens.kernels.gemm import gemm
 from pykittens.kernels.matmul import persistent_grid, tile_config
 
 SHAPES = ["1000x1000x1000", "1024x1024x1024", "2048x2048x2048", "8192x8192x512", "4096x4096x4096"]
-CONFIGS = [dict(BN=256, STAGES=3), dict(BN=128, STAGES=4), dict(BN=128, STAGES=5)]
+CONFIGS = [dict(BN=256, STAGES=3), dict(BN=128, STAGES=4), dict(BN=64, STAGES=6)]
 
 
 def main():
