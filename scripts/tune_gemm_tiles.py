@@ -8,8 +8,9 @@ from pykittens.bench.harness import run_once, time_ms
 from pykittens.kernels.gemm import gemm
 from pykittens.kernels.matmul import persistent_grid, tile_config
 
-SHAPES = ["1000x1000x1000", "1024x1024x1024", "2048x2048x2048", "8192x8192x512", "4096x4096x4096"]
-CONFIGS = [dict(BN=256, STAGES=3), dict(BN=128, STAGES=4), dict(BN=64, STAGES=6)]
+SHAPES = ["1000x1000x1000", "1024x1024x1024", "1536x1536x1536", "2048x2048x2048", "128x256x1024", "4096x4096x4096"]
+CONFIGS = [dict(BN=256, STAGES=3), dict(BN=128, STAGES=4), dict(BN=128, STAGES=6), dict(BN=128, STAGES=6, LAG=1),
+           dict(BN=64, STAGES=8), dict(BN=64, STAGES=8, LAG=1)]
 
 
 def main():
@@ -28,7 +29,7 @@ def main():
             failed = run_once(run)
             err = ((c[:64].double() - ref).norm() / ref.norm()).item()
             ok = "" if not failed and err < 1e-2 and not c.isnan().any() else f" (FAILED {failed} err {err:.1e})"
-            line.append(f"BN{cfg['BN']}/S{cfg['STAGES']} {f / time_ms(run):4.0f}{ok}")
+            line.append(f"BN{cfg['BN']}/S{cfg['STAGES']}/L{cfg.get('LAG', 0)} {f / time_ms(run):4.0f}{ok}")
         line.append(f"cuBLAS {f / time_ms(lambda: a @ b):4.0f}   picked {tile_config(m, n, sms)}")
         print("  ".join(line), flush=True)
 
