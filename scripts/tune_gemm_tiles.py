@@ -1,5 +1,6 @@
-"""Time the GEMM's tile configurations (BN x STAGES) on the shapes where the choice matters, next to cuBLAS
-(device time, BENCH.md protocol). Usage: python scripts/tune_gemm_tiles.py [MxNxK ...]"""
+"""Time GEMM kernel configurations next to cuBLAS (device time, BENCH.md protocol): for each shape the tile
+configuration ``matmul`` picks, merged with each variant below, in two alternating rounds (this machine's noise
+is several percent). Usage: python scripts/tune_gemm_tiles.py [MxNxK ...]"""
 import sys
 
 import torch
@@ -8,9 +9,9 @@ from pykittens.bench.harness import run_once, time_ms
 from pykittens.kernels.gemm import gemm
 from pykittens.kernels.matmul import persistent_grid, tile_config
 
-SHAPES = ["1000x1000x1000", "1024x1024x1024", "1536x1536x1536", "2048x2048x2048", "128x256x1024", "4096x4096x4096"]
-CONFIGS = [dict(BN=256, STAGES=3), dict(BN=128, STAGES=4), dict(BN=128, STAGES=6), dict(BN=128, STAGES=6, LAG=1),
-           dict(BN=64, STAGES=8), dict(BN=64, STAGES=8, LAG=1)]
+SHAPES = ["4096x4096x4096", "8192x8192x8192", "8192x8192x512", "8192x8192x1024", "4096x14336x4096",
+          "2048x2048x2048", "1000x1000x1000"]
+VARIANTS = [dict(), dict(OVERLAP=True), dict(OVERLAP=True, CLUSTER=2)]
 
 
 def main():
@@ -21,16 +22,20 @@ def main():
         b = torch.randn(k, n, device="cuda", dtype=torch.bfloat16)
         ref = a[:64].double() @ b.double()
         f = 2 * m * n * k / 1e9
-        line = [f"{shape:>16s} cuBLAS {f / time_ms(lambda: a @ b):4.0f}"]
-        for cfg in CONFIGS:
+        runs, line = [], [f"{shape:>16s} {tile_config(m, n, sms)}"]
+        for v in VARIANTS:
+            cfg = {**tile_config(m, n, sms), **v}
             c = torch.full((m, n), float("nan"), device="cuda", dtype=torch.bfloat16)
-            grid = persistent_grid(a, m, n, False, 1, **cfg)
-            run = lambda: gemm.launch(grid, a, b, c, TRANS_B=False, **cfg)  # noqa: E731
+            grid = persistent_grid(a, m, n, False, cfg.get("CLUSTER", 1), **{x: y for x, y in cfg.items() if x != "CLUSTER"})
+            run = (lambda g, cf, out: lambda: gemm.launch(g, a, b, out, TRANS_B=False, **cf))(grid, cfg, c)
             failed = run_once(run)
             err = ((c[:64].double() - ref).norm() / ref.norm()).item()
-            ok = "" if not failed and err < 1e-2 and not c.isnan().any() else f" (FAILED {failed} err {err:.1e})"
-            line.append(f"BN{cfg['BN']}/S{cfg['STAGES']}/L{cfg.get('LAG', 0)} {f / time_ms(run):4.0f}{ok}")
-        line.append(f"cuBLAS {f / time_ms(lambda: a @ b):4.0f}   picked {tile_config(m, n, sms)}")
+            bad = failed or err > 1e-2 or c.isnan().any().item()
+            runs.append((v, None if bad else run, f" FAILED {failed} err {err:.1e}" if bad else ""))
+        for rnd in range(2):
+            line.append(f"| cuBLAS {f / time_ms(lambda: a @ b):4.0f}")
+            for v, run, note in runs:
+                line.append(f"{v or 'base'} {f / time_ms(run):4.0f}" if run else f"{v}{note}")
         print("  ".join(line), flush=True)
 
 

@@ -19,24 +19,33 @@ def test_interpreter_matches_float64(M, N, K, tb):
     assert_close(matmul(a, b, transpose_b=tb), _ref(a, b, tb), 1e-2)
 
 
-def test_narrow_tiles_for_small_outputs():
+def test_tile_config():
     """Outputs whose 128 x 256 tiles would fill under half the SMs get 128 x 128 tiles (the interpreter, with its
-    2 SMs, never picks them: run that configuration directly, ragged in every dim)."""
-    assert tile_config(1000, 1000, 132) == dict(BN=128, STAGES=4)  # 32 wide tiles on 132 SMs
-    assert tile_config(2048, 2048, 132) == dict(BN=256, STAGES=3)  # 128 wide tiles
-    M, N, K = 200, 136, 72
+    2 SMs, never picks them: the test below runs that configuration directly)."""
+    assert tile_config(1000, 1000, 132)["BN"] == 128  # 32 wide tiles on 132 SMs
+    assert tile_config(2048, 2048, 132)["BN"] == 256  # 128 wide tiles
+
+
+@pytest.mark.parametrize("config", [dict(BN=128, STAGES=4), dict(BN=256, STAGES=3, OVERLAP=True),
+                                    dict(BN=128, STAGES=4, OVERLAP=True)], ids=str)
+def test_kernel_configs_in_the_interpreter(config):
+    """Each block of the persistent grid (2 in the interpreter) walks 3 tiles, ragged in every dim; OVERLAP stores
+    a tile's result during the next tile's first step, and the block's last one at its end."""
+    M, N, K = 300, 136 if config["BN"] == 128 else 264, 72
     a, b = rand(M, K), rand(K, N)
     c = torch.full((M, N), float("nan"), dtype=torch.bfloat16)
-    config = dict(BN=128, STAGES=4)
-    gemm.launch(persistent_grid(a, M, N, False, 1, **config), a, b, c, TRANS_B=False, **config)
+    grid = persistent_grid(a, M, N, False, 1, **config)
+    assert grid == 2
+    gemm.launch(grid, a, b, c, TRANS_B=False, **config)
     assert_close(c, _ref(a, b, False), 1e-2)
 
 
 @pytest.mark.parametrize("tb", [False, True])
-@pytest.mark.parametrize("bn,stages", [(256, 3), (128, 4)])
-def test_compiles_with_hgmma_tma_and_no_spills(tb, bn, stages):
+@pytest.mark.parametrize("config", [dict(BN=256, STAGES=3), dict(BN=256, STAGES=3, OVERLAP=True),
+                                    dict(BN=128, STAGES=4)], ids=str)
+def test_compiles_with_hgmma_tma_and_no_spills(tb, config):
     x = torch.empty(256, 256, dtype=torch.bfloat16)
-    ck = gemm.compile(x, x, x, tb, stages, BN=bn, arch="sm_90a")
+    ck = gemm.compile(x, x, x, tb, arch="sm_90a", **config)
     sass = ck.sass()
     assert "HGMMA" in sass and "UTMALDG" in sass and "UTMASTG" in sass
     assert not ck.wgmma_serialized, ck.result.log[-300:]
