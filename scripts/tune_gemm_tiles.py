@@ -11,7 +11,7 @@ from pykittens.kernels.matmul import persistent_grid, tile_config
 
 SHAPES = ["4096x4096x4096", "8192x8192x8192", "8192x8192x512", "8192x8192x1024", "4096x14336x4096",
           "2048x2048x2048", "1000x1000x1000"]
-VARIANTS = [dict(), dict(OVERLAP=True), dict(OVERLAP=True, CLUSTER=2)]
+VARIANTS = [dict(), dict(CLUSTER=2)]
 
 
 def main():

@@ -26,11 +26,9 @@ def test_tile_config():
     assert tile_config(2048, 2048, 132)["BN"] == 256  # 128 wide tiles
 
 
-@pytest.mark.parametrize("config", [dict(BN=128, STAGES=4), dict(BN=256, STAGES=3, OVERLAP=True),
-                                    dict(BN=128, STAGES=4, OVERLAP=True)], ids=str)
+@pytest.mark.parametrize("config", [dict(BN=128, STAGES=4), dict(BN=256, STAGES=3)], ids=str)
 def test_kernel_configs_in_the_interpreter(config):
-    """Each block of the persistent grid (2 in the interpreter) walks 3 tiles, ragged in every dim; OVERLAP stores
-    a tile's result during the next tile's first step, and the block's last one at its end."""
+    """Each block of the persistent grid (2 in the interpreter) walks 3 tiles, ragged in every dim."""
     M, N, K = 300, 136 if config["BN"] == 128 else 264, 72
     a, b = rand(M, K), rand(K, N)
     c = torch.full((M, N), float("nan"), dtype=torch.bfloat16)
@@ -41,8 +39,7 @@ def test_kernel_configs_in_the_interpreter(config):
 
 
 @pytest.mark.parametrize("tb", [False, True])
-@pytest.mark.parametrize("config", [dict(BN=256, STAGES=3), dict(BN=256, STAGES=3, OVERLAP=True),
-                                    dict(BN=128, STAGES=4)], ids=str)
+@pytest.mark.parametrize("config", [dict(BN=256, STAGES=3), dict(BN=128, STAGES=4)], ids=str)
 def test_compiles_with_hgmma_tma_and_no_spills(tb, config):
     x = torch.empty(256, 256, dtype=torch.bfloat16)
     ck = gemm.compile(x, x, x, tb, arch="sm_90a", **config)

@@ -17,7 +17,7 @@ BM = 128  # block tile rows (2 consumer warpgroups x 64)
 @tk.kernel(warps=12, min_blocks=1, cluster="CLUSTER")
 def gemm(a: tk.gl(tk.bf16), b: tk.gl(tk.bf16), c: tk.gl(tk.bf16), TRANS_B: tk.constexpr, STAGES: tk.constexpr,
          GROUP: tk.constexpr = 8, LAG: tk.constexpr = 0, BN: tk.constexpr = 256, DIRECT: tk.constexpr = False,
-         BK: tk.constexpr = 64, CLUSTER: tk.constexpr = 1, OVERLAP: tk.constexpr = False):
+         BK: tk.constexpr = 64, CLUSTER: tk.constexpr = 1):
     a_s = tk.st(tk.bf16, BM // 2, BK, count=(STAGES, 2))  # per stage, one 64-row half per consumer
     b_s = tk.st(tk.bf16, BN, BK, count=STAGES) if TRANS_B else tk.st(tk.bf16, BK, BN, count=STAGES)
     c_s = None if DIRECT else tk.st(tk.bf16, BM // 2, BN, count=2)
@@ -49,21 +49,10 @@ def gemm(a: tk.gl(tk.bf16), b: tk.gl(tk.bf16), c: tk.gl(tk.bf16), TRANS_B: tk.co
     def start(s):
         tk.zero(acc)
 
-    stride = tk.let(tk.grid_dim.x // CLUSTER)  # a block's (cluster's) next tile is this many tiles on
-
     def compute(s):
         mma = tk.warpgroup.mma_ABt if TRANS_B else tk.warpgroup.mma_AB
         mma(acc, a_s[s.stage, s.consumer], b_s[s.stage])
-        if OVERLAP:  # the previous tile's result goes out while this tile's first mma runs
-            with tk.if_((s.step == 0) & (s.tile >= stride)):
-                store_out(s.tile - stride, s.consumer)
         tk.warpgroup.mma_wait(LAG)  # LAG = 1: keep one wgmma in flight; its stage is released a step later
-
-    def store_out(t, consumer):  # `out` (tile t's result) through c_s to global by TMA
-        tm, tn = coords(t)
-        with tk.if_(tk.warp_id() % 4 == 0):
-            tk.tma.store_wait(0)  # the previous tile's store has finished reading c_s
-        tk.warpgroup.store_async(c, c_s[consumer], out, (2 * tm + consumer, tn), 1 + consumer)
 
     def finish(s):
         tm, tn = coords(s.tile)
@@ -71,19 +60,15 @@ def gemm(a: tk.gl(tk.bf16), b: tk.gl(tk.bf16), c: tk.gl(tk.bf16), TRANS_B: tk.co
         tk.copy(out, acc)
         if DIRECT:
             tk.store(c, out, ((2 * tm + s.consumer) * 4 + tk.warp_id() % 4, tn), clip=True)
-        elif not OVERLAP:
-            store_out(s.tile, s.consumer)
+            return
+        with tk.if_(tk.warp_id() % 4 == 0):
+            tk.tma.store_wait(0)  # the previous tile's store has finished reading c_s
+        tk.warpgroup.store_async(c, c_s[s.consumer], out, (2 * tm + s.consumer, tn), 1 + s.consumer)
 
     def end(s):
-        if DIRECT:
-            return
-        first = tk.block_idx.x // CLUSTER
-        if OVERLAP:  # the block's last tile is still in `out`
-            with tk.if_(first < tiles):
-                store_out(first + (tk.cdiv(tiles - first, stride) - 1) * stride, s.consumer)
-        with tk.if_(tk.warp_id() % 4 == 0):
-            tk.tma.store_wait(0)  # shared memory must outlive the last store's reads
+        if not DIRECT:
+            with tk.if_(tk.warp_id() % 4 == 0):
+                tk.tma.store_wait(0)  # shared memory must outlive the last store's reads
 
-    tiles = tk.let(tiles_m * tiles_n)
-    tk.producer_consumer(stages=STAGES, consumers=2, tiles=tiles, steps=steps, load=load,
+    tk.producer_consumer(stages=STAGES, consumers=2, tiles=tiles_m * tiles_n, steps=steps, load=load,
                          compute=compute, finish=finish, start=start, end=end, release_lag=LAG, cluster=CLUSTER)
