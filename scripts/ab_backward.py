@@ -1,6 +1,7 @@
 """A/B the backward's main kernel (the dK/dV/dQ kernel alone, device time) against variants given as constexpr
 overrides, alternating the variants twice so drift shows:
     python3 scripts/ab_backward.py 4096 HEAVY_FIRST=False STAGES=3
+    python3 scripts/ab_backward.py 4096 D=128 DQ_WG=False,W=12     (head dims to run: D=..., default 64 and 128)
 Each variant is a space-free list of NAME=value pairs joined by commas."""
 import sys
 
@@ -11,9 +12,9 @@ from pykittens.bench.harness import time_ms
 from pykittens.kernels import attention
 
 
-def main(n: int, variants: list[dict]):
+def main(n: int, variants: list[dict], dims=(64, 128)):
     print(f"N={n}: main kernel TFLOP/s, variants {variants} (default first), two alternating rounds")
-    for d in (64, 128):
+    for d in dims:
         for causal in (False, True):
             B, H = 16384 // n, 2048 // d
             q, k, v, do = (torch.randn(B, H, n, d, device="cuda", dtype=torch.bfloat16) for _ in range(4))
@@ -35,4 +36,5 @@ def parse(arg: str) -> dict:
 
 
 if __name__ == "__main__":
-    main(int(sys.argv[1]), [parse(a) for a in sys.argv[2:]])
+    dims = [int(a[2:]) for a in sys.argv[2:] if a.startswith("D=")] or (64, 128)
+    main(int(sys.argv[1]), [parse(a) for a in sys.argv[2:] if not a.startswith("D=")], dims)

@@ -22,8 +22,9 @@ def main_kernel_call(q, k, v, do, lse, causal):
     dq = torch.zeros(B, H, n, d, dtype=torch.float32, device=q.device)
     dk, dv = torch.empty_like(k), torch.empty_like(v)
     grid = (-(-n // (64 * c)), H, B)
-    return (lambda with_dq=True, **kw: A.attention_bwd.launch(grid, q, k, v, do, lse_p, delta, dq, dk, dv, 0.1, d,
-                                                                causal, with_dq, c, 4 * (c + 1), **kw)), delta, dq
+    return (lambda with_dq=True, **kw: A.attention_bwd.launch(
+        grid, q, k, v, do, lse_p, delta, dq, dk, dv, 0.1, d, causal, with_dq,
+        **{**A.backward_config(d, causal, with_dq), **kw})), delta, dq
 
 
 def main(n=4096):

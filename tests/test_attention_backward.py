@@ -11,6 +11,8 @@ CASES = [  # (B, H_q, H_kv, N_q, N_kv, D, causal)
     (1, 2, 2, 40, 40, 128, False),
     (2, 4, 2, 33, 33, 64, True),
     (2, 10, 5, 200, 200, 64, True),  # causal blocks start by key block over groups of 8 heads: 10 = 8 + a short group
+    (1, 4, 2, 150, 300, 128, True),  # D=128 (dQ by its own warpgroup): GQA, causal, N_q < N_kv, 3 key blocks
+    (1, 2, 1, 200, 330, 128, False),  # ragged, 4 query tiles per key block
 ]
 
 
@@ -55,17 +57,17 @@ def test_lse_is_not_differentiable_and_inference_skips_autograd():
 
 @pytest.mark.parametrize("D,causal", [(64, False), (64, True), (128, False), (128, True)])
 def test_shipped_backward_configs_compile_with_hgmma_tma_and_no_spills(D, causal):
-    from pykittens.kernels.attention_ops import BACKWARD_CONSUMERS
-    c = BACKWARD_CONSUMERS[D, causal]
+    from pykittens.kernels.attention_ops import backward_config
     q = torch.empty(1, 1, 256, D, dtype=torch.bfloat16)
     f, dq = torch.empty(1, 1, 1, 256), torch.empty(1, 1, 256, D)
     for with_dq in (True, False):
-        ck = attention_bwd.compile(q, q, q, q, f, f, dq, q, q, 1.0, D, causal, with_dq, c, 4 * (c + 1), arch="sm_90a")
+        config = backward_config(D, causal, with_dq)
+        ck = attention_bwd.compile(q, q, q, q, f, f, dq, q, q, 1.0, D, causal, with_dq, arch="sm_90a", **config)
         sass = ck.sass()
         assert "HGMMA" in sass and "UTMALDG" in sass
-        assert not ck.wgmma_serialized, (c, with_dq, ck.result.log[-300:])  # ptxas would make every wgmma wait
+        assert not ck.wgmma_serialized, (config, with_dq, ck.result.log[-300:])  # ptxas would make every wgmma wait
         res = ck.resources()
-        assert res.local == 0 and res.stack == 0, (c, with_dq, res)
+        assert res.local == 0 and res.stack == 0, (config, with_dq, res)
 
 
 @pytest.mark.gpu

@@ -44,8 +44,9 @@ class Step:
 
 def producer_consumer(*, stages: int, consumers: int, tiles, steps, load, compute, finish, start=None, end=None,
                       init=None, persistent: bool = True, producer_registers: int = 40, consumer_registers: int = 232,
-                      release_lag: int = 0, cluster: int = 1):
-    """Emit a producer/consumer pipeline into the current kernel (which must have ``4 * (1 + consumers)`` warps).
+                      release_lag: int = 0, cluster: int = 1, helper=None, helper_registers: int | None = None):
+    """Emit a producer/consumer pipeline into the current kernel (which must have ``4 * (1 + consumers)`` warps,
+    one warpgroup more with a ``helper``).
 
     tiles: number of work tiles (device scalar); steps: input steps per tile (a device scalar, or a function of the
     tile giving each its own count — the ring position is then carried in a ``tk.var`` counter);
@@ -59,6 +60,9 @@ def producer_consumer(*, stages: int, consumers: int, tiles, steps, load, comput
     the caller reads its work from the block index. With ``cluster`` > 1, work tiles are per cluster: its
     blocks all get the same tiles (cluster c takes tiles c, c + clusters, …) and tell their part by
     ``tk.cluster_rank()``.
+    helper(): a warpgroup of its own after the consumers (with ``helper_registers`` per thread), called once per
+    block: work the consumers hand off through the caller's semaphores (e.g. the attention backward's dQ).
+    Non-persistent pipelines only.
     release_lag=1: a stage is released one step late, so ``compute`` may leave its async mma in flight
     (``tk.warpgroup.mma_wait(1)``) and the tensor cores never wait for the consumer; ``finish`` must then wait
     (``mma_wait(0)``) before it reads the accumulator.
@@ -66,9 +70,12 @@ def producer_consumer(*, stages: int, consumers: int, tiles, steps, load, comput
     if release_lag not in (0, 1):
         trace.fail(f"release_lag must be 0 or 1, got {release_lag!r}")
     b = trace.builder()
-    if b.warps != 4 * (1 + consumers):
-        trace.fail(f"producer_consumer with {consumers} consumer warpgroups needs {4 * (1 + consumers)} warps, "
-                   f"the kernel has {b.warps}")
+    groups = 1 + consumers + (helper is not None)
+    if b.warps != 4 * groups:
+        trace.fail(f"producer_consumer with {consumers} consumer warpgroups{' and a helper' if helper else ''} "
+                   f"needs {4 * groups} warps, the kernel has {b.warps}")
+    if helper is not None and (persistent or helper_registers is None):
+        trace.fail("producer_consumer(helper=...) needs persistent=False and helper_registers")
     if b.cluster != cluster:
         trace.fail(f"producer_consumer(cluster={cluster}) in a kernel declared with cluster={b.cluster}")
     full = trace.semaphore(count=stages)
@@ -114,18 +121,7 @@ def producer_consumer(*, stages: int, consumers: int, tiles, steps, load, comput
         for r in range(cluster):
             arrive(empty[stage], cta=r)
 
-    first, stride = (trace.block_idx.x, trace.grid_dim.x) if persistent else (0, 1)
-    if persistent and cluster > 1:
-        first, stride = trace.block_idx.x // cluster, trace.grid_dim.x // cluster
-    with trace.if_(wg == 0):
-        decrease_registers(producer_registers)
-        with trace.if_(warp == 0):
-            walk(produce)
-        if cluster > 1:  # (an else branch: the two warps run concurrently, also in the interpreter)
-            with trace.else_():
-                with trace.if_(warp == 1):
-                    walk(forward)
-    with trace.else_():
+    def consume():  # a consumer warpgroup: each step of each of the block's tiles
         increase_registers(consumer_registers)
         consumer = trace.let(wg - 1, "consumer")
 
@@ -151,6 +147,28 @@ def producer_consumer(*, stages: int, consumers: int, tiles, steps, load, comput
         walk(step, begin, close)
         if end is not None:
             end(Step(None, None, None, None, consumer))
+
+    first, stride = (trace.block_idx.x, trace.grid_dim.x) if persistent else (0, 1)
+    if persistent and cluster > 1:
+        first, stride = trace.block_idx.x // cluster, trace.grid_dim.x // cluster
+    with trace.if_(wg == 0):
+        decrease_registers(producer_registers)
+        with trace.if_(warp == 0):
+            walk(produce)
+        if cluster > 1:  # (an else branch: the two warps run concurrently, also in the interpreter)
+            with trace.else_():
+                with trace.if_(warp == 1):
+                    walk(forward)
+    with trace.else_():
+        if helper is None:
+            consume()
+        else:
+            with trace.if_(wg <= consumers):
+                consume()
+            with trace.else_():  # registers at launch: the register file shared evenly, in steps of 8
+                launch = min(255, 65536 // (32 * b.warps)) // 8 * 8
+                (decrease_registers if helper_registers < launch else increase_registers)(helper_registers)
+                helper()
     if cluster > 1:  # no block exits while a peer may still arrive on its semaphores
         cluster_sync()
 

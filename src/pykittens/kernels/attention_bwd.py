@@ -50,7 +50,7 @@ def attention_bwd(q: tk.gl(tk.bf16), k: tk.gl(tk.bf16), v: tk.gl(tk.bf16), do: t
                   delta: tk.gl(tk.fp32), dq: tk.gl(tk.fp32), dk: tk.gl(tk.bf16), dv: tk.gl(tk.bf16),
                   scale: tk.f32, D: tk.constexpr, CAUSAL: tk.constexpr, WITH_DQ: tk.constexpr = True,
                   C: tk.constexpr = 2, W: tk.constexpr = 12, STAGES: tk.constexpr = 2, SKIP: tk.constexpr = True,
-                  HEAVY_FIRST: tk.constexpr = True):
+                  HEAVY_FIRST: tk.constexpr = True, DQ_WG: tk.constexpr = False, REGS: tk.constexpr = (208, 72)):
     """dK, dV (and dQ by add-reduce) for 64·C keys per block: C consumer warpgroups, W = 4 (C + 1) warps, a ring of
     STAGES (Q_i, dO_i) tiles; SKIP (causal): a consumer skips query tiles that see none of its keys. A consumer
     with no keys (past the end, in the last block) skips every step. HEAVY_FIRST (causal): blocks start in order of
@@ -69,14 +69,15 @@ def attention_bwd(q: tk.gl(tk.bf16), k: tk.gl(tk.bf16), v: tk.gl(tk.bf16), do: t
     ds_s = tk.st(tk.bf16, 64, 64, count=(2, C))
     # (its 8-byte fp32 stores meet 2-way bank conflicts; a 32-byte swizzle avoids them but makes the TMA move
     # 8-column boxes, and was 2-8% slower: NOTES.md)
-    dq_s = tk.st(tk.fp32, 64, D, count=C) if WITH_DQ else None
+    pieces = D // 64 if DQ_WG else 1  # DQ_WG: dQ in 64-column pieces (its warpgroup has few registers)
+    dq_s = tk.st(tk.fp32, 64, D // pieces, count=(2, pieces) if DQ_WG else C) if WITH_DQ else None
     ds_full, ds_free = tk.semaphore(count=2), tk.semaphore(count=2)  # (small things last: no alignment gaps)
     # lse and delta of the stage's query tile travel with it (a global load per step stalled the consumers)
     lse_s, delta_s = tk.sv(tk.fp32, 64, count=STAGES), tk.sv(tk.fp32, 64, count=STAGES)
     kv_ready = tk.semaphore(count=C)
     s_t = dp_t = tk.rt(tk.fp32, 16, 64)  # Sᵀ, then dPᵀ (P lives on in bf16): registers for the wgmma pipeline
     p_bf = ds_bf = tk.rt(tk.bf16, 16, 64)  # Pᵀ, then dSᵀ: dV's wgmma has read Pᵀ before dSᵀ is written
-    dk_acc, dv_acc, dq_acc = tk.rt(tk.fp32, 16, D), tk.rt(tk.fp32, 16, D), tk.rt(tk.fp32, 16, D)
+    dk_acc, dv_acc, dq_acc = tk.rt(tk.fp32, 16, D), tk.rt(tk.fp32, 16, D), tk.rt(tk.fp32, 16, D // pieces)
     out = tk.rt(tk.bf16, 16, D)
     stat_v = tk.row_vec(s_t)  # lse (times log2 e), then delta: one at a time keeps registers for the wgmma pipeline
     shift = tk.let(k.rows - q.rows)  # bottom-right causal alignment: query i sees keys <= i + shift
@@ -146,28 +147,42 @@ def attention_bwd(q: tk.gl(tk.bf16), k: tk.gl(tk.bf16), v: tk.gl(tk.bf16), do: t
         tk.wait(ds_free[buf], (s.step // 2 % 2) ^ 1)  # the dQ of step - 2 has read this buffer
         tk.warpgroup.store(ds_s[buf, c], ds_bf)
         tk.arrive(ds_full[buf])
-        with tk.if_((s.step > 0) & ((s.step - 1) % C == c)):  # the previous step's dQ, by now likely ready
-            dq_step(s.step - 1, c)
+        if not DQ_WG:
+            with tk.if_((s.step > 0) & ((s.step - 1) % C == c)):  # the previous step's dQ, by now likely ready
+                dq_step(s.step - 1, c)
         tk.warpgroup.mma_wait()  # dK
 
-    def dq_step(j, c):  # dQ_i part of step j = sum_c dS_c K_c, add-reduced into global dQ by consumer c
+    def dq_step(j, c):  # dQ_i part of step j = sum_c dS_c K_c, add-reduced into global dQ by warpgroup c
         tk.wait(ds_full[j % 2], j // 2 % 2)
-        for other in range(C):  # dS read transposed from shared
-            (tk.warpgroup.mm_AtB if other == 0 else tk.warpgroup.mma_AtB)(dq_acc, ds_s[j % 2, other], k_s[other])
-        tk.warpgroup.mma_wait()
-        tk.arrive(ds_free[j % 2])
-        tk.mul(dq_acc, dq_acc, scale)
         hq, qi = h_kv * group + j // n_q, first_q + j % n_q
+        for piece in range(pieces):
+            for other in range(C):  # dS read transposed from shared
+                k_part = tk.subtile(k_s[other], (64, D // pieces), (0, piece)) if pieces > 1 else k_s[other]
+                (tk.warpgroup.mm_AtB if other == 0 else tk.warpgroup.mma_AtB)(dq_acc, ds_s[j % 2, other], k_part)
+            tk.warpgroup.mma_wait()
+            if piece == pieces - 1:
+                tk.arrive(ds_free[j % 2])
+            tk.mul(dq_acc, dq_acc, scale)
+            with tk.if_(tk.warp_id() % 4 == 0):  # the add-reduce that last used the staging tile (DQ_WG: two
+                tk.tma.store_wait(2 * pieces - 1 if DQ_WG else 0)  # steps ago) has read it
+            tk.warpgroup.store_async(dq, dq_s[j % 2, piece] if DQ_WG else dq_s[c], dq_acc, (b, hq, qi, piece),
+                                     1 + c, add=True)
+
+    def dq_writer():  # DQ_WG: a warpgroup of its own does every step's dQ
+        for other in range(C):
+            tk.wait(kv_ready[other], 0)
+        for j in tk.range(steps):
+            dq_step(j, C)
         with tk.if_(tk.warp_id() % 4 == 0):
-            tk.tma.store_wait(0)  # this consumer's previous add-reduce has read dq_s
-        tk.warpgroup.store_async(dq, dq_s[c], dq_acc, (b, hq, qi, 0), 1 + c, add=True)
+            tk.tma.store_wait(0)
 
     def finish(s):
         c = s.consumer
         if WITH_DQ:  # the last step's dQ (its consumer does it now) reads every K tile, which stage dK below
             last = steps - 1
-            with tk.if_(last % C == c):
-                dq_step(last, c)
+            if not DQ_WG:
+                with tk.if_(last % C == c):
+                    dq_step(last, c)
             tk.wait(ds_free[last % 2], last // 2 % 2)
         tk.mul(dk_acc, dk_acc, scale)
         for acc, dst, tile in ((dk_acc, dk, k_s[c]), (dv_acc, dv, v_s[c])):  # K and V tiles stage dK and dV
@@ -177,9 +192,13 @@ def attention_bwd(q: tk.gl(tk.bf16), k: tk.gl(tk.bf16), v: tk.gl(tk.bf16), do: t
             tk.tma.store_wait(0)
 
     steps = tk.let(group * n_q)
+    if DQ_WG and WITH_DQ:  # the consumers hold no dQ accumulator; the dQ warpgroup little else
+        regs = dict(consumer_registers=REGS[0], helper_registers=REGS[1])  # 24 + C·consumer + helper <= 512
+    else:
+        regs = dict(consumer_registers=160 if C == 3 else 240)
     tk.producer_consumer(stages=STAGES, consumers=C, tiles=1, steps=steps, load=load, compute=compute,
-                         finish=finish, start=start, init=init, persistent=False,
-                         producer_registers=24, consumer_registers=160 if C == 3 else 240)
+                         finish=finish, start=start, init=init, persistent=False, producer_registers=24,
+                         helper=dq_writer if DQ_WG and WITH_DQ else None, **regs)
 
 
 @tk.kernel(warps=12, min_blocks=1)

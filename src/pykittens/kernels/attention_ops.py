@@ -59,9 +59,19 @@ HOPPER_CONFIG = {64: (3, 4, 128, True), 128: (3, 2, 128, True), 256: (2, 2, 64, 
 # (head dim, causal) -> consumer warpgroups (64 keys each) of the backward kernel: 3 is 6-10% faster at D=64
 # (NOTES.md); D=128 needs 2 for its registers (dK and dV alone are 128 per thread)
 BACKWARD_CONSUMERS = {(64, False): 3, (64, True): 3, (128, False): 2, (128, True): 2}
+# head dims whose backward computes dQ in a warpgroup of its own (DQ_WG) rather than by the consumers in turn; D=64's
+# three consumers leave no registers for one
+BACKWARD_DQ_WARPGROUP = {128}
 # causal backward: blocks start by key block over groups of 8 heads (the long first key blocks early); the
 # list-scheduling model predicts +4-6% at N = 1k-4k (NOTES.md)
 BACKWARD_HEAVY_FIRST = True
+
+
+def backward_config(D: int, causal: bool, with_dq: bool = True) -> dict:
+    """The main backward kernel's configuration constexprs (C, W, DQ_WG, HEAVY_FIRST) for a head dim."""
+    c = BACKWARD_CONSUMERS[D, causal]
+    dq_wg = with_dq and D in BACKWARD_DQ_WARPGROUP
+    return dict(C=c, W=4 * (c + 1 + dq_wg), DQ_WG=dq_wg, HEAVY_FIRST=BACKWARD_HEAVY_FIRST)
 # (head dim, causal) -> longest sequence whose forward runs on a persistent grid (blocks walk the tiles): causal D=64
 # gains 2-5% up to N = 2048 and loses from 8k (-9% at 16k); the others lose 4-13% (NOTES.md)
 PERSISTENT_FORWARD = {(64, True): 2048}
@@ -147,16 +157,15 @@ def _hopper_backward(do, q, k, v, o, lse, causal: bool, scale: float, determinis
         lse_p = lse.new_zeros(B, H, 1, n_pad)
         lse_p[:, :, 0, :N] = lse
     dk, dv = torch.empty_like(k), torch.empty_like(v)
-    c = BACKWARD_CONSUMERS[D, causal]
-    grid = (-(-Nk // (64 * c)), Hk, B)
+    grid = (-(-Nk // (64 * BACKWARD_CONSUMERS[D, causal])), Hk, B)
     if deterministic:  # dK, dV without dQ, then dQ in a fixed order by its own kernel
-        attention_bwd.launch(grid, q, k, v, do, lse_p, delta, delta, dk, dv, scale, D, causal, False, c, 4 * (c + 1),
-                             HEAVY_FIRST=BACKWARD_HEAVY_FIRST)
+        attention_bwd.launch(grid, q, k, v, do, lse_p, delta, delta, dk, dv, scale, D, causal, False,
+                             **backward_config(D, causal, with_dq=False))
         dq = torch.empty_like(q)
         attention_bwd_dq.launch((-(-N // 128), H, B), q, k, v, do, lse_p, delta, dq, scale, D, causal)
         return dq, dk, dv
-    attention_bwd.launch(grid, q, k, v, do, lse_p, delta, dq, dk, dv, scale, D, causal, True, c, 4 * (c + 1),
-                         HEAVY_FIRST=BACKWARD_HEAVY_FIRST)
+    attention_bwd.launch(grid, q, k, v, do, lse_p, delta, dq, dk, dv, scale, D, causal, True,
+                         **backward_config(D, causal))
     return dq.to(q.dtype), dk, dv
 
 
