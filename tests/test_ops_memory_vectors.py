@@ -66,6 +66,8 @@ def test_vector_transfers(dt, vdt, length, layout, R, C, use_async, device):
         ops = opcodes(compiles(k, x, o_reg, o_pad, o_sv))
         if use_async:
             assert any(op.startswith("LDGSTS") for op in ops), ops
+        if dt == tk.fp32 and layout == "align":  # pairs of adjacent values: one 8-byte shared load each
+            assert "LDS.64" in ops, ops
 
 
 @tk.kernel(warps=4)

@@ -110,10 +110,23 @@ template<class S, class T> __device__ __forceinline__ void load_async_gsv(const 
 
 template<class D, class S> __device__ __forceinline__ void load_svr(D& d, const S& s) {
   using L = typename D::layout; using U = typename D::dtype;
-  #pragma unroll
-  for (int i = 0; i < D::chunks; i++)
-  #pragma unroll
-  for (int k = 0; k < D::per; k++) d.data[i][k] = round_to<U>(to_float(*sptr(s.p + i * 16 + vec_idx<L>(k))));
+  if constexpr (same<L, align_l>::value && same<typename S::dtype, float>::value) {
+    // align: values 2t, 2t+1 and 2t+8, 2t+9 of each 16 are two adjacent pairs, one 8-byte load each (half the
+    // shared-memory instructions, which queue behind the wgmma operand reads)
+    #pragma unroll
+    for (int i = 0; i < D::chunks; i++)
+    #pragma unroll
+    for (int k = 0; k < 4; k += 2) {
+      const float2 v = *(const float2*)sptr(s.p + i * 16 + vec_idx<L>(k));
+      d.data[i][k] = round_to<U>(v.x);
+      d.data[i][k + 1] = round_to<U>(v.y);
+    }
+  } else {
+    #pragma unroll
+    for (int i = 0; i < D::chunks; i++)
+    #pragma unroll
+    for (int k = 0; k < D::per; k++) d.data[i][k] = round_to<U>(to_float(*sptr(s.p + i * 16 + vec_idx<L>(k))));
+  }
 }
 template<class S, class R> __device__ __forceinline__ void store_rsv(const S& s, const R& d) {
   using L = typename R::layout; using T = typename S::dtype;
