@@ -40,6 +40,7 @@ def vec_kernel(dt, vdt, length, layout, fill, use_async):
     (tk.fp32, tk.fp32, 16, "align", 6, 48, False),
     (tk.fp16, tk.fp32, 64, "align", 3, 150, True),  # fp32 register vector from fp16 memory; async shared path
     (tk.bf16, tk.bf16, 16, "ortho", 4, 64, True),
+    (tk.fp32, tk.fp32, 32, "ortho", 3, 70, False),  # fp32 shared vector -> align register vector (8-byte loads)
 ])
 def test_vector_transfers(dt, vdt, length, layout, R, C, use_async, device):
     fill = 0.0 if use_async else 7.0
@@ -66,7 +67,7 @@ def test_vector_transfers(dt, vdt, length, layout, R, C, use_async, device):
         ops = opcodes(compiles(k, x, o_reg, o_pad, o_sv))
         if use_async:
             assert any(op.startswith("LDGSTS") for op in ops), ops
-        if dt == tk.fp32 and layout == "align":  # pairs of adjacent values: one 8-byte shared load each
+        if dt == tk.fp32 and layout == "ortho":  # v2 (align) from fp32 shared: one 8-byte load per pair
             assert "LDS.64" in ops, ops
 
 
