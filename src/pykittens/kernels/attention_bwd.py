@@ -4,9 +4,10 @@ Each consumer warpgroup owns 64 keys: K_j and V_j stay in shared memory while a 
 tiles that see them (Q_i and dO_i by TMA). Per query tile, with the forward's log-sum-exp and D_i = rowsum(dO∘O):
   Sᵀ = K Qᵀ,  Pᵀ = exp(Sᵀ·scale − lse),  dV += Pᵀ dO,  dPᵀ = V dOᵀ,  dSᵀ = Pᵀ∘(dPᵀ − D),  dK += dSᵀ Q,
   (P in bf16 — the dV operand — also forms dS: the registers this frees keep ptxas from serialising the wgmma),
-  dQ_i += dS K: every consumer stores its dSᵀ to shared memory; one consumer per step, in turn, multiplies all of
-  them with the K tiles (during its next step, so nobody waits for the slowest) and adds the block's 64 x D sum into
-  an fp32 buffer by the copy engine's add-reduce: dQ's summation order depends on timing (not bit-reproducible).
+  dQ_i += dS K: every consumer stores its dSᵀ to shared memory; a dQ warpgroup (D=128), or else one consumer per
+  step in turn (during its next step, so nobody waits for the slowest), multiplies all of them with the K tiles and
+  adds the block's 64 x D sum into an fp32 buffer by the copy engine's add-reduce: dQ's summation order depends on
+  timing (not bit-reproducible).
 Deterministic mode drops dQ from that kernel (WITH_DQ=False) and computes it in ``attention_bwd_dq``, Q-stationary
 (each block owns 64·2 query rows and sweeps the keys; S and dP are recomputed), which sums in a fixed order.
 GQA: a block takes every query head of its key/value head, so dK and dV come out summed over the group.
@@ -50,11 +51,13 @@ def attention_bwd(q: tk.gl(tk.bf16), k: tk.gl(tk.bf16), v: tk.gl(tk.bf16), do: t
                   delta: tk.gl(tk.fp32), dq: tk.gl(tk.fp32), dk: tk.gl(tk.bf16), dv: tk.gl(tk.bf16),
                   scale: tk.f32, D: tk.constexpr, CAUSAL: tk.constexpr, WITH_DQ: tk.constexpr = True,
                   C: tk.constexpr = 2, W: tk.constexpr = 12, STAGES: tk.constexpr = 2, SKIP: tk.constexpr = True,
-                  HEAVY_FIRST: tk.constexpr = True, DQ_WG: tk.constexpr = False, REGS: tk.constexpr = (208, 72)):
-    """dK, dV (and dQ by add-reduce) for 64·C keys per block: C consumer warpgroups, W = 4 (C + 1) warps, a ring of
-    STAGES (Q_i, dO_i) tiles; SKIP (causal): a consumer skips query tiles that see none of its keys. A consumer
-    with no keys (past the end, in the last block) skips every step. HEAVY_FIRST (causal): blocks start in order of
-    key block across groups of 8 heads, so the long first key blocks (they see every query tile) do not start last."""
+                  HEAVY_FIRST: tk.constexpr = True, DQ_WG: tk.constexpr = False):
+    """dK, dV (and dQ by add-reduce) for 64·C keys per block: C consumer warpgroups, W = 4 (C + 1) warps (one
+    warpgroup more with DQ_WG), a ring of STAGES (Q_i, dO_i) tiles; SKIP (causal): a consumer skips query tiles
+    that see none of its keys. A consumer with no keys (past the end, in the last block) skips every step.
+    HEAVY_FIRST (causal): blocks start in order of key block across groups of 8 heads, so the long first key blocks
+    (they see every query tile) do not start last. DQ_WG: a warpgroup of its own computes every step's dQ (the
+    consumers only hand it their dSᵀ), in 64-column pieces: with it the consumers need no dQ registers."""
     b, h_kv, kb = tk.block_idx.z, tk.block_idx.y, tk.block_idx.x
     if CAUSAL and HEAVY_FIRST:  # launch order -> (head, key block): the GEMM's grouped order, heads as its rows
         lin = tk.block_idx.x + tk.grid_dim.x * (tk.block_idx.y + tk.grid_dim.y * tk.block_idx.z)
@@ -192,8 +195,8 @@ def attention_bwd(q: tk.gl(tk.bf16), k: tk.gl(tk.bf16), v: tk.gl(tk.bf16), do: t
             tk.tma.store_wait(0)
 
     steps = tk.let(group * n_q)
-    if DQ_WG and WITH_DQ:  # the consumers hold no dQ accumulator; the dQ warpgroup little else
-        regs = dict(consumer_registers=REGS[0], helper_registers=REGS[1])  # 24 + C·consumer + helper <= 512
+    if DQ_WG and WITH_DQ:  # 24 + 2·208 + 72 = 512 per thread of a warpgroup: consumers at 200 serialise
+        regs = dict(consumer_registers=208, helper_registers=72)
     else:
         regs = dict(consumer_registers=160 if C == 3 else 240)
     tk.producer_consumer(stages=STAGES, consumers=C, tiles=1, steps=steps, load=load, compute=compute,

@@ -65,6 +65,9 @@ BACKWARD_DQ_WARPGROUP = {128}
 # causal backward: blocks start by key block over groups of 8 heads (the long first key blocks early); the
 # list-scheduling model predicts +4-6% at N = 1k-4k (NOTES.md)
 BACKWARD_HEAVY_FIRST = True
+# (head dim, causal) -> longest sequence whose forward runs on a persistent grid (blocks walk the tiles): causal D=64
+# gains 2-5% up to N = 2048 and loses from 8k (-9% at 16k); the others lose 4-13% (NOTES.md)
+PERSISTENT_FORWARD = {(64, True): 2048}
 
 
 def backward_config(D: int, causal: bool, with_dq: bool = True) -> dict:
@@ -72,9 +75,6 @@ def backward_config(D: int, causal: bool, with_dq: bool = True) -> dict:
     c = BACKWARD_CONSUMERS[D, causal]
     dq_wg = with_dq and D in BACKWARD_DQ_WARPGROUP
     return dict(C=c, W=4 * (c + 1 + dq_wg), DQ_WG=dq_wg, HEAVY_FIRST=BACKWARD_HEAVY_FIRST)
-# (head dim, causal) -> longest sequence whose forward runs on a persistent grid (blocks walk the tiles): causal D=64
-# gains 2-5% up to N = 2048 and loses from 8k (-9% at 16k); the others lose 4-13% (NOTES.md)
-PERSISTENT_FORWARD = {(64, True): 2048}
 
 
 def _is_hopper(device) -> bool:
