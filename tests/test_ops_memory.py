@@ -99,12 +99,13 @@ def oob_load_kernel(x: tk.gl(tk.bf16), o: tk.gl(tk.bf16)):
 
 
 def test_oob_load_of_a_tile_inside_issues_all_its_loads_first():
-    """With oob=, a tile wholly inside the tensor skips the per-chunk edge tests, so its 8 16-byte loads per lane
-    are in flight together (the per-chunk branch made each wait for the one before)."""
+    """With oob=, a tile wholly inside the tensor skips the per-chunk edge tests, so its 16-byte loads go out 4 at
+    a time (the per-chunk branch made each wait for the one before; 8 at a time cost the warp-level attention
+    kernel 60 registers at D=128)."""
     x = rand(64, 128)
     sass = oob_load_kernel.compile(x, x, arch="sm_90a").sass()
     seq = [op for op in re.findall(r"\b(LDG\.E\.128|STS\.128)\b", sass)]
-    assert seq[:9] == ["LDG.E.128"] * 8 + ["STS.128"], seq
+    assert seq[:5] == ["LDG.E.128"] * 4 + ["STS.128"], seq
     o = poison(64, 128)
     oob_load_kernel[4](x, o)  # (and the interpreter agrees)
     assert torch.equal(o, x)

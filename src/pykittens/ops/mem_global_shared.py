@@ -40,10 +40,11 @@ _PRELUDE = SMEM_PRELUDE + r"""
 namespace tk {
 // 16-byte chunks of a shared tile: chunk i of the warp's share is row i / CPR, column (i % CPR) * E.
 // 16-byte chunks of one dtype; CHECK: each chunk tested against the tensor's edges (a branch per chunk, so each
-// load completes before the next issues — hence the whole-tile test in load_gs first).
+// load completes before the next issues — hence the whole-tile test in load_gs first). Unrolled by 4: 4 loads in
+// flight per lane (8 cost the warp-level attention kernel 60 registers at D=128).
 template<bool CHECK, class S, class T> __device__ __forceinline__ void load_gs_chunks(const S& s, const gl<T>& g, int b, int z, int r0, int c0, bool bz, float fill) {
   constexpr int E = 16 / (int)sizeof(T), CPR = S::cols / E, N = S::rows * CPR;  // N is a multiple of 32
-  #pragma unroll 8
+  #pragma unroll 4
   for (int it = 0; it < N / 32; it++) {
     const int i = it * 32 + lane_id(), r = i / CPR, c = (i % CPR) * E, gr = r0 + r, gc = c0 + c;
     union { uint4 v; T e[E]; } u;
