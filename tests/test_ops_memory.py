@@ -91,26 +91,6 @@ def test_sass_uses_ldmatrix_stmatrix_and_128bit_global_loads():
     assert not any(op.startswith("STSM") for op in sm80)  # stmatrix is sm_90 only: sm_80 falls back
 
 
-@tk.kernel(warps=1)
-def oob_load_kernel(x: tk.gl(tk.bf16), o: tk.gl(tk.bf16)):
-    s = tk.st(tk.bf16, 16, 128)
-    tk.load(s, x, (tk.block_idx.x, 0), oob=0.0)
-    tk.store(o, s, (tk.block_idx.x, 0), clip=True)
-
-
-def test_oob_load_of_a_tile_inside_issues_all_its_loads_first():
-    """With oob=, a tile wholly inside the tensor skips the per-chunk edge tests, so its 16-byte loads go out 4 at
-    a time (the per-chunk branch made each wait for the one before; 8 at a time cost the warp-level attention
-    kernel 60 registers at D=128)."""
-    x = rand(64, 128)
-    sass = oob_load_kernel.compile(x, x, arch="sm_90a").sass()
-    seq = [op for op in re.findall(r"\b(LDG\.E\.128|STS\.128)\b", sass)]
-    assert seq[:5] == ["LDG.E.128"] * 4 + ["STS.128"], seq
-    o = poison(64, 128)
-    oob_load_kernel[4](x, o)  # (and the interpreter agrees)
-    assert torch.equal(o, x)
-
-
 @tk.kernel(warps=2)
 def convert_kernel(x: tk.gl(tk.fp32), o: tk.gl(tk.fp16), o2: tk.gl(tk.fp32)):
     """fp32 global -> bf16 shared -> fp32 registers (row and col) -> fp16 shared -> fp16 global; col regs -> fp32 out."""

@@ -4,8 +4,7 @@ each warp calls it for its own tile, e.g. ``tk.load(s[tk.warp_id()], x, (row, 0)
 The copy moves 16-byte chunks: consecutive lanes take consecutive chunks of a row (coalesced 128-bit global
 accesses) and write them through the shared tile's swizzle (a 16-byte chunk stays contiguous under every swizzle).
 With ``oob=value`` a chunk wholly inside the tensor is one 16-byte access and a chunk that crosses its edge (or lies
-outside) is read element by element, so any tensor shape is handled; ``clip=True`` stores do the same. A tile wholly
-inside takes a path without per-chunk tests, whose loads can all be in flight at once.
+outside) is read element by element, so any tensor shape is handled; ``clip=True`` stores do the same.
 
 ``tk.load_async(st, gl, idx, oob=0.0)`` issues the same copy as ``cp.async.cg.shared.global`` (16 bytes per chunk;
 chunks outside the tensor are zero-filled through the src-size operand, so only ``oob=0.0`` is supported) and closes
@@ -39,34 +38,25 @@ _PRELUDE = SMEM_PRELUDE + r"""
 #define PK_MEM_GLOBAL_SHARED
 namespace tk {
 // 16-byte chunks of a shared tile: chunk i of the warp's share is row i / CPR, column (i % CPR) * E.
-// 16-byte chunks of one dtype; CHECK: each chunk tested against the tensor's edges (a branch per chunk, so each
-// load completes before the next issues — hence the whole-tile test in load_gs first). Unrolled by 4: 4 loads in
-// flight per lane (8 cost the warp-level attention kernel 60 registers at D=128).
-template<bool CHECK, class S, class T> __device__ __forceinline__ void load_gs_chunks(const S& s, const gl<T>& g, int b, int z, int r0, int c0, bool bz, float fill) {
-  constexpr int E = 16 / (int)sizeof(T), CPR = S::cols / E, N = S::rows * CPR;  // N is a multiple of 32
-  #pragma unroll 4
-  for (int it = 0; it < N / 32; it++) {
-    const int i = it * 32 + lane_id(), r = i / CPR, c = (i % CPR) * E, gr = r0 + r, gc = c0 + c;
-    union { uint4 v; T e[E]; } u;
-    if (!CHECK || (bz && gr >= 0 && gr < g.r && gc >= 0 && gc + E <= g.c)) {
-      u.v = *(const uint4*)g.at(b, z, gr, gc);
-    } else {
-      const bool rin = bz && gr >= 0 && gr < g.r;
-      #pragma unroll
-      for (int e = 0; e < E; e++) u.e[e] = (rin && gc + e >= 0 && gc + e < g.c) ? *g.at(b, z, gr, gc + e) : from_float<T>(fill);
-    }
-    *(uint4*)sptr(s, r, c) = u.v;
-  }
-}
 template<class S, class T> __device__ __forceinline__ void load_gs(const S& s, const gl<T>& g, int b, int z, int r0, int c0, bool check, float fill) {
   using U = typename S::dtype;
   const bool bz = b >= 0 && b < g.b && z >= 0 && z < g.d;
   __syncwarp();  // earlier reads of this tile by other lanes are done before it is overwritten
   if constexpr (same<U, T>::value) {
-    if (!check || (bz && r0 >= 0 && r0 + S::rows <= g.r && c0 >= 0 && c0 + S::cols <= g.c))
-      load_gs_chunks<false>(s, g, b, z, r0, c0, bz, fill);  // the whole tile inside: no per-chunk test
-    else
-      load_gs_chunks<true>(s, g, b, z, r0, c0, bz, fill);
+    constexpr int E = 16 / (int)sizeof(T), CPR = S::cols / E, N = S::rows * CPR;  // N is a multiple of 32
+    #pragma unroll 8
+    for (int it = 0; it < N / 32; it++) {
+      const int i = it * 32 + lane_id(), r = i / CPR, c = (i % CPR) * E, gr = r0 + r, gc = c0 + c;
+      union { uint4 v; T e[E]; } u;
+      if (!check || (bz && gr >= 0 && gr < g.r && gc >= 0 && gc + E <= g.c)) {
+        u.v = *(const uint4*)g.at(b, z, gr, gc);
+      } else {
+        const bool rin = bz && gr >= 0 && gr < g.r;
+        #pragma unroll
+        for (int e = 0; e < E; e++) u.e[e] = (rin && gc + e >= 0 && gc + e < g.c) ? *g.at(b, z, gr, gc + e) : from_float<T>(fill);
+      }
+      *(uint4*)sptr(s, r, c) = u.v;
+    }
   } else {
     constexpr int N = S::rows * S::cols;  // a multiple of 256
     #pragma unroll 8
