@@ -186,3 +186,60 @@ def test_gpu_ring_copy_and_tma_store():
     ring_copy[1](x, o, 7)
     torch.cuda.synchronize()
     assert torch.equal(o, x)
+
+
+def handoff_kernel(persistent=False):
+    @tk.kernel(warps=12)
+    def handoff(x: tk.gl(tk.bf16), o: tk.gl(tk.bf16), n: tk.i32):
+        """producer_consumer with a helper warpgroup: the consumer passes each 64x64 tile, doubled, through a
+        shared tile to the helper (two semaphores), which writes it out."""
+        ring = tk.st(tk.bf16, 64, 64, count=2)
+        passed = tk.st(tk.bf16, 64, 64)
+        ready, taken = tk.semaphore(), tk.semaphore()
+        t = tk.rt(tk.bf16, 16, 64)
+
+        def init():
+            tk.init_semaphore(ready, 4)
+            tk.init_semaphore(taken, 4)
+
+        def load(s):
+            tk.tma.load_group(s.full, (ring[s.stage], x, (s.step, 0)))
+
+        def compute(s):
+            tk.warpgroup.load(t, ring[s.stage])
+            tk.add(t, t, t)
+            tk.wait(taken, (s.step % 2) ^ 1)  # the helper has read the previous tile
+            tk.warpgroup.store(passed, t)
+            tk.arrive(ready)
+
+        def helper():
+            for i in tk.range(n):
+                tk.wait(ready, i % 2)
+                tk.warpgroup.load(t, passed)
+                tk.arrive(taken)
+                tk.store(o, t, (i * 4 + tk.warp_id() % 4, 0))
+
+        tk.producer_consumer(stages=2, consumers=1, tiles=1, steps=n, load=load, compute=compute,
+                             finish=lambda s: None, init=init, persistent=persistent, helper=helper,
+                             helper_registers=56)
+    return handoff
+
+
+def test_helper_warpgroup_in_interpreter_and_compiled():
+    x = rand(5 * 64, 64)
+    o = poison(5 * 64, 64)
+    k = handoff_kernel()
+    k[1](x, o, 5)
+    assert torch.equal(o, (x.float() * 2).bfloat16())
+    ck = k.compile(x, x, 5, arch="sm_90a")
+    assert "setmaxnreg.dec.sync.aligned.u32 56" in ck.source and ck.resources().local == 0
+    with pytest.raises(tk.KernelTypeError, match="persistent=False"):
+        handoff_kernel(persistent=True).compile(x, x, 5, arch="sm_90a")
+
+
+@pytest.mark.gpu
+def test_gpu_helper_warpgroup():
+    x = rand(7 * 64, 64, device="cuda")
+    o = poison(7 * 64, 64, device="cuda")
+    handoff_kernel()[1](x, o, 7)
+    assert torch.equal(o, (x.float() * 2).bfloat16())
