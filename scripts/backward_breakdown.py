@@ -16,12 +16,11 @@ def main_kernel_call(q, k, v, do, lse, causal):
     """(call, delta, dq): ``call(with_dq=True, **constexprs)`` launches the backward's main kernel alone on these
     inputs, with its own delta (zeros: timing only), fp32 dQ accumulator, dK and dV."""
     B, H, n, d = q.shape
-    c = A.BACKWARD_CONSUMERS[d, causal]
     delta = torch.zeros(B, H, 1, n, dtype=torch.float32, device=q.device)
     lse_p = lse.unsqueeze(2).contiguous()
     dq = torch.zeros(B, H, n, d, dtype=torch.float32, device=q.device)
     dk, dv = torch.empty_like(k), torch.empty_like(v)
-    grid = (-(-n // (64 * c)), H, B)
+    grid = (-(-n // (64 * A.BACKWARD_CONSUMERS[d, causal])), H, B)
     return (lambda with_dq=True, **kw: A.attention_bwd.launch(
         grid, q, k, v, do, lse_p, delta, dq, dk, dv, 0.1, d, causal, with_dq,
         **{**A.backward_config(d, causal, with_dq), **kw})), delta, dq

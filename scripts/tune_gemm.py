@@ -1,35 +1,45 @@
-"""Time GEMM kernel variants (cluster size, group size, stages, ...) at a few sizes next to cuBLAS (device time,
-BENCH.md protocol). Usage: python scripts/tune_gemm.py [sizes...] (default 4096 8192)."""
+"""Time GEMM kernel configurations next to cuBLAS (device time, BENCH.md protocol): for each shape the tile
+configuration ``matmul`` picks, merged with each variant below, in two alternating rounds (this machine's noise
+is several percent). Usage: python scripts/tune_gemm.py [MxNxK ...] (A·B; a variant is any of the kernel's
+constexprs: CLUSTER, GROUP, LAG, STAGES, BN, ...)"""
 import sys
 
 import torch
 
 from pykittens.bench.harness import run_once, time_ms
 from pykittens.kernels.gemm import gemm
-from pykittens.kernels.matmul import persistent_grid
+from pykittens.kernels.matmul import persistent_grid, tile_config
 
-VARIANTS = [dict(CLUSTER=1), dict(CLUSTER=2), dict(CLUSTER=1), dict(CLUSTER=2)]
+SHAPES = ["4096x4096x4096", "8192x8192x8192", "8192x8192x512", "8192x8192x1024", "4096x14336x4096",
+          "2048x2048x2048", "1000x1000x1000"]
+VARIANTS = [dict(), dict(CLUSTER=2)]
 
 
 def main():
-    for n in [int(x) for x in sys.argv[1:]] or (4096, 8192):
-        for tb in (False,):
-            a = torch.randn(n, n, device="cuda", dtype=torch.bfloat16)
-            b = torch.randn(n, n, device="cuda", dtype=torch.bfloat16)
-            ref = a[:64].double() @ (b.double().T if tb else b.double())
-            f = 2 * n ** 3 / 1e9
-            print(f"n={n} Bᵀ={tb}: cuBLAS {f / time_ms(lambda: a @ (b.T if tb else b)):.0f} TFLOP/s")
-            for v in VARIANTS:
-                c = torch.full((n, n), float("nan"), device="cuda", dtype=torch.bfloat16)
-                grid = persistent_grid(a, n, n, tb, v["CLUSTER"], **{k: x for k, x in v.items() if k != "CLUSTER"})
-                run = lambda: gemm.launch(grid, a, b, c, TRANS_B=tb, **{"STAGES": 3, **v})  # noqa: E731
-                failed = run_once(run)
-                if failed:
-                    print(f"  {v}: failed {failed}")
-                    continue
-                err = ((c[:64].double() - ref).norm() / ref.norm()).item()
-                print(f"  {v} grid {grid}: {f / time_ms(run):.0f} TFLOP/s (err {err:.1e}, NaN {c.isnan().any().item()})")
-            print(f"  cuBLAS again: {f / time_ms(lambda: a @ (b.T if tb else b)):.0f} TFLOP/s")
+    sms = torch.cuda.get_device_properties(0).multi_processor_count
+    for shape in sys.argv[1:] or SHAPES:
+        m, n, k = (int(x) for x in shape.split("x"))
+        a = torch.randn(m, k, device="cuda", dtype=torch.bfloat16)
+        b = torch.randn(k, n, device="cuda", dtype=torch.bfloat16)
+        ref = a[:64].double() @ b.double()
+        f = 2 * m * n * k / 1e9
+        runs, line = [], [f"{shape:>16s} {tile_config(m, n, sms)}"]
+        for v in VARIANTS:
+            cfg = {**tile_config(m, n, sms), **v}
+            cluster = cfg.pop("CLUSTER", 1)
+            c = torch.full((m, n), float("nan"), device="cuda", dtype=torch.bfloat16)
+            grid = persistent_grid(a, m, n, False, cluster, **cfg)
+            run = (lambda g, cf, out: lambda: gemm.launch(g, a, b, out, TRANS_B=False, **cf))(
+                grid, {**cfg, "CLUSTER": cluster}, c)
+            failed = run_once(run)
+            err = ((c[:64].double() - ref).norm() / ref.norm()).item()
+            bad = failed or err > 1e-2 or c.isnan().any().item()
+            runs.append((v, None if bad else run, f" FAILED {failed} err {err:.1e}" if bad else ""))
+        for rnd in range(2):
+            line.append(f"| cuBLAS {f / time_ms(lambda: a @ b):4.0f}")
+            for v, run, note in runs:
+                line.append(f"{v or 'base'} {f / time_ms(run):4.0f}" if run else f"{v}{note}")
+        print("  ".join(line), flush=True)
 
 
 if __name__ == "__main__":

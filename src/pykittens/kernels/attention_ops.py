@@ -157,15 +157,14 @@ def _hopper_backward(do, q, k, v, o, lse, causal: bool, scale: float, determinis
         lse_p = lse.new_zeros(B, H, 1, n_pad)
         lse_p[:, :, 0, :N] = lse
     dk, dv = torch.empty_like(k), torch.empty_like(v)
-    grid = (-(-Nk // (64 * BACKWARD_CONSUMERS[D, causal])), Hk, B)
+    config = backward_config(D, causal, with_dq=not deterministic)
+    grid = (-(-Nk // (64 * config["C"])), Hk, B)  # a block per 64·C keys
     if deterministic:  # dK, dV without dQ, then dQ in a fixed order by its own kernel
-        attention_bwd.launch(grid, q, k, v, do, lse_p, delta, delta, dk, dv, scale, D, causal, False,
-                             **backward_config(D, causal, with_dq=False))
+        attention_bwd.launch(grid, q, k, v, do, lse_p, delta, delta, dk, dv, scale, D, causal, False, **config)
         dq = torch.empty_like(q)
         attention_bwd_dq.launch((-(-N // 128), H, B), q, k, v, do, lse_p, delta, dq, scale, D, causal)
         return dq, dk, dv
-    attention_bwd.launch(grid, q, k, v, do, lse_p, delta, dq, dk, dv, scale, D, causal, True,
-                         **backward_config(D, causal))
+    attention_bwd.launch(grid, q, k, v, do, lse_p, delta, dq, dk, dv, scale, D, causal, True, **config)
     return dq.to(q.dtype), dk, dv
 
 

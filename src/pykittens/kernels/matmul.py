@@ -21,9 +21,10 @@ def persistent_grid(a: torch.Tensor, M: int, N: int, transpose_b: bool, cluster:
     """Blocks of the persistent GEMM for an M x N output: one per work tile up to what fits on the GPU at once —
     the SM count, or with clusters the clusters that fit (SMs come in GPCs; asked of the driver) times their size.
     0 for an empty output. The interpreter (CPU) gets one cluster of blocks, which still walks every tile.
-    ``constexprs``: the kernel's other constexprs by name (BN sets the tile width; all set its shared memory,
-    hence what fits)."""
-    tiles = cdiv(cdiv(M, 128), cluster) * cdiv(N, constexprs.get("BN", 256))  # per cluster: adjacent row tiles
+    ``constexprs``: the kernel's other constexprs by name, over ``tile_config``'s (BN sets the tile width; all set
+    its shared memory, hence what fits)."""
+    constexprs = {**tile_config(M, N, device_info(a.device)[1]), **constexprs}
+    tiles = cdiv(cdiv(M, 128), cluster) * cdiv(N, constexprs["BN"])  # per cluster: its blocks take adjacent rows
     if tiles == 0:
         return 0
     if a.device.type != "cuda":
@@ -32,8 +33,7 @@ def persistent_grid(a: torch.Tensor, M: int, N: int, transpose_b: bool, cluster:
     if cluster == 1:
         return min(tiles, sms)
     from ..backend.cuda.launch import device_arch
-    ck = gemm.compile(a, a, a, TRANS_B=transpose_b, CLUSTER=cluster, arch=device_arch(a.device),
-                      **{"STAGES": 3, **constexprs})
+    ck = gemm.compile(a, a, a, TRANS_B=transpose_b, CLUSTER=cluster, arch=device_arch(a.device), **constexprs)
     return cluster * min(tiles, ck.loaded(a.device).max_active_clusters(cluster))
 
 
