@@ -11,9 +11,9 @@ from pykittens.bench.harness import run_once, time_ms
 from pykittens.kernels import hopper_attention
 
 # (consumers, stages, keys per stage, ping-pong, P·V left in flight, persistent)
-VARIANTS = {64: [(3, 4, 128, True, False, False), (3, 4, 128, True, False, True), (3, 4, 64, True, False, True),
-                 (3, 6, 64, True, False, True), (3, 6, 64, True, False, False)],
-            128: [(3, 2, 128, True, False, False), (3, 2, 128, True, False, True)],
+VARIANTS = {64: [(3, 4, 128, True, False, False), (3, 4, 128, True, True, False), (2, 4, 128, True, True, False),
+                 (3, 4, 128, True, False, True), (3, 4, 128, True, True, True)],
+            128: [(3, 2, 128, True, False, False), (2, 3, 128, True, False, False), (2, 3, 128, True, True, False)],
             256: [(2, 2, 64, True, False, False), (2, 2, 64, True, False, True)]}
 
 

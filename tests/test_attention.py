@@ -254,3 +254,40 @@ def test_persistent_forward_walks_every_tile(B, Hq, Hk, Nq, Nk, D, causal, block
     assert_close(o.cpu(), reference_attention(q.cpu(), k.cpu(), v.cpu(), causal), 1e-2)
     torch.testing.assert_close(lse[:, :, 0, :Nq].cpu().double(), _reference_lse(q.cpu(), k.cpu(), causal),
                                atol=2e-2, rtol=0)
+
+
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=pytest.mark.gpu)])
+@pytest.mark.parametrize("B, Hq, Hk, Nq, Nk, D, causal, consumers, stages, persistent", [
+    (1, 2, 1, 450, 450, 64, True, 3, 4, False),  # causal: the first consumers' rows end before the last key blocks
+    (1, 2, 2, 130, 300, 64, False, 3, 4, False),  # ragged, N_q != N_kv, idle consumers in the last block
+    (1, 2, 1, 200, 330, 128, True, 2, 3, False),  # D = 128 with 2 consumers (3 consumers have no registers for it)
+    (2, 2, 1, 200, 200, 64, True, 3, 4, True),  # persistent: `pending` restarts with each tile
+])
+def test_pv_lag_overlap_matches_float64(B, Hq, Hk, Nq, Nk, D, causal, consumers, stages, persistent, device):
+    """PV_LAG (FA3's intra-warpgroup overlap): step j issues its Q·Kᵀ and then step j-1's P·V, whose V stage stays
+    held a step longer; finish issues the last P·V. Poisoned outputs show unwritten rows."""
+    import math
+    q, k, v = _inputs(B, Hq, Hk, Nq, Nk, D, device)
+    o = torch.full_like(q, float("nan"))
+    lse = torch.full((B, Hq, 1, -(-Nq // 4) * 4), float("nan"), device=device)
+    grid = 2 if persistent else (-(-Nq // (64 * consumers)), Hq, B)
+    hopper_attention.launch(grid, q, k, v, o, lse, math.log2(math.e) / math.sqrt(D), D=D, CONSUMERS=consumers,
+                            STAGES=stages, CAUSAL=causal, W=4 * (1 + consumers), KV=128, PINGPONG=True, PV_LAG=True,
+                            PERSISTENT=persistent)
+    assert_close(o.cpu(), reference_attention(q.cpu(), k.cpu(), v.cpu(), causal), 1e-2)
+    torch.testing.assert_close(lse[:, :, 0, :Nq].cpu().double(), _reference_lse(q.cpu(), k.cpu(), causal),
+                               atol=2e-2, rtol=0)
+
+
+@pytest.mark.parametrize("D, consumers, stages", [(64, 3, 4), (128, 2, 3)])
+def test_pv_lag_compiles_without_serialised_wgmma(D, consumers, stages):
+    """The overlap's waits sit inside static paths (first step, steady step, last P·V): ptxas's wgmma pipeline
+    analysis must not serialise it (C7514) nor run out of registers (C7512)."""
+    q = torch.empty(1, 1, 256, D, dtype=torch.bfloat16)
+    lse = torch.empty(1, 1, 1, 256)
+    for causal in (False, True):
+        ck = hopper_attention.compile(q, q, q, q, lse, 1.0, D, consumers, stages, causal, 4 * (1 + consumers), 128,
+                                      True, True, arch="sm_90a")
+        assert not ck.wgmma_serialized, ck.result.log[-300:]
+        res = ck.resources()
+        assert res.local == 0 and res.stack == 0, res

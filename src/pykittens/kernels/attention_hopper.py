@@ -33,6 +33,8 @@ def hopper_attention(q: tk.gl(tk.bf16), k: tk.gl(tk.bf16), v: tk.gl(tk.bf16), o:
     max_vec, max_last, norm_vec, max_scaled = (tk.col_vec(att) for _ in range(4))
     o_bf = tk.rt(tk.bf16, 16, D)
     shift = tk.let(k.rows - q.rows)  # bottom-right causal alignment
+    # PV_LAG: whether att_bf holds a P whose P·V is not issued yet, and the ring stage of its V
+    pending, pv_stage = (tk.var(0, "pending"), tk.var(0, "pv_stage")) if PV_LAG else (None, None)
 
     def steps_for(qb):  # causal: key blocks past the last query row's diagonal are skipped
         n = tk.cdiv(k.rows, KV)
@@ -55,6 +57,8 @@ def hopper_attention(q: tk.gl(tk.bf16), k: tk.gl(tk.bf16), v: tk.gl(tk.bf16), o:
         tk.zero(max_scaled)  # read by finish even where a consumer had no rows to run
         tk.zero(norm_vec)
         tk.zero(o_reg)
+        if PV_LAG:
+            tk.assign(pending, 0)
         tk.wait(q_ready[s.consumer], s.count % 2 if PERSISTENT else 0)
         if PINGPONG:  # consumers take turns on Q·Kᵀ, in order 0, 1, ...: the last one lets the first go (once:
             # later tiles continue the turn order of the one before)
@@ -68,17 +72,55 @@ def hopper_attention(q: tk.gl(tk.bf16), k: tk.gl(tk.bf16), v: tk.gl(tk.bf16), o:
         # so does one whose rows' diagonal lies left of the key block (the first consumers' last one or two)
         row0 = (coords(s.tile)[3] * CONSUMERS + s.consumer) * 64  # this consumer's first query row
         needed = (row0 < q.rows) & (s.step * KV <= row0 + 63 + shift) if CAUSAL else row0 < q.rows
+        if PV_LAG:  # FA3's intra-warpgroup overlap: P·V of the step before is issued after this step's Q·Kᵀ
+            with tk.if_(pending != 0):  # and runs during this step's softmax (each path has static waits for ptxas)
+                with tk.if_(needed):
+                    qk(s)
+                    tk.warpgroup.mma_AB(o_reg, att_bf, v_s[pv_stage])
+                    turn(s)
+                    tk.warpgroup.mma_wait(1)  # Q·Kᵀ done, P·V may still run
+                    softmax(s, row0)
+                    tk.warpgroup.mma_wait()  # the P·V has read att_bf and written o_reg
+                    tk.mul_row(o_reg, o_reg, max_last)
+                    tk.copy(att_bf, att)
+                    tk.assign(pv_stage, s.stage)
+                with tk.else_():  # (causal) the consumer's rows end left of this key block: the last P·V
+                    tk.warpgroup.mma_AB(o_reg, att_bf, v_s[pv_stage])
+                    turn(s)
+                    tk.warpgroup.mma_wait()
+                    tk.assign(pending, 0)
+            with tk.else_():  # the first step (O is zero: nothing to rescale)
+                with tk.if_(needed):
+                    qk(s)
+                    tk.warpgroup.mma_wait()
+                    turn(s)
+                    softmax(s, row0)
+                    tk.copy(att_bf, att)
+                    tk.assign(pending, 1)
+                    tk.assign(pv_stage, s.stage)
+                with tk.else_():
+                    turn(s)
+            return
         with tk.if_(needed):
-            qk_softmax_pv(s, row0)
+            qk(s)
+            tk.warpgroup.mma_wait()
+            turn(s)  # the next consumer's Q·Kᵀ overlaps this one's softmax
+            softmax(s, row0)
+            tk.mul_row(o_reg, o_reg, max_last)
+            tk.copy(att_bf, att)
+            tk.warpgroup.mma_AB(o_reg, att_bf, v_s[s.stage])
+            tk.warpgroup.mma_wait()
         with tk.else_():
-            if PINGPONG:
-                tk.named_arrive(4 + (s.consumer + 1) % CONSUMERS, 8)
+            turn(s)
 
-    def qk_softmax_pv(s, row0):
+    def qk(s):
         tk.warpgroup.mm_ABt(att, q_s[s.consumer], k_s[s.stage])
-        tk.warpgroup.mma_wait()
-        if PINGPONG:  # the next consumer's Q·Kᵀ overlaps this one's softmax
+
+    def turn(s):  # ping-pong: the next consumer may issue its matmuls
+        if PINGPONG:
             tk.named_arrive(4 + (s.consumer + 1) % CONSUMERS, 8)
+
+    def softmax(s, row0):  # att: scores -> P (fp32); max_last: the factor rescaling O and the row sums
         q0 = row0 + (tk.warp_id() % 4) * 16  # this warp's first query row
         with tk.if_((s.step + 1) * KV > k.rows):  # ragged last block
             tk.right_fill(att, att, k.rows - s.step * KV, -math.inf)
@@ -96,15 +138,15 @@ def hopper_attention(q: tk.gl(tk.bf16), k: tk.gl(tk.bf16), v: tk.gl(tk.bf16), o:
         tk.exp2(max_last, max_last)
         tk.mul(norm_vec, norm_vec, max_last)
         tk.row_sum(norm_vec, att, norm_vec)
-        tk.mul_row(o_reg, o_reg, max_last)
-        tk.copy(att_bf, att)
-        tk.warpgroup.mma_AB(o_reg, att_bf, v_s[s.stage])
-        if not PV_LAG:  # PV_LAG: P·V stays in flight until the next step's wait, its stage released a step late
-            tk.warpgroup.mma_wait()
 
     def finish(s):
         b, h, h_kv, qb = coords(s.tile)
-        tk.warpgroup.mma_wait()
+        if PV_LAG:  # the last step's P·V (its wait inside the branch: else ptxas serialises every wgmma)
+            with tk.if_(pending != 0):
+                tk.warpgroup.mma_AB(o_reg, att_bf, v_s[pv_stage])
+                tk.warpgroup.mma_wait()
+        else:
+            tk.warpgroup.mma_wait()
         tk.div_row(o_reg, o_reg, norm_vec)
         tk.copy(o_bf, o_reg)
         # Q is no longer needed: its tile stages O (the first sync: no warp still reads Q in a wgmma)
