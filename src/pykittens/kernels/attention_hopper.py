@@ -5,6 +5,7 @@ owns 64 query rows (Q by TMA into shared memory), computes S = Q·Kᵀ with wgmm
 softmax in registers (exp2, scale folded in), and accumulates O += P·V with wgmma taking P from registers. O goes
 out through shared memory by TMA, with the log-sum-exp per row for the backward. Causal masks align bottom-right.
 """
+import contextlib
 import math
 
 import pykittens as tk
@@ -14,18 +15,9 @@ import pykittens as tk
 def hopper_attention(q: tk.gl(tk.bf16), k: tk.gl(tk.bf16), v: tk.gl(tk.bf16), o: tk.gl(tk.bf16),
                      lse: tk.gl(tk.fp32), scale_log2: tk.f32, D: tk.constexpr, CONSUMERS: tk.constexpr,
                      STAGES: tk.constexpr, CAUSAL: tk.constexpr, W: tk.constexpr, KV: tk.constexpr = 128,
-                     PINGPONG: tk.constexpr = False, PV_LAG: tk.constexpr = False, PERSISTENT: tk.constexpr = False):
-    if PERSISTENT:  # a 1-D grid of blocks walks the work tiles (query block, head, batch): longest first if causal
-        n_qb, per_qb = tk.let(tk.cdiv(q.rows, 64 * CONSUMERS)), tk.let(q.depth * q.batch)
-
-        def coords(t):  # -> (batch, head, key/value head, query block)
-            h, i = tk.let(t % per_qb % q.depth), t // per_qb
-            qb = tk.let(n_qb - 1 - i if CAUSAL else i)
-            return tk.let(t % per_qb // q.depth), h, tk.let(h // (q.depth // k.depth)), qb
-    else:
-        b, h, h_kv = tk.block_idx.z, tk.block_idx.y, tk.let(tk.block_idx.y // (q.depth // k.depth))
-        qb = tk.let(tk.grid_dim.x - 1 - tk.block_idx.x) if CAUSAL else tk.block_idx.x  # causal: longest rows first
-        coords = lambda t: (b, h, h_kv, qb)  # noqa: E731
+                     PINGPONG: tk.constexpr = False, PV_LAG: tk.constexpr = False):
+    b, h, h_kv = tk.block_idx.z, tk.block_idx.y, tk.let(tk.block_idx.y // (q.depth // k.depth))
+    qb = tk.let(tk.grid_dim.x - 1 - tk.block_idx.x) if CAUSAL else tk.block_idx.x  # causal: longest rows first
     q_s = tk.st(tk.bf16, 64, D, count=CONSUMERS)
     k_s, v_s = tk.st(tk.bf16, KV, D, count=STAGES), tk.st(tk.bf16, KV, D, count=STAGES)
     q_ready = tk.semaphore(count=CONSUMERS)
@@ -33,36 +25,30 @@ def hopper_attention(q: tk.gl(tk.bf16), k: tk.gl(tk.bf16), v: tk.gl(tk.bf16), o:
     max_vec, max_last, norm_vec, max_scaled = (tk.col_vec(att) for _ in range(4))
     o_bf = tk.rt(tk.bf16, 16, D)
     shift = tk.let(k.rows - q.rows)  # bottom-right causal alignment
-    # PV_LAG: whether att_bf holds a P whose P·V is not issued yet, and the ring stage of its V
-    pending, pv_stage = (tk.var(0, "pending"), tk.var(0, "pv_stage")) if PV_LAG else (None, None)
+    pending = tk.var(0, "pending") if PV_LAG else None  # PV_LAG: 1 + the stage of a P whose P·V is not issued yet
 
-    def steps_for(qb):  # causal: key blocks past the last query row's diagonal are skipped
-        n = tk.cdiv(k.rows, KV)
-        return tk.minimum(n, tk.cdiv(tk.minimum((qb + 1) * 64 * CONSUMERS, q.rows) + shift, KV)) if CAUSAL else n
+    steps = tk.cdiv(k.rows, KV)
+    if CAUSAL:  # key blocks past the last query row's diagonal are skipped
+        steps = tk.minimum(steps, tk.cdiv(tk.minimum((qb + 1) * 64 * CONSUMERS, q.rows) + shift, KV))
 
     def init():
         for c in range(CONSUMERS):
             tk.init_semaphore(q_ready[c], 1)
 
     def load(s):
-        b, h, h_kv, qb = coords(s.tile)
         kv = (b, h_kv, s.step, 0)
         tk.tma.load_group(s.full, (k_s[s.stage], k, kv), (v_s[s.stage], v, kv))
 
     def start(s):
-        b, h, h_kv, qb = coords(s.tile)
         with tk.if_(tk.warp_id() % 4 == 0):
             tk.tma.load_group(q_ready[s.consumer], (q_s[s.consumer], q, (b, h, qb * CONSUMERS + s.consumer, 0)))
         tk.neg_infty(max_vec)
         tk.zero(max_scaled)  # read by finish even where a consumer had no rows to run
         tk.zero(norm_vec)
         tk.zero(o_reg)
-        if PV_LAG:
-            tk.assign(pending, 0)
-        tk.wait(q_ready[s.consumer], s.count % 2 if PERSISTENT else 0)
-        if PINGPONG:  # consumers take turns on Q·Kᵀ, in order 0, 1, ...: the last one lets the first go (once:
-            # later tiles continue the turn order of the one before)
-            with tk.if_((s.consumer == CONSUMERS - 1) & (s.count == 0) if PERSISTENT else s.consumer == CONSUMERS - 1):
+        tk.wait(q_ready[s.consumer], 0)
+        if PINGPONG:  # consumers take turns on Q·Kᵀ, in order 0, 1, ...: the last one lets the first go
+            with tk.if_(s.consumer == CONSUMERS - 1):
                 tk.named_arrive(4, 8)
 
     def compute(s):
@@ -70,48 +56,37 @@ def hopper_attention(q: tk.gl(tk.bf16), k: tk.gl(tk.bf16), v: tk.gl(tk.bf16), o:
             tk.named_sync(4 + s.consumer, 8)  # my turn
         # a consumer whose rows all lie past the end (in a head's last block) skips its steps; with a causal mask
         # so does one whose rows' diagonal lies left of the key block (the first consumers' last one or two)
-        row0 = (coords(s.tile)[3] * CONSUMERS + s.consumer) * 64  # this consumer's first query row
+        row0 = (qb * CONSUMERS + s.consumer) * 64  # this consumer's first query row
         needed = (row0 < q.rows) & (s.step * KV <= row0 + 63 + shift) if CAUSAL else row0 < q.rows
-        if PV_LAG:  # FA3's intra-warpgroup overlap: P·V of the step before is issued after this step's Q·Kᵀ
-            with tk.if_(pending != 0):  # and runs during this step's softmax (each path has static waits for ptxas)
-                with tk.if_(needed):
+        first = contextlib.nullcontext()
+        if PV_LAG:  # FA3's intra-warpgroup overlap: the previous step's P·V is issued after this step's Q·Kᵀ and
+            with tk.if_(pending != 0):  # runs during its softmax (every path has static waits: else ptxas
+                with tk.if_(needed):  # serialises the wgmma)
                     qk(s)
-                    tk.warpgroup.mma_AB(o_reg, att_bf, v_s[pv_stage])
+                    tk.warpgroup.mma_AB(o_reg, att_bf, v_s[pending - 1])
                     turn(s)
                     tk.warpgroup.mma_wait(1)  # Q·Kᵀ done, P·V may still run
-                    softmax(s, row0)
-                    tk.warpgroup.mma_wait()  # the P·V has read att_bf and written o_reg
-                    tk.mul_row(o_reg, o_reg, max_last)
-                    tk.copy(att_bf, att)
-                    tk.assign(pv_stage, s.stage)
-                with tk.else_():  # (causal) the consumer's rows end left of this key block: the last P·V
-                    tk.warpgroup.mma_AB(o_reg, att_bf, v_s[pv_stage])
+                    softmax(s, row0, pv_in_flight=True)
+                    tk.assign(pending, s.stage + 1)
+                with tk.else_():  # (causal) the consumer's rows end left of this key block: its last P·V
+                    tk.warpgroup.mma_AB(o_reg, att_bf, v_s[pending - 1])
                     turn(s)
                     tk.warpgroup.mma_wait()
                     tk.assign(pending, 0)
-            with tk.else_():  # the first step (O is zero: nothing to rescale)
-                with tk.if_(needed):
-                    qk(s)
+            first = tk.else_()  # the consumer's first step: no P·V to overlap
+        with first:
+            with tk.if_(needed):
+                qk(s)
+                tk.warpgroup.mma_wait()
+                turn(s)  # the next consumer's Q·Kᵀ overlaps this one's softmax
+                softmax(s, row0)
+                if PV_LAG:
+                    tk.assign(pending, s.stage + 1)
+                else:
+                    tk.warpgroup.mma_AB(o_reg, att_bf, v_s[s.stage])
                     tk.warpgroup.mma_wait()
-                    turn(s)
-                    softmax(s, row0)
-                    tk.copy(att_bf, att)
-                    tk.assign(pending, 1)
-                    tk.assign(pv_stage, s.stage)
-                with tk.else_():
-                    turn(s)
-            return
-        with tk.if_(needed):
-            qk(s)
-            tk.warpgroup.mma_wait()
-            turn(s)  # the next consumer's Q·Kᵀ overlaps this one's softmax
-            softmax(s, row0)
-            tk.mul_row(o_reg, o_reg, max_last)
-            tk.copy(att_bf, att)
-            tk.warpgroup.mma_AB(o_reg, att_bf, v_s[s.stage])
-            tk.warpgroup.mma_wait()
-        with tk.else_():
-            turn(s)
+            with tk.else_():
+                turn(s)
 
     def qk(s):
         tk.warpgroup.mm_ABt(att, q_s[s.consumer], k_s[s.stage])
@@ -120,7 +95,7 @@ def hopper_attention(q: tk.gl(tk.bf16), k: tk.gl(tk.bf16), v: tk.gl(tk.bf16), o:
         if PINGPONG:
             tk.named_arrive(4 + (s.consumer + 1) % CONSUMERS, 8)
 
-    def softmax(s, row0):  # att: scores -> P (fp32); max_last: the factor rescaling O and the row sums
+    def softmax(s, row0, pv_in_flight=False):  # att: scores -> P (in att_bf); O and the row sums rescaled to the new row maxima
         q0 = row0 + (tk.warp_id() % 4) * 16  # this warp's first query row
         with tk.if_((s.step + 1) * KV > k.rows):  # ragged last block
             tk.right_fill(att, att, k.rows - s.step * KV, -math.inf)
@@ -138,12 +113,15 @@ def hopper_attention(q: tk.gl(tk.bf16), k: tk.gl(tk.bf16), v: tk.gl(tk.bf16), o:
         tk.exp2(max_last, max_last)
         tk.mul(norm_vec, norm_vec, max_last)
         tk.row_sum(norm_vec, att, norm_vec)
+        if pv_in_flight:
+            tk.warpgroup.mma_wait()  # the P·V has read att_bf and written o_reg
+        tk.mul_row(o_reg, o_reg, max_last)
+        tk.copy(att_bf, att)
 
     def finish(s):
-        b, h, h_kv, qb = coords(s.tile)
         if PV_LAG:  # the last step's P·V (its wait inside the branch: else ptxas serialises every wgmma)
             with tk.if_(pending != 0):
-                tk.warpgroup.mma_AB(o_reg, att_bf, v_s[pv_stage])
+                tk.warpgroup.mma_AB(o_reg, att_bf, v_s[pending - 1])
                 tk.warpgroup.mma_wait()
         else:
             tk.warpgroup.mma_wait()
@@ -158,9 +136,7 @@ def hopper_attention(q: tk.gl(tk.bf16), k: tk.gl(tk.bf16), v: tk.gl(tk.bf16), o:
         with tk.if_(tk.warp_id() % 4 == 0):
             tk.tma.store_wait(0)
 
-    tiles = n_qb * per_qb if PERSISTENT else 1
-    steps = (lambda t: steps_for(coords(t)[3])) if PERSISTENT else steps_for(qb)
-    tk.producer_consumer(stages=STAGES, consumers=CONSUMERS, tiles=tiles, steps=steps, load=load, compute=compute,
-                         finish=finish, start=start, init=init, persistent=PERSISTENT, release_lag=int(PV_LAG),
+    tk.producer_consumer(stages=STAGES, consumers=CONSUMERS, tiles=1, steps=steps, load=load, compute=compute,
+                         finish=finish, start=start, init=init, persistent=False, release_lag=int(PV_LAG),
                          producer_registers=24 if CONSUMERS == 3 else 40,
                          consumer_registers=160 if CONSUMERS == 3 else 232)

@@ -52,10 +52,12 @@ def _check_layouts(q, k, v, causal) -> _Checked:
     return _Checked()
 
 
-# head dim -> (consumer warpgroups of 64 query rows, K/V ring stages, keys per stage, ping-pong): what fits 227 KB
-# of shared memory and the register file (3 consumers get setmaxnreg 160), and timed fastest (NOTES.md). D = 256:
-# O alone is 128 registers per thread (2 consumers, 232 each) and a 64-key K+V stage 64 KB next to 64 KB of Q.
-HOPPER_CONFIG = {64: (3, 4, 128, True), 128: (3, 2, 128, True), 256: (2, 2, 64, True)}
+# head dim -> (consumer warpgroups of 64 query rows, K/V ring stages, keys per stage, ping-pong, P·V overlapped with
+# the next softmax): what fits 227 KB of shared memory and the register file (3 consumers get setmaxnreg 160), and
+# timed fastest (NOTES.md). The overlap keeps P (bf16) live during the softmax: D=64 gains 2-6%; D=128 would need 2
+# consumers for it, and 3 without it are faster. D = 256: O alone is 128 registers per thread (2 consumers, 232
+# each) and a 64-key K+V stage 64 KB next to 64 KB of Q.
+HOPPER_CONFIG = {64: (3, 4, 128, True, True), 128: (3, 2, 128, True, False), 256: (2, 2, 64, True, False)}
 # (head dim, causal) -> consumer warpgroups (64 keys each) of the backward kernel: 3 is 6-10% faster at D=64
 # (NOTES.md); D=128 needs 2 for its registers (dK and dV alone are 128 per thread)
 BACKWARD_CONSUMERS = {(64, False): 3, (64, True): 3, (128, False): 2, (128, True): 2}
@@ -65,10 +67,6 @@ BACKWARD_DQ_WARPGROUP = {128}
 # causal backward: blocks start by key block over groups of 8 heads (the long first key blocks early); the
 # list-scheduling model predicts +4-6% at N = 1k-4k (NOTES.md)
 BACKWARD_HEAVY_FIRST = True
-# (head dim, causal) -> longest sequence whose forward runs on a persistent grid (blocks walk the tiles): causal D=64
-# gains 2-5% up to N = 2048 and loses from 8k (-9% at 16k); the others lose 4-13% (NOTES.md)
-PERSISTENT_FORWARD = {(64, True): 2048}
-
 
 def backward_config(D: int, causal: bool, with_dq: bool = True) -> dict:
     """The main backward kernel's configuration constexprs (C, W, DQ_WG, HEAVY_FIRST) for a head dim."""
@@ -100,15 +98,12 @@ class _ForwardLaunch:
 
     def __init__(self, q, causal: bool):
         B, H, N, D = q.shape
-        consumers, stages, kv, pingpong = HOPPER_CONFIG[D]
+        consumers, stages, kv, pingpong, pv_lag = HOPPER_CONFIG[D]
         self.bnhd = q.stride(1) < q.stride(2)  # a transposed (B, N, H, D) tensor: o gets the same layout
         self.lse_rows = -(-N // 4) * 4  # lse rows padded to 16 bytes (a global layout requirement)
-        blocks = -(-N // (64 * consumers))
-        persistent = N <= PERSISTENT_FORWARD.get((D, bool(causal)), 0)
-        grid = (min(blocks * H * B, device_info(q.device)[1]),) if persistent else (blocks, H, B)
+        grid = (-(-N // (64 * consumers)), H, B)
         self.kernel = hopper_attention.launcher(grid, D=D, CONSUMERS=consumers, STAGES=stages, CAUSAL=bool(causal),
-                                                W=4 * (1 + consumers), KV=kv, PINGPONG=pingpong,
-                                                PERSISTENT=persistent)
+                                                W=4 * (1 + consumers), KV=kv, PINGPONG=pingpong, PV_LAG=pv_lag)
 
 
 def _hopper_forward(q, k, v, causal: bool, scale: float, checked: _Checked | None = None):
