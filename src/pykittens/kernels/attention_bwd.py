@@ -51,7 +51,8 @@ def attention_bwd(q: tk.gl(tk.bf16), k: tk.gl(tk.bf16), v: tk.gl(tk.bf16), do: t
                   delta: tk.gl(tk.fp32), dq: tk.gl(tk.fp32), dk: tk.gl(tk.bf16), dv: tk.gl(tk.bf16),
                   scale: tk.f32, D: tk.constexpr, CAUSAL: tk.constexpr, WITH_DQ: tk.constexpr = True,
                   C: tk.constexpr = 2, W: tk.constexpr = 12, STAGES: tk.constexpr = 2, SKIP: tk.constexpr = True,
-                  HEAVY_FIRST: tk.constexpr = True, DQ_WG: tk.constexpr = False):
+                  HEAVY_FIRST: tk.constexpr = True, DQ_WG: tk.constexpr = False, SPLIT_PDS: tk.constexpr = False,
+                  REGS: tk.constexpr = 208):
     """dK, dV (and dQ by add-reduce) for 64·C keys per block: C consumer warpgroups, W = 4 (C + 1) warps (one
     warpgroup more with DQ_WG), a ring of STAGES (Q_i, dO_i) tiles; SKIP (causal): a consumer skips query tiles
     that see none of its keys. A consumer with no keys (past the end, in the last block) skips every step.
@@ -80,6 +81,8 @@ def attention_bwd(q: tk.gl(tk.bf16), k: tk.gl(tk.bf16), v: tk.gl(tk.bf16), do: t
     kv_ready = tk.semaphore(count=C)
     s_t = dp_t = tk.rt(tk.fp32, 16, 64)  # Sᵀ, then dPᵀ (P lives on in bf16): registers for the wgmma pipeline
     p_bf = ds_bf = tk.rt(tk.bf16, 16, 64)  # Pᵀ, then dSᵀ: dV's wgmma has read Pᵀ before dSᵀ is written
+    if SPLIT_PDS:
+        ds_bf = tk.rt(tk.bf16, 16, 64)
     dk_acc, dv_acc, dq_acc = tk.rt(tk.fp32, 16, D), tk.rt(tk.fp32, 16, D), tk.rt(tk.fp32, 16, D // pieces)
     out = tk.rt(tk.bf16, 16, D)
     stat_v = tk.row_vec(s_t)  # lse (times log2 e), then delta: one at a time keeps registers for the wgmma pipeline
@@ -121,10 +124,16 @@ def attention_bwd(q: tk.gl(tk.bf16), k: tk.gl(tk.bf16), v: tk.gl(tk.bf16), do: t
         tk.sub_col(s_t, s_t, stat_v)
         tk.exp2(s_t, s_t)  # Pᵀ
         tk.copy(p_bf, s_t)
-        tk.warpgroup.mma_AB(dv_acc, p_bf, do_s[s.stage])
-        tk.warpgroup.mm_ABt(dp_t, v_s[c], do_s[s.stage])  # dPᵀ
-        tk.load(stat_v, delta_s[s.stage])
-        tk.warpgroup.mma_wait()
+        if SPLIT_PDS:
+            tk.warpgroup.mm_ABt(dp_t, v_s[c], do_s[s.stage])  # dPᵀ
+            tk.warpgroup.mma_AB(dv_acc, p_bf, do_s[s.stage])
+            tk.load(stat_v, delta_s[s.stage])
+            tk.warpgroup.mma_wait(1)
+        else:
+            tk.warpgroup.mma_AB(dv_acc, p_bf, do_s[s.stage])
+            tk.warpgroup.mm_ABt(dp_t, v_s[c], do_s[s.stage])  # dPᵀ
+            tk.load(stat_v, delta_s[s.stage])
+            tk.warpgroup.mma_wait()
         tk.sub_col(dp_t, dp_t, stat_v)
         tk.mul(dp_t, dp_t, p_bf)  # dSᵀ
         tk.copy(ds_bf, dp_t)
@@ -196,7 +205,7 @@ def attention_bwd(q: tk.gl(tk.bf16), k: tk.gl(tk.bf16), v: tk.gl(tk.bf16), do: t
 
     steps = tk.let(group * n_q)
     if DQ_WG and WITH_DQ:  # 24 + 2·208 + 72 = 512 per thread of a warpgroup: consumers at 200 serialise
-        regs = dict(consumer_registers=208, helper_registers=72)
+        regs = dict(consumer_registers=REGS, helper_registers=512 - 24 - 2 * REGS)
     else:
         regs = dict(consumer_registers=160 if C == 3 else 240)
     tk.producer_consumer(stages=STAGES, consumers=C, tiles=1, steps=steps, load=load, compute=compute,
