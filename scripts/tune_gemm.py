@@ -1,7 +1,9 @@
 """Time GEMM kernel configurations next to cuBLAS (device time, BENCH.md protocol): for each shape the tile
 configuration ``matmul`` picks, merged with each variant below, in two alternating rounds (this machine's noise
-is several percent). Usage: python scripts/tune_gemm.py [MxNxK ...] (A·B; a variant is any of the kernel's
-constexprs: CLUSTER, GROUP, LAG, STAGES, BN, ...)"""
+is several percent). Usage: python scripts/tune_gemm.py [MxNxK ...] [NAME=VALUE,... ...] (A·B; a variant sets any
+of the kernel's constexprs: CLUSTER, GROUP, LAG, STAGES, BN, CONSUMERS, ..., e.g. CONSUMERS=1,BN=128,STAGES=8;
+variants on the command line replace the default ones below; the base configuration always runs)"""
+import ast
 import sys
 
 import torch
@@ -17,14 +19,18 @@ VARIANTS = [dict(), dict(CLUSTER=2)]
 
 def main():
     sms = torch.cuda.get_device_properties(0).multi_processor_count
-    for shape in sys.argv[1:] or SHAPES:
+    shapes = [x for x in sys.argv[1:] if "=" not in x] or SHAPES
+    given = [dict((kv.split("=")[0], ast.literal_eval(kv.split("=")[1])) for kv in x.split(","))
+             for x in sys.argv[1:] if "=" in x]
+    variants = [dict(), *given] if given else VARIANTS
+    for shape in shapes:
         m, n, k = (int(x) for x in shape.split("x"))
         a = torch.randn(m, k, device="cuda", dtype=torch.bfloat16)
         b = torch.randn(k, n, device="cuda", dtype=torch.bfloat16)
         ref = a[:64].double() @ b.double()
         f = 2 * m * n * k / 1e9
         runs, line = [], [f"{shape:>16s} {tile_config(m, n, sms)}"]
-        for v in VARIANTS:
+        for v in variants:
             cfg = {**tile_config(m, n, sms), **v}
             cluster = cfg.pop("CLUSTER", 1)
             c = torch.full((m, n), float("nan"), device="cuda", dtype=torch.bfloat16)

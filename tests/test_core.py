@@ -126,6 +126,26 @@ def test_launch_checks():
         affine[0](rand(32, 32), o, 1.0, 2)
 
 
+def test_warps_computed_from_constexprs():
+    """``warps=`` as a function of constexprs (by parameter name): each specialisation gets its own block size."""
+    @tk.kernel(warps=lambda G: 2 * G)
+    def rows_per_warp(o: tk.gl(tk.fp32), G: tk.constexpr):
+        t = tk.rt(tk.fp32, 16, 16)
+        tk.zero(t)
+        tk.add(t, t, tk.warp_id())
+        tk.store(o, t, (tk.warp_id(), 0))
+
+    x = torch.empty(64, 16)
+    assert [rows_per_warp.ir(x, g).warps for g in (1, 2)] == [2, 4]
+    o = poison(64, 16, dtype=torch.float32)
+    rows_per_warp[1](o, 2)
+    assert torch.equal(o, torch.arange(4.).repeat_interleave(16)[:, None].expand(64, 16))
+    with pytest.raises(tk.LaunchError, match="warp count"):
+        rows_per_warp.ir(x, 20)
+    with pytest.raises(TypeError, match="must name tk.constexpr parameters"):
+        tk.kernel(warps=lambda o: 4)(rows_per_warp.fn)
+
+
 def test_interpreter_reports_out_of_bounds_and_uninitialised():
     @tk.kernel(warps=1)
     def oob(x: tk.gl(tk.fp32), o: tk.gl(tk.fp32)):

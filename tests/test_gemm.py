@@ -4,7 +4,7 @@ import torch
 
 from pykittens.kernels import gemm, matmul
 from pykittens.kernels.matmul import persistent_grid, tile_config
-from util import assert_close, rand
+from util import assert_close, poison, rand
 
 
 def _ref(a, b, transpose_b):
@@ -24,6 +24,7 @@ def test_tile_config():
     2 SMs, never picks them: the test below runs that configuration directly)."""
     assert tile_config(1000, 1000, 132)["BN"] == 128  # 32 wide tiles on 132 SMs
     assert tile_config(2048, 2048, 132)["BN"] == 256  # 128 wide tiles
+    assert tile_config(1000, 1000, 132)["CONSUMERS"] == tile_config(2048, 2048, 132)["CONSUMERS"] == 2  # 128 rows
 
 
 @pytest.mark.parametrize("config", [dict(BN=128, STAGES=4), dict(BN=256, STAGES=3)], ids=str)
@@ -38,11 +39,31 @@ def test_kernel_configs_in_the_interpreter(config):
     assert_close(c, _ref(a, b, False), 1e-2)
 
 
+ONE_CONSUMER = [dict(CONSUMERS=1, BN=128, STAGES=8), dict(CONSUMERS=1, BN=256, STAGES=4),
+                dict(CONSUMERS=1, BN=128, STAGES=4, DIRECT=True, LAG=1), dict(CONSUMERS=1, BN=128, STAGES=4, CLUSTER=2)]
+
+
 @pytest.mark.parametrize("tb", [False, True])
-@pytest.mark.parametrize("config", [dict(BN=256, STAGES=3), dict(BN=128, STAGES=4)], ids=str)
+@pytest.mark.parametrize("config", ONE_CONSUMER, ids=str)
+def test_one_consumer_in_the_interpreter(tb, config):
+    """64-row tiles (one consumer warpgroup, 8 warps), ragged in every dim: 4 row tiles x 2 column tiles."""
+    M, N, K = 197, 136 if config["BN"] == 128 else 264, 72
+    a, b = rand(M, K), rand(N, K) if tb else rand(K, N)
+    c = poison(M, N)
+    cfg = {k: v for k, v in config.items() if k != "CLUSTER"}
+    grid = persistent_grid(a, M, N, tb, config.get("CLUSTER", 1), **cfg)
+    assert grid == 2
+    gemm.launch(grid, a, b, c, TRANS_B=tb, **config)
+    assert_close(c, _ref(a, b, tb), 1e-2)
+
+
+@pytest.mark.parametrize("tb", [False, True])
+@pytest.mark.parametrize("config", [dict(BN=256, STAGES=3), dict(BN=128, STAGES=4),
+                                    dict(CONSUMERS=1, BN=128, STAGES=8)], ids=str)
 def test_compiles_with_hgmma_tma_and_no_spills(tb, config):
     x = torch.empty(256, 256, dtype=torch.bfloat16)
     ck = gemm.compile(x, x, x, tb, arch="sm_90a", **config)
+    assert ck.kir.warps == 4 * (1 + config.get("CONSUMERS", 2))
     sass = ck.sass()
     assert "HGMMA" in sass and "UTMALDG" in sass and "UTMASTG" in sass
     assert not ck.wgmma_serialized, ck.result.log[-300:]
@@ -88,3 +109,20 @@ def test_gpu_matches_float64(M, N, K, tb):
     c = matmul(a, b, transpose_b=tb)
     assert_close(c, _ref(a, b, tb), 1e-2)
     assert torch.equal(c, matmul(a, b, transpose_b=tb))  # a race would move the result
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("M,N,K,tb", [(1000, 1000, 1000, False), (1000, 1000, 1000, True), (257, 520, 4104, True),
+                                      (77, 136, 1000, False), (4096, 4096, 4096, False)], ids=str)
+@pytest.mark.parametrize("config", [dict(CONSUMERS=1, BN=128, STAGES=8), dict(CONSUMERS=1, BN=128, STAGES=6)],
+                         ids=str)
+def test_gpu_one_consumer_matches_float64(M, N, K, tb, config):
+    """64-row tiles, run directly (``matmul`` does not pick them yet); ragged shapes, a poisoned output."""
+    a = rand(M, K, device="cuda")
+    b = rand(N, K, device="cuda") if tb else rand(K, N, device="cuda")
+    c, c2 = poison(M, N, device="cuda"), poison(M, N, device="cuda")
+    grid = persistent_grid(a, M, N, tb, 1, **config)
+    gemm.launch(grid, a, b, c, TRANS_B=tb, **config)
+    gemm.launch(grid, a, b, c2, TRANS_B=tb, **config)
+    assert_close(c, _ref(a, b, tb), 1e-2)
+    assert torch.equal(c, c2)  # a race would move the result

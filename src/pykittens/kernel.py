@@ -151,8 +151,9 @@ class Kernel:
     """A pykittens kernel. Launch with ``kernel[grid](*args)``; inspect with ``ir``, ``source``, ``compile``."""
 
     def __init__(self, fn, warps, min_blocks=None, cluster=1):
-        if not (isinstance(warps, str) or 1 <= warps <= 32):
-            raise ValueError(f"warps must be between 1 and 32 (or the name of a constexpr parameter), got {warps}")
+        if not (isinstance(warps, str) or callable(warps) or 1 <= warps <= 32):
+            raise ValueError(f"warps must be between 1 and 32 (or the name of a constexpr parameter, or a function "
+                             f"of constexpr parameters), got {warps}")
         if not (isinstance(cluster, str) or cluster in (1, 2, 4, 8)):
             raise ValueError(f"cluster must be 1, 2, 4 or 8 (or the name of a constexpr parameter), got {cluster}")
         self.fn, self.warps, self.name, self.min_blocks = fn, warps, fn.__name__, min_blocks
@@ -172,6 +173,11 @@ class Kernel:
         for what, value in (("warps", warps), ("cluster", cluster)):
             if isinstance(value, str) and (value, constexpr) not in self.params:
                 raise TypeError(f"kernel '{self.name}': {what}={value!r} must name a tk.constexpr parameter")
+        # warps as a function: its parameters name the constexprs it is computed from
+        self._warps_from = tuple(inspect.signature(warps).parameters) if callable(warps) else ()
+        if any((n, constexpr) not in self.params for n in self._warps_from):
+            raise TypeError(f"kernel '{self.name}': the parameters of warps= ({', '.join(self._warps_from)}) must "
+                            f"name tk.constexpr parameters")
         self._specs: dict = {}
         # per parameter: 0 = tensor (its layout keys a LaunchPlan), 1 = constexpr (keys it too), 2 = runtime scalar
         self._kinds = tuple(0 if isinstance(a, gl) else 1 if a is constexpr else 2 for _, a in self.params)
@@ -179,7 +185,8 @@ class Kernel:
         self.last_compile = None  # CompileResult of the last compile, for reporting compile times
 
     def __repr__(self):
-        return f"<pykittens kernel {self.name} ({self.warps} warps)>"
+        warps = f"f({', '.join(self._warps_from)})" if callable(self.warps) else self.warps
+        return f"<pykittens kernel {self.name} ({warps} warps)>"
 
     # ------------------------------------------------------------------------------------------ specialization
     def _named(self, args, constexprs: dict) -> tuple:
@@ -236,9 +243,14 @@ class Kernel:
     def _warps_for(self, args) -> int:
         if isinstance(self.warps, int):
             return self.warps
-        w = args[[n for n, _ in self.params].index(self.warps)]
+        names = [n for n, _ in self.params]
+        if callable(self.warps):
+            given = {n: args[names.index(n)] for n in self._warps_from}
+            w, what = self.warps(**given), f"the warp count for {given}"
+        else:
+            w, what = args[names.index(self.warps)], f"{self.warps} (the warp count)"
         if not isinstance(w, int) or not 1 <= w <= 32:
-            raise LaunchError(f"kernel '{self.name}': {self.warps} (the warp count) must be an int in 1..32, got {w!r}")
+            raise LaunchError(f"kernel '{self.name}': {what} must be an int in 1..32, got {w!r}")
         return w
 
     def _cluster_for(self, args) -> int:
@@ -461,7 +473,8 @@ def _grid(grid) -> tuple:
 def kernel(fn=None, *, warps=4, min_blocks=None, cluster=1):
     """Decorator: ``@tk.kernel(warps=4)`` turns a tile program into a launchable ``Kernel``.
 
-    ``warps`` is the block size in warps, or the name of a ``tk.constexpr`` parameter that gives it.
+    ``warps`` is the block size in warps, or the name of a ``tk.constexpr`` parameter that gives it, or a function
+    whose parameters name the constexprs it depends on (``warps=lambda C: 4 * (1 + C)``).
     ``min_blocks`` sets the minimum resident blocks per SM in ``__launch_bounds__``; warp-specialised kernels that
     move registers between warpgroups (``tk.warpgroup.increase_registers``) need ``min_blocks=1``.
     ``cluster`` (sm_90): blocks per thread-block cluster along x (1, 2, 4 or 8, or the name of a constexpr
