@@ -51,14 +51,14 @@ def attention_bwd(q: tk.gl(tk.bf16), k: tk.gl(tk.bf16), v: tk.gl(tk.bf16), do: t
                   delta: tk.gl(tk.fp32), dq: tk.gl(tk.fp32), dk: tk.gl(tk.bf16), dv: tk.gl(tk.bf16),
                   scale: tk.f32, D: tk.constexpr, CAUSAL: tk.constexpr, WITH_DQ: tk.constexpr = True,
                   C: tk.constexpr = 2, W: tk.constexpr = 12, STAGES: tk.constexpr = 2, SKIP: tk.constexpr = True,
-                  HEAVY_FIRST: tk.constexpr = True, DQ_WG: tk.constexpr = False, SPLIT_PDS: tk.constexpr = False,
-                  REGS: tk.constexpr = 208):
+                  HEAVY_FIRST: tk.constexpr = True, DQ_WG: tk.constexpr = False, SPLIT_PDS: tk.constexpr = False):
     """dK, dV (and dQ by add-reduce) for 64·C keys per block: C consumer warpgroups, W = 4 (C + 1) warps (one
     warpgroup more with DQ_WG), a ring of STAGES (Q_i, dO_i) tiles; SKIP (causal): a consumer skips query tiles
     that see none of its keys. A consumer with no keys (past the end, in the last block) skips every step.
     HEAVY_FIRST (causal): blocks start in order of key block across groups of 8 heads, so the long first key blocks
     (they see every query tile) do not start last. DQ_WG: a warpgroup of its own computes every step's dQ (the
-    consumers only hand it their dSᵀ), in 64-column pieces: with it the consumers need no dQ registers."""
+    consumers only hand it their dSᵀ), in 64-column pieces: with it the consumers need no dQ registers. SPLIT_PDS:
+    dSᵀ gets registers of its own, so dPᵀ's wgmma is issued first and dS forms while dV's still runs."""
     b, h_kv, kb = tk.block_idx.z, tk.block_idx.y, tk.block_idx.x
     if CAUSAL and HEAVY_FIRST:  # launch order -> (head, key block): the GEMM's grouped order, heads as its rows
         lin = tk.block_idx.x + tk.grid_dim.x * (tk.block_idx.y + tk.grid_dim.y * tk.block_idx.z)
@@ -81,7 +81,7 @@ def attention_bwd(q: tk.gl(tk.bf16), k: tk.gl(tk.bf16), v: tk.gl(tk.bf16), do: t
     kv_ready = tk.semaphore(count=C)
     s_t = dp_t = tk.rt(tk.fp32, 16, 64)  # Sᵀ, then dPᵀ (P lives on in bf16): registers for the wgmma pipeline
     p_bf = ds_bf = tk.rt(tk.bf16, 16, 64)  # Pᵀ, then dSᵀ: dV's wgmma has read Pᵀ before dSᵀ is written
-    if SPLIT_PDS:
+    if SPLIT_PDS:  # dSᵀ in registers of its own, formed while dV's wgmma still reads Pᵀ (fits with DQ_WG at D=128)
         ds_bf = tk.rt(tk.bf16, 16, 64)
     dk_acc, dv_acc, dq_acc = tk.rt(tk.fp32, 16, D), tk.rt(tk.fp32, 16, D), tk.rt(tk.fp32, 16, D // pieces)
     out = tk.rt(tk.bf16, 16, D)
@@ -124,8 +124,8 @@ def attention_bwd(q: tk.gl(tk.bf16), k: tk.gl(tk.bf16), v: tk.gl(tk.bf16), do: t
         tk.sub_col(s_t, s_t, stat_v)
         tk.exp2(s_t, s_t)  # Pᵀ
         tk.copy(p_bf, s_t)
-        if SPLIT_PDS:
-            tk.warpgroup.mm_ABt(dp_t, v_s[c], do_s[s.stage])  # dPᵀ
+        if SPLIT_PDS:  # dPᵀ first, and only it waited for
+            tk.warpgroup.mm_ABt(dp_t, v_s[c], do_s[s.stage])
             tk.warpgroup.mma_AB(dv_acc, p_bf, do_s[s.stage])
             tk.load(stat_v, delta_s[s.stage])
             tk.warpgroup.mma_wait(1)
@@ -205,7 +205,7 @@ def attention_bwd(q: tk.gl(tk.bf16), k: tk.gl(tk.bf16), v: tk.gl(tk.bf16), do: t
 
     steps = tk.let(group * n_q)
     if DQ_WG and WITH_DQ:  # 24 + 2·208 + 72 = 512 per thread of a warpgroup: consumers at 200 serialise
-        regs = dict(consumer_registers=REGS, helper_registers=512 - 24 - 2 * REGS)
+        regs = dict(consumer_registers=208, helper_registers=72)
     else:
         regs = dict(consumer_registers=160 if C == 3 else 240)
     tk.producer_consumer(stages=STAGES, consumers=C, tiles=1, steps=steps, load=load, compute=compute,

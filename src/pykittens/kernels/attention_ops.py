@@ -64,15 +64,19 @@ BACKWARD_CONSUMERS = {(64, False): 3, (64, True): 3, (128, False): 2, (128, True
 # head dims whose backward computes dQ in a warpgroup of its own (DQ_WG) rather than by the consumers in turn; D=64's
 # three consumers leave no registers for one
 BACKWARD_DQ_WARPGROUP = {128}
+# (head dim, causal) whose backward (with the dQ warpgroup) gives dSᵀ registers of its own, so dS forms while dV's
+# wgmma runs: D=128 non-causal +1-9% in 11 of 12 A/B pairs (main kernel, N = 1k-16k); causal -1% on average (NOTES.md)
+BACKWARD_SPLIT_PDS = {(128, False)}
 # causal backward: blocks start by key block over groups of 8 heads (the long first key blocks early); the
 # list-scheduling model predicts +4-6% at N = 1k-4k (NOTES.md)
 BACKWARD_HEAVY_FIRST = True
 
 def backward_config(D: int, causal: bool, with_dq: bool = True) -> dict:
-    """The main backward kernel's configuration constexprs (C, W, DQ_WG, HEAVY_FIRST) for a head dim."""
+    """The main backward kernel's configuration constexprs (C, W, DQ_WG, SPLIT_PDS, HEAVY_FIRST) for a head dim."""
     c = BACKWARD_CONSUMERS[D, causal]
     dq_wg = with_dq and D in BACKWARD_DQ_WARPGROUP
-    return dict(C=c, W=4 * (c + 1 + dq_wg), DQ_WG=dq_wg, HEAVY_FIRST=BACKWARD_HEAVY_FIRST)
+    return dict(C=c, W=4 * (c + 1 + dq_wg), DQ_WG=dq_wg, SPLIT_PDS=dq_wg and (D, causal) in BACKWARD_SPLIT_PDS,
+                HEAVY_FIRST=BACKWARD_HEAVY_FIRST)
 
 
 def _is_hopper(device) -> bool:
