@@ -4,6 +4,9 @@ A producer warp streams 128-key blocks of K and V through a ring of shared stage
 owns 64 query rows (Q by TMA into shared memory), computes S = Q·Kᵀ with wgmma from shared memory, keeps the online
 softmax in registers (exp2, scale folded in), and accumulates O += P·V with wgmma taking P from registers. O goes
 out through shared memory by TMA, with the log-sum-exp per row for the backward. Causal masks align bottom-right.
+PINGPONG: consumers take turns issuing their matmuls. PV_LAG (FA3's intra-warpgroup overlap): each step issues its
+Q·Kᵀ and then the previous step's P·V, so the softmax runs while the tensor cores do P·V (P stays live in bf16:
+registers for it at D=64 with 3 consumers, not at D=128).
 """
 import contextlib
 import math
@@ -95,7 +98,7 @@ def hopper_attention(q: tk.gl(tk.bf16), k: tk.gl(tk.bf16), v: tk.gl(tk.bf16), o:
         if PINGPONG:
             tk.named_arrive(4 + (s.consumer + 1) % CONSUMERS, 8)
 
-    def softmax(s, row0, pv_in_flight=False):  # att: scores -> P (in att_bf); O and the row sums rescaled to the new row maxima
+    def softmax(s, row0, pv_in_flight=False):  # scores -> P in att_bf; O and the row sums rescaled to the new maxima
         q0 = row0 + (tk.warp_id() % 4) * 16  # this warp's first query row
         with tk.if_((s.step + 1) * KV > k.rows):  # ragged last block
             tk.right_fill(att, att, k.rows - s.step * KV, -math.inf)
