@@ -124,16 +124,12 @@ def attention_bwd(q: tk.gl(tk.bf16), k: tk.gl(tk.bf16), v: tk.gl(tk.bf16), do: t
         tk.sub_col(s_t, s_t, stat_v)
         tk.exp2(s_t, s_t)  # Pᵀ
         tk.copy(p_bf, s_t)
-        if SPLIT_PDS:  # dPᵀ first, and only it waited for
-            tk.warpgroup.mm_ABt(dp_t, v_s[c], do_s[s.stage])
-            tk.warpgroup.mma_AB(dv_acc, p_bf, do_s[s.stage])
-            tk.load(stat_v, delta_s[s.stage])
-            tk.warpgroup.mma_wait(1)
-        else:
-            tk.warpgroup.mma_AB(dv_acc, p_bf, do_s[s.stage])
-            tk.warpgroup.mm_ABt(dp_t, v_s[c], do_s[s.stage])  # dPᵀ
-            tk.load(stat_v, delta_s[s.stage])
-            tk.warpgroup.mma_wait()
+        dv = lambda: tk.warpgroup.mma_AB(dv_acc, p_bf, do_s[s.stage])  # noqa: E731
+        dp = lambda: tk.warpgroup.mm_ABt(dp_t, v_s[c], do_s[s.stage])  # dPᵀ  # noqa: E731
+        for mma in (dp, dv) if SPLIT_PDS else (dv, dp):  # SPLIT_PDS: dPᵀ first, and only it waited for
+            mma()
+        tk.load(stat_v, delta_s[s.stage])
+        tk.warpgroup.mma_wait(1 if SPLIT_PDS else 0)
         tk.sub_col(dp_t, dp_t, stat_v)
         tk.mul(dp_t, dp_t, p_bf)  # dSᵀ
         tk.copy(ds_bf, dp_t)
