@@ -66,13 +66,13 @@ def hopper_attention(q: tk.gl(tk.bf16), k: tk.gl(tk.bf16), v: tk.gl(tk.bf16), o:
             with tk.if_(pending != 0):  # runs during its softmax (every path has static waits: else ptxas
                 with tk.if_(needed):  # serialises the wgmma)
                     qk(s)
-                    tk.warpgroup.mma_AB(o_reg, att_bf, v_s[pending - 1])
+                    pv(pending - 1)
                     turn(s)
                     tk.warpgroup.mma_wait(1)  # Q·Kᵀ done, P·V may still run
                     softmax(s, row0, pv_in_flight=True)
                     tk.assign(pending, s.stage + 1)
                 with tk.else_():  # (causal) the consumer's rows end left of this key block: its last P·V
-                    tk.warpgroup.mma_AB(o_reg, att_bf, v_s[pending - 1])
+                    pv(pending - 1)
                     turn(s)
                     tk.warpgroup.mma_wait()
                     tk.assign(pending, 0)
@@ -86,13 +86,16 @@ def hopper_attention(q: tk.gl(tk.bf16), k: tk.gl(tk.bf16), v: tk.gl(tk.bf16), o:
                 if PV_LAG:
                     tk.assign(pending, s.stage + 1)
                 else:
-                    tk.warpgroup.mma_AB(o_reg, att_bf, v_s[s.stage])
+                    pv(s.stage)
                     tk.warpgroup.mma_wait()
             with tk.else_():
                 turn(s)
 
     def qk(s):
         tk.warpgroup.mm_ABt(att, q_s[s.consumer], k_s[s.stage])
+
+    def pv(stage):  # O += P·V, P (bf16) from registers
+        tk.warpgroup.mma_AB(o_reg, att_bf, v_s[stage])
 
     def turn(s):  # ping-pong: the next consumer may issue its matmuls
         if PINGPONG:
@@ -124,7 +127,7 @@ def hopper_attention(q: tk.gl(tk.bf16), k: tk.gl(tk.bf16), v: tk.gl(tk.bf16), o:
     def finish(s):
         if PV_LAG:  # the last step's P·V (its wait inside the branch: else ptxas serialises every wgmma)
             with tk.if_(pending != 0):
-                tk.warpgroup.mma_AB(o_reg, att_bf, v_s[pending - 1])
+                pv(pending - 1)
                 tk.warpgroup.mma_wait()
         else:
             tk.warpgroup.mma_wait()
