@@ -36,19 +36,21 @@ def test_interpreter_matches_float64(case, kernel):
 
 
 @pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=pytest.mark.gpu)])
-@pytest.mark.parametrize("Nq, Nk, D", [(200, 200, 64), (150, 330, 128), (450, 450, 64)])
-def test_causal_192_row_blocks_skip_masked_key_blocks(Nq, Nk, D, device):
-    """3 consumers (192-row blocks, what causal N > 1024 uses): the first consumers of a block skip key blocks
-    wholly right of their diagonal; output and lse must still match float64 (poisoned outputs show unwritten rows)."""
+@pytest.mark.parametrize("Nq, Nk, D, causal", [(200, 200, 64, True), (150, 330, 128, True), (450, 450, 64, True),
+                                                (70, 330, 64, False), (450, 200, 128, False)])
+def test_192_row_blocks_partial_block_first(Nq, Nk, D, causal, device):
+    """3 consumers (192-row blocks): a head's partial block comes first (its first one or two consumers own tiles
+    before row 0 and skip every step), and with a causal mask the first consumers of a block skip key blocks wholly
+    right of their diagonal; output and lse must still match float64 (poisoned outputs show unwritten rows)."""
     import math
     q, k, v = _inputs(1, 2, 1, Nq, Nk, D, device)
     o = torch.full_like(q, float("nan"))
     lse = torch.full((1, 2, 1, -(-Nq // 4) * 4), float("nan"), device=device)
     stages = 4 if D == 64 else 2
-    hopper_attention[(-(-Nq // 192), 2, 1)](q, k, v, o, lse, math.log2(math.e) / math.sqrt(D), D, 3, stages, True,
-                                           16, 128, True)
-    assert_close(o.cpu(), reference_attention(q.cpu(), k.cpu(), v.cpu(), True), 1e-2)
-    torch.testing.assert_close(lse[0, :, 0, :Nq].cpu().double(), _reference_lse(q.cpu(), k.cpu(), True)[0],
+    hopper_attention[(-(-Nq // 192), 2, 1)](q, k, v, o, lse, math.log2(math.e) / math.sqrt(D), D, 3, stages,
+                                           causal, 16, 128, True)
+    assert_close(o.cpu(), reference_attention(q.cpu(), k.cpu(), v.cpu(), causal), 1e-2)
+    torch.testing.assert_close(lse[0, :, 0, :Nq].cpu().double(), _reference_lse(q.cpu(), k.cpu(), causal)[0],
                                atol=2e-2, rtol=0)
 
 

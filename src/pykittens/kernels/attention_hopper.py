@@ -21,6 +21,9 @@ def hopper_attention(q: tk.gl(tk.bf16), k: tk.gl(tk.bf16), v: tk.gl(tk.bf16), o:
                      PINGPONG: tk.constexpr = False, PV_LAG: tk.constexpr = False):
     b, h, h_kv = tk.block_idx.z, tk.block_idx.y, tk.let(tk.block_idx.y // (q.depth // k.depth))
     qb = tk.let(tk.grid_dim.x - 1 - tk.block_idx.x) if CAUSAL else tk.block_idx.x  # causal: longest rows first
+    # block qb's consumers own 64-row query tiles tile0 + c; the head's partial block (N not a multiple of 64·C)
+    # comes first, where its missing rows are the ones a causal mask makes cheapest
+    tile0 = tk.let(qb * CONSUMERS - (tk.grid_dim.x * CONSUMERS - tk.cdiv(q.rows, 64)))
     q_s = tk.st(tk.bf16, 64, D, count=CONSUMERS)
     k_s, v_s = tk.st(tk.bf16, KV, D, count=STAGES), tk.st(tk.bf16, KV, D, count=STAGES)
     q_ready = tk.semaphore(count=CONSUMERS)
@@ -32,7 +35,7 @@ def hopper_attention(q: tk.gl(tk.bf16), k: tk.gl(tk.bf16), v: tk.gl(tk.bf16), o:
 
     steps = tk.cdiv(k.rows, KV)
     if CAUSAL:  # key blocks past the last query row's diagonal are skipped
-        steps = tk.minimum(steps, tk.cdiv(tk.minimum((qb + 1) * 64 * CONSUMERS, q.rows) + shift, KV))
+        steps = tk.minimum(steps, tk.cdiv(tk.minimum((tile0 + CONSUMERS) * 64, q.rows) + shift, KV))
 
     def init():
         for c in range(CONSUMERS):
@@ -43,8 +46,8 @@ def hopper_attention(q: tk.gl(tk.bf16), k: tk.gl(tk.bf16), v: tk.gl(tk.bf16), o:
         tk.tma.load_group(s.full, (k_s[s.stage], k, kv), (v_s[s.stage], v, kv))
 
     def start(s):
-        with tk.if_(tk.warp_id() % 4 == 0):
-            tk.tma.load_group(q_ready[s.consumer], (q_s[s.consumer], q, (b, h, qb * CONSUMERS + s.consumer, 0)))
+        with tk.if_(tk.warp_id() % 4 == 0):  # (a tile before row 0 reads zeros: TMA coordinates are signed)
+            tk.tma.load_group(q_ready[s.consumer], (q_s[s.consumer], q, (b, h, tile0 + s.consumer, 0)))
         tk.neg_infty(max_vec)
         tk.zero(max_scaled)  # read by finish even where a consumer had no rows to run
         tk.zero(norm_vec)
@@ -57,10 +60,10 @@ def hopper_attention(q: tk.gl(tk.bf16), k: tk.gl(tk.bf16), v: tk.gl(tk.bf16), o:
     def compute(s):
         if PINGPONG:
             tk.named_sync(4 + s.consumer, 8)  # my turn
-        # a consumer whose rows all lie past the end (in a head's last block) skips its steps; with a causal mask
-        # so does one whose rows' diagonal lies left of the key block (the first consumers' last one or two)
-        row0 = (qb * CONSUMERS + s.consumer) * 64  # this consumer's first query row
-        needed = (row0 < q.rows) & (s.step * KV <= row0 + 63 + shift) if CAUSAL else row0 < q.rows
+        # a consumer whose rows all lie before the start (in a head's partial block) skips its steps; with a causal
+        # mask so does one whose rows' diagonal lies left of the key block (the first consumers' last one or two)
+        row0 = (tile0 + s.consumer) * 64  # this consumer's first query row
+        needed = (row0 >= 0) & (s.step * KV <= row0 + 63 + shift) if CAUSAL else row0 >= 0
         first = contextlib.nullcontext()
         if PV_LAG:  # FA3's intra-warpgroup overlap: the previous step's P·V is issued after this step's Q·Kᵀ and
             with tk.if_(pending != 0):  # runs during its softmax (every path has static waits: else ptxas
@@ -133,12 +136,13 @@ def hopper_attention(q: tk.gl(tk.bf16), k: tk.gl(tk.bf16), v: tk.gl(tk.bf16), o:
             tk.warpgroup.mma_wait()
         tk.div_row(o_reg, o_reg, norm_vec)
         tk.copy(o_bf, o_reg)
-        # Q is no longer needed: its tile stages O (the first sync: no warp still reads Q in a wgmma)
-        tk.warpgroup.store_async(o, q_s[s.consumer], o_bf, (b, h, qb * CONSUMERS + s.consumer, 0), 1 + s.consumer)
+        # Q is no longer needed: its tile stages O (the first sync: no warp still reads Q in a wgmma); the stores
+        # of a tile before row 0 are dropped (TMA and clip=True skip what lies outside)
+        tk.warpgroup.store_async(o, q_s[s.consumer], o_bf, (b, h, tile0 + s.consumer, 0), 1 + s.consumer)
         tk.log2(norm_vec, norm_vec)  # lse = ln(sum exp(s * scale)) = (max·c + log2(norm)) * ln 2
         tk.add(norm_vec, norm_vec, max_scaled)
         tk.mul(norm_vec, norm_vec, math.log(2))
-        tk.store(lse, norm_vec, (b, h, 0, (qb * CONSUMERS + s.consumer) * 4 + tk.warp_id() % 4), clip=True)
+        tk.store(lse, norm_vec, (b, h, 0, (tile0 + s.consumer) * 4 + tk.warp_id() % 4), clip=True)
         with tk.if_(tk.warp_id() % 4 == 0):
             tk.tma.store_wait(0)
 
