@@ -243,3 +243,57 @@ def test_gpu_helper_warpgroup():
     o = poison(7 * 64, 64, device="cuda")
     handoff_kernel()[1](x, o, 7)
     assert torch.equal(o, (x.float() * 2).bfloat16())
+
+
+@tk.kernel(warps=12)
+def alternate_sums(x: tk.gl(tk.bf16), o: tk.gl(tk.fp32), who: tk.gl(tk.fp32), n_tiles: tk.i32, n_steps: tk.i32,
+                   LAG: tk.constexpr = 0):
+    """producer_consumer(alternate=True), 2 consumers, a persistent grid: work tile t sums 64x64 blocks t·n .. t·n+n-1
+    of x into o's block t; ``who`` records the consumer that did it."""
+    ring = tk.st(tk.bf16, 64, 64, count=2)
+    t, acc = tk.rt(tk.bf16, 16, 64), tk.rt(tk.fp32, 16, 64)
+    part = tk.rt(tk.fp32, 16, 64)
+
+    def load(s):
+        tk.tma.load_group(s.full, (ring[s.stage], x, (s.tile * n_steps + s.step, 0)))
+
+    def compute(s):
+        tk.warpgroup.load(t, ring[s.stage])
+        tk.copy(part, t)
+        tk.add(acc, acc, part)
+
+    def finish(s):
+        tk.store(o, acc, (s.tile * 4 + tk.warp_id() % 4, 0))
+        tk.zero(part)
+        tk.add(part, part, s.consumer * 16 + s.count)
+        tk.store(who, part, (s.tile * 4 + tk.warp_id() % 4, 0))
+
+    tk.producer_consumer(stages=2, consumers=2, tiles=n_tiles, steps=n_steps, load=load, compute=compute,
+                         finish=finish, start=lambda s: tk.zero(acc), release_lag=LAG, alternate=True)
+
+
+@pytest.mark.parametrize("lag", [0, 1])
+@pytest.mark.parametrize("grid,tiles,steps", [(1, 5, 5), (2, 7, 3), (1, 3, 1)], ids=str)
+def test_alternate_consumers_take_turns(grid, tiles, steps, lag):
+    """Each consumer does whole tiles, count % 2 == consumer; with more steps per tile than 2·stages a consumer skips
+    whole turns of the ring (a shared ``full`` semaphore would alias phases and deadlock here)."""
+    x = rand(tiles * steps * 64, 64)
+    o, who = poison(tiles * 64, 64, dtype=torch.float32), poison(tiles * 64, 64, dtype=torch.float32)
+    alternate_sums[grid](x, o, who, tiles, steps, lag)
+    want = x.float().reshape(tiles, steps, 64, 64).sum(1).reshape(tiles * 64, 64)
+    torch.testing.assert_close(o, want, rtol=1e-5, atol=1e-4)
+    for tile in range(tiles):
+        count = tile // grid
+        assert (who[64 * tile:64 * tile + 64] == 16 * (count % 2) + count).all(), tile
+
+
+def test_alternate_needs_scalar_steps_and_no_cluster():
+    @tk.kernel(warps=12)
+    def bad(x: tk.gl(tk.bf16)):
+        ring = tk.st(tk.bf16, 64, 64, count=2)
+        tk.producer_consumer(stages=2, consumers=2, tiles=4, steps=lambda t: t + 1, alternate=True,
+                             load=lambda s: tk.tma.load_group(s.full, (ring[s.stage], x, (s.step, 0))),
+                             compute=lambda s: None, finish=lambda s: None)
+
+    with pytest.raises(tk.KernelTypeError, match="alternate=True"):
+        bad.compile(rand(64, 64), arch="sm_90a")

@@ -3,7 +3,7 @@ import torch
 
 from ..trace import cdiv
 from .checks import LayoutCache, device_info, layout_key, require_bf16
-from .gemm import gemm
+from .gemm import gemm, tile_rows
 
 CLUSTER = 1  # blocks per cluster; 2 shares B by multicast but was slower (NOTES.md)
 
@@ -23,9 +23,9 @@ def persistent_grid(a: torch.Tensor, M: int, N: int, transpose_b: bool, cluster:
     the SM count, or with clusters the clusters that fit (SMs come in GPCs; asked of the driver) times their size.
     0 for an empty output. The interpreter (CPU) gets one cluster of blocks, which still walks every tile.
     ``constexprs``: the kernel's other constexprs by name, over ``tile_config``'s (BN sets the tile width; all set
-    its shared memory, hence what fits; CONSUMERS its height, 64·CONSUMERS rows)."""
+    its shared memory, hence what fits; CONSUMERS, ALTERNATE and BM its height: ``gemm.tile_rows``)."""
     constexprs = {**tile_config(M, N, device_info(a.device)[1]), **constexprs}
-    bm = 64 * constexprs["CONSUMERS"]  # block tile rows
+    bm = tile_rows(**constexprs)  # work tile rows
     tiles = cdiv(cdiv(M, bm), cluster) * cdiv(N, constexprs["BN"])  # per cluster: its blocks take adjacent rows
     if tiles == 0:
         return 0
