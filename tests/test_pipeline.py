@@ -123,6 +123,27 @@ def test_tma_store_and_store_add():
     assert torch.equal(o[16:], (base.float() + x.float()).bfloat16())
 
 
+
+def test_tma_load_before_row_0_reads_zeros_and_a_store_there_is_an_error():
+    """Seen on the H200: a TMA load at negative coordinates zero-fills, a TMA store there raises an illegal
+    instruction; the interpreter reports the store rather than dropping it."""
+    @tk.kernel(warps=1)
+    def k(x: tk.gl(tk.bf16), o: tk.gl(tk.bf16), row: tk.i32):
+        a = tk.st(tk.bf16, 16, 128)
+        s = tk.semaphore()
+        tk.init_semaphore(s, 1)
+        tk.tma.load_group(s, (a, x, (row, 0)))
+        tk.wait(s, 0)
+        tk.tma.store_async(o, a, (row + 1, 0))
+        tk.tma.store_commit()
+        tk.tma.store_wait(0)
+
+    x, o = rand(16, 128), poison(16, 128)
+    k[1](x, o, -1)  # loads tile -1 (zeros), stores it to tile 0
+    assert torch.equal(o, torch.zeros_like(o))
+    with pytest.raises(tk.OutOfBoundsError, match="negative coordinates fault on the GPU"):
+        k[1](x, o, -2)
+
 @tk.kernel(warps=1)
 def tma_vectors(x: tk.gl(tk.fp32), o: tk.gl(tk.fp32)):
     """Block j TMA-loads vectors j and j+1 (64 fp32, 128-byte aligned in shared memory) of row 1 of x; one

@@ -136,9 +136,10 @@ def hopper_attention(q: tk.gl(tk.bf16), k: tk.gl(tk.bf16), v: tk.gl(tk.bf16), o:
             tk.warpgroup.mma_wait()
         tk.div_row(o_reg, o_reg, norm_vec)
         tk.copy(o_bf, o_reg)
-        # Q is no longer needed: its tile stages O (the first sync: no warp still reads Q in a wgmma); the stores
-        # of a tile before row 0 are dropped (TMA and clip=True skip what lies outside)
-        tk.warpgroup.store_async(o, q_s[s.consumer], o_bf, (b, h, tile0 + s.consumer, 0), 1 + s.consumer)
+        # Q is no longer needed: its tile stages O (the first sync: no warp still reads Q in a wgmma); a tile before
+        # row 0 stores no O (a TMA store at negative coordinates faults) and its lse is clipped
+        with tk.if_(tile0 + s.consumer >= 0):
+            tk.warpgroup.store_async(o, q_s[s.consumer], o_bf, (b, h, tile0 + s.consumer, 0), 1 + s.consumer)
         tk.log2(norm_vec, norm_vec)  # lse = ln(sum exp(s * scale)) = (max·c + log2(norm)) * ln 2
         tk.add(norm_vec, norm_vec, max_scaled)
         tk.mul(norm_vec, norm_vec, math.log(2))

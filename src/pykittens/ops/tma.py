@@ -17,6 +17,7 @@ type (backend/cuda/tma.py) and passed as a ``__grid_constant__`` parameter.
 """
 from .base import Op, GL, ST, SV, emit, fail, kind
 from .memory import global_index, tile_origin
+from ..errors import OutOfBoundsError
 from ..trace import builder
 from ..types import Semaphore
 
@@ -157,6 +158,9 @@ class TmaStore(Op):
         st = src.type
         for w in m.warps():
             b, d, r, c = tile_origin(m, idx, w, st)
+            if min(b, d, r, c) < 0:  # (loads zero-fill there; on the H200 a store raised an illegal instruction)
+                m.error(OutOfBoundsError, f"TMA store to {dst.name}[{b}, {d}, {r}, {c}]: negative coordinates fault on "
+                                          f"the GPU; skip the store for a tile that starts before the tensor")
             val = m.smem_read(src, w)
             if self.add:
                 val = val + m.global_read(dst, b, d, r, c, st.rows, st.cols, oob=0.0)
