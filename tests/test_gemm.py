@@ -64,7 +64,8 @@ ALTERNATE = [dict(ALTERNATE=True, BN=256, STAGES=4), dict(ALTERNATE=True, BM=128
 
 
 @pytest.mark.parametrize("tb", [False, True])
-@pytest.mark.parametrize("config", [*ALTERNATE, dict(ALTERNATE=True, BN=128, STAGES=2, LAG=1)], ids=str)
+@pytest.mark.parametrize("config", [*ALTERNATE, dict(ALTERNATE=True, BN=128, STAGES=2, LAG=1),
+                                    dict(ALTERNATE=True, DIRECT=True, BM=128, BN=128, STAGES=7, LAG=1)], ids=str)
 def test_alternate_in_the_interpreter(tb, config):
     """Consumers on alternate tiles, ragged in every dim: 15 tiles (5 x 3) on 2 blocks, 8 and 7 per block, so each
     consumer does several and the blocks end on different consumers; 6 k-steps, more than 2 turns of a 2-stage
