@@ -12,7 +12,8 @@ def tile_config(M: int, N: int, sms: int) -> dict:
     """The GEMM's block tile (64·CONSUMERS rows x BN) and ring depth for an M x N output on ``sms`` SMs. 128 x 256
     tiles with 3 stages (3 x 48 KB of A/B + 64 KB of C staging fill the 227 KB of shared memory) unless they would
     occupy fewer than half of the SMs (1000³: 32 tiles on 132 SMs); then 128 x 128 tiles (twice as many blocks)
-    with 4 stages. (CONSUMERS=1, 64-row tiles, is a kernel option that no shape picks yet.)"""
+    with 4 stages. (CONSUMERS=1, 64-row tiles, and ALTERNATE, consumers on alternate tiles, are kernel options that
+    no shape picks: both measured slower, NOTES.md.)"""
     if cdiv(M, 128) * cdiv(N, 256) < sms // 2:
         return dict(BN=128, STAGES=4, CONSUMERS=2)
     return dict(BN=256, STAGES=3, CONSUMERS=2)
