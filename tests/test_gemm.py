@@ -2,9 +2,7 @@
 import pytest
 import torch
 
-import pykittens as tk
 from pykittens.kernels import gemm, matmul
-from pykittens.kernels.gemm import tile_rows
 from pykittens.kernels.matmul import persistent_grid, tile_config
 from util import assert_close, poison, rand
 
@@ -59,36 +57,9 @@ def test_one_consumer_in_the_interpreter(tb, config):
     assert_close(c, _ref(a, b, tb), 1e-2)
 
 
-ALTERNATE = [dict(ALTERNATE=True, BN=256, STAGES=4), dict(ALTERNATE=True, BM=128, BN=128, STAGES=5),
-             dict(ALTERNATE=True, BN=256, STAGES=4, LAG=1), dict(ALTERNATE=True, BM=128, BN=128, STAGES=5, LAG=1)]
-
-
-@pytest.mark.parametrize("tb", [False, True])
-@pytest.mark.parametrize("config", [*ALTERNATE, dict(ALTERNATE=True, BN=128, STAGES=2, LAG=1),
-                                    dict(ALTERNATE=True, DIRECT=True, BM=128, BN=128, STAGES=7, LAG=1)], ids=str)
-def test_alternate_in_the_interpreter(tb, config):
-    """Consumers on alternate tiles, ragged in every dim: 15 tiles (5 x 3) on 2 blocks, 8 and 7 per block, so each
-    consumer does several and the blocks end on different consumers; 6 k-steps, more than 2 turns of a 2-stage
-    ring (a consumer skips whole turns while the other computes)."""
-    M, N, K = 5 * tile_rows(**config) - 20, 3 * config["BN"] - 24, 6 * 64 - 8
-    a, b = rand(M, K), rand(N, K) if tb else rand(K, N)
-    c = poison(M, N)
-    grid = persistent_grid(a, M, N, tb, 1, **config)
-    assert grid == 2
-    gemm.launch(grid, a, b, c, TRANS_B=tb, **config)
-    assert_close(c, _ref(a, b, tb), 1e-2)
-
-
-def test_alternate_tile_rows():
-    assert tile_rows() == 128 and tile_rows(CONSUMERS=1) == 64
-    assert tile_rows(ALTERNATE=True) == 64 and tile_rows(ALTERNATE=True, BM=128) == 128
-    with pytest.raises(tk.KernelTypeError, match="BM"):
-        gemm.compile(*[torch.empty(64, 64, dtype=torch.bfloat16)] * 3, False, 3, BM=64, arch="sm_90a")
-
-
 @pytest.mark.parametrize("tb", [False, True])
 @pytest.mark.parametrize("config", [dict(BN=256, STAGES=3), dict(BN=128, STAGES=4),
-                                    dict(CONSUMERS=1, BN=128, STAGES=8), *ALTERNATE], ids=str)
+                                    dict(CONSUMERS=1, BN=128, STAGES=8)], ids=str)
 def test_compiles_with_hgmma_tma_and_no_spills(tb, config):
     x = torch.empty(256, 256, dtype=torch.bfloat16)
     ck = gemm.compile(x, x, x, tb, arch="sm_90a", **config)
@@ -147,23 +118,6 @@ def test_gpu_matches_float64(M, N, K, tb):
                          ids=str)
 def test_gpu_one_consumer_matches_float64(M, N, K, tb, config):
     """64-row tiles, run directly (``matmul`` does not pick them yet); ragged shapes, a poisoned output."""
-    a = rand(M, K, device="cuda")
-    b = rand(N, K, device="cuda") if tb else rand(K, N, device="cuda")
-    c, c2 = poison(M, N, device="cuda"), poison(M, N, device="cuda")
-    grid = persistent_grid(a, M, N, tb, 1, **config)
-    gemm.launch(grid, a, b, c, TRANS_B=tb, **config)
-    gemm.launch(grid, a, b, c2, TRANS_B=tb, **config)
-    assert_close(c, _ref(a, b, tb), 1e-2)
-    assert torch.equal(c, c2)  # a race would move the result
-
-
-@pytest.mark.gpu
-@pytest.mark.parametrize("M,N,K,tb", [(1000, 1000, 1000, False), (1000, 1000, 1000, True), (257, 520, 4104, True),
-                                      (77, 136, 1000, False), (4096, 4096, 4096, False), (8192, 8192, 512, False)],
-                         ids=str)
-@pytest.mark.parametrize("config", ALTERNATE, ids=str)
-def test_gpu_alternate_matches_float64(M, N, K, tb, config):
-    """Consumers on alternate tiles, run directly; ragged shapes, a poisoned output, two runs compared bit for bit."""
     a = rand(M, K, device="cuda")
     b = rand(N, K, device="cuda") if tb else rand(K, N, device="cuda")
     c, c2 = poison(M, N, device="cuda"), poison(M, N, device="cuda")

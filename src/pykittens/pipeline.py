@@ -16,26 +16,17 @@ initialising their semaphores and before exiting.
 Stage/phase bookkeeping: step g (counted across all tiles a block handles) uses stage g % stages and waits for
 phase parity (g // stages) % 2 on ``full``; the producer waits on ``empty`` with the opposite parity, so its first
 pass over the ring does not block (a fresh semaphore counts as having completed a phase of parity 1).
-
-With ``alternate=True`` (CUTLASS's "ping-pong") each consumer warpgroup owns whole work tiles: consumer c takes the
-block's tiles with count % consumers == c, while the producer still fills the one ring with every tile's steps in
-order; so one consumer's epilogue (``finish``) runs while the other consumes the next tile's stages. A consumer skips
-the other consumers' steps, so it could see a ``full`` semaphore two phases behind the step it wants, and a parity
-cannot tell those apart. Hence each stage has one ``full`` semaphore per consumer (the producer completes the tile
-owner's), and each consumer keeps the parities of its own semaphores in a bit mask (a ``tk.var``): it never waits on
-a phase that is not the next of its own. ``empty`` stays one per stage (a release is one warpgroup's 4 arrivals).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 from . import trace
-from .ir import Expr, as_expr
+from .ir import Expr
 from .ops.registers import decrease_registers, increase_registers
 from .ops.cluster import cluster_sync
 from .ops.semaphores import arrive, init_semaphore, wait
 from .ops.sync import sync
-from .ops.wgmma import mma_wait
 
 
 @dataclass
@@ -53,8 +44,7 @@ class Step:
 
 def producer_consumer(*, stages: int, consumers: int, tiles, steps, load, compute, finish, start=None, end=None,
                       init=None, persistent: bool = True, producer_registers: int = 40, consumer_registers: int = 232,
-                      release_lag: int = 0, cluster: int = 1, helper=None, helper_registers: int | None = None,
-                      alternate: bool = False):
+                      release_lag: int = 0, cluster: int = 1, helper=None, helper_registers: int | None = None):
     """Emit a producer/consumer pipeline into the current kernel (which must have ``4 * (1 + consumers)`` warps,
     one warpgroup more with a ``helper``).
 
@@ -76,11 +66,6 @@ def producer_consumer(*, stages: int, consumers: int, tiles, steps, load, comput
     release_lag=1: a stage is released one step late, so ``compute`` may leave its async mma in flight
     (``tk.warpgroup.mma_wait(1)``) and the tensor cores never wait for the consumer; ``finish`` must then wait
     (``mma_wait(0)``) before it reads the accumulator.
-    alternate=True: each consumer warpgroup does whole tiles, consumer c those with count % consumers == c (the
-    ``count`` of its callbacks' steps), so its ``finish`` overlaps the other consumers' steps; ``steps`` must be
-    a scalar, ``cluster`` 1. With ``release_lag`` the pipeline itself waits for the tile's last mma
-    (``tk.warpgroup.mma_wait(0)``) and releases its stage before ``finish``, so the ring is whole for the others
-    during the epilogue.
     """
     if release_lag not in (0, 1):
         trace.fail(f"release_lag must be 0 or 1, got {release_lag!r}")
@@ -93,10 +78,7 @@ def producer_consumer(*, stages: int, consumers: int, tiles, steps, load, comput
         trace.fail("producer_consumer(helper=...) needs persistent=False and helper_registers")
     if b.cluster != cluster:
         trace.fail(f"producer_consumer(cluster={cluster}) in a kernel declared with cluster={b.cluster}")
-    if alternate and (cluster > 1 or callable(steps)):
-        trace.fail("producer_consumer(alternate=True) needs cluster=1 and a scalar steps (the same step count for "
-                   "every tile)")
-    full = trace.semaphore(count=(stages, consumers) if alternate else stages)  # alternate: one per stage and owner
+    full = trace.semaphore(count=stages)
     empty = trace.semaphore(count=stages)
     # clusters: consumers release into `freed` here; warp 1 forwards each release to every block's `empty`, so no
     # consumer waits on a remote arrival (which stalls the issuing warp, and with it the warpgroup's next wgmma)
@@ -104,22 +86,19 @@ def producer_consumer(*, stages: int, consumers: int, tiles, steps, load, comput
     warp, wg = trace.warp_id(), trace.warp_id() // 4
     with trace.if_(warp == 0):
         for s in range(stages):
-            for c in range(consumers) if alternate else [None]:
-                init_semaphore(full[s] if c is None else full[s, c], 1)
-            init_semaphore(freed[s], 4 * (1 if alternate else consumers))
+            init_semaphore(full[s], 1)
+            init_semaphore(freed[s], 4 * consumers)
             if cluster > 1:
                 init_semaphore(empty[s], cluster)  # one forwarded release from each block of the cluster
         if init is not None:
             init()
     cluster_sync() if cluster > 1 else sync()
 
-    def walk(body, before=None, after=None, own=None):
+    def walk(body, before=None, after=None):
         """The block's tiles and their steps, as each role walks them: before(t, count) at a tile's start,
-        body(t, k, g, stage, count) per step (g counts the block's steps over all its tiles), after(t, count, g0, n).
-        own: with alternate, the consumer whose tiles (count % consumers == own) to walk."""
+        body(t, k, g, stage) per step (g counts the block's steps over all its tiles), after(t, count, g0, n)."""
         done = trace.var(0, "g0") if callable(steps) else None  # steps of the block's earlier tiles
-        tiles_of = (first, tiles, stride) if own is None else (first + own * stride, tiles, stride * consumers)
-        for t in trace.range(*tiles_of):
+        for t in trace.range(first, tiles, stride):
             count = (t - first) // stride
             n = trace.let(steps(t), "steps") if done is not None else steps
             base = done if done is not None else trace.let(count * steps, "g0")  # steps before tile t
@@ -127,17 +106,17 @@ def producer_consumer(*, stages: int, consumers: int, tiles, steps, load, comput
                 before(t, count)
             for k in trace.range(n):
                 g = trace.let(base + k, "g")
-                body(t, k, g, trace.let(g % stages, "stage"), count)
+                body(t, k, g, trace.let(g % stages, "stage"))
             if after is not None:
                 after(t, count, base, n)
             if done is not None:
                 trace.assign(done, done + n)
 
-    def produce(t, k, g, stage, count):
+    def produce(t, k, g, stage):
         wait(empty[stage], ((g // stages) % 2) ^ 1)
-        load(Step(stage, t, k, full[stage, count % consumers] if alternate else full[stage]))
+        load(Step(stage, t, k, full[stage]))
 
-    def forward(t, k, g, stage, count):
+    def forward(t, k, g, stage):
         wait(freed[stage], (g // stages) % 2)
         for r in range(cluster):
             arrive(empty[stage], cta=r)
@@ -145,19 +124,14 @@ def producer_consumer(*, stages: int, consumers: int, tiles, steps, load, comput
     def consume():  # a consumer warpgroup: each step of each of the block's tiles
         increase_registers(consumer_registers)
         consumer = trace.let(wg - 1, "consumer")
-        phases = trace.var(0, "phases") if alternate else None  # bit s: parity of the next phase of full[s, consumer]
 
         def begin(t, count):
             if start is not None:
                 start(Step(None, t, None, None, consumer, count))
 
-        def step(t, k, g, stage, count):
-            if alternate:
-                wait(full[stage, consumer], (phases >> stage) & 1)
-                trace.assign(phases, phases ^ (as_expr(1) << stage))
-            else:
-                wait(full[stage], (g // stages) % 2)
-            compute(Step(stage, t, k, full[stage, consumer] if alternate else full[stage], consumer))
+        def step(t, k, g, stage):
+            wait(full[stage], (g // stages) % 2)
+            compute(Step(stage, t, k, full[stage], consumer))
             if release_lag:
                 with trace.if_(k > 0):
                     arrive(freed[(g + stages - 1) % stages])  # the previous step's mma is done
@@ -165,18 +139,12 @@ def producer_consumer(*, stages: int, consumers: int, tiles, steps, load, comput
                 arrive(freed[stage])
 
         def close(t, count, base, n):
-            def release_last():
+            finish(Step(None, t, None, None, consumer, count))
+            if release_lag:  # finish has waited for the last mma: release its stage
                 with trace.if_(n > 0):
                     arrive(freed[(base + n + stages - 1) % stages])
-            early = alternate and release_lag  # the stage is free while this consumer's epilogue runs
-            if early:
-                mma_wait(0)
-                release_last()
-            finish(Step(None, t, None, None, consumer, count))
-            if release_lag and not early:  # finish has waited for the last mma: release its stage
-                release_last()
 
-        walk(step, begin, close, consumer if alternate else None)
+        walk(step, begin, close)
         if end is not None:
             end(Step(None, None, None, None, consumer))
 

@@ -9,37 +9,23 @@ what lies outside a tensor and clips what it stores.
 CLUSTER = 2: blocks pair up along M on the same columns of B; each loads one half of the B slice (a sub-tile) and
 multicasts it to both, so B crosses from L2 once per pair. (Correct, but slower than CLUSTER = 1 on the H200:
 NOTES.md.)
-ALTERNATE: each consumer owns whole BMxBN tiles (BM = 64 or 128: one or two m64 wgmmas per step sharing the B
-stage), the block's tiles dealt to its consumers in turn, so one consumer's epilogue runs while the other computes
-(``producer_consumer(alternate=True)``); each consumer has its own C staging.
 """
 import pykittens as tk
-
-
-def tile_rows(CONSUMERS=2, ALTERNATE=False, BM=None, **_) -> int:
-    """A work tile's rows: BM, by default 64·CONSUMERS (cooperative: consumer c has rows 64c..), 64 with ALTERNATE."""
-    return BM or (64 if ALTERNATE else 64 * CONSUMERS)
 
 
 @tk.kernel(warps=lambda CONSUMERS: 4 * (1 + CONSUMERS), min_blocks=1, cluster="CLUSTER")
 def gemm(a: tk.gl(tk.bf16), b: tk.gl(tk.bf16), c: tk.gl(tk.bf16), TRANS_B: tk.constexpr, STAGES: tk.constexpr,
          GROUP: tk.constexpr = 8, LAG: tk.constexpr = 0, BN: tk.constexpr = 256, DIRECT: tk.constexpr = False,
-         BK: tk.constexpr = 64, CLUSTER: tk.constexpr = 1, CONSUMERS: tk.constexpr = 2,
-         ALTERNATE: tk.constexpr = False, BM: tk.constexpr = None):
-    BM = tile_rows(CONSUMERS, ALTERNATE, BM)
-    H, mine = BM // 64, (BM // 64 if ALTERNATE else 1)  # 64-row slices of a tile; those one consumer computes
-    if CONSUMERS not in (1, 2) or BM not in ((64, 128) if ALTERNATE else (64 * CONSUMERS,)):
-        raise tk.KernelTypeError(f"gemm: CONSUMERS must be 1 or 2 and BM 64·CONSUMERS (64 or 128 with ALTERNATE), "
-                                 f"got CONSUMERS={CONSUMERS!r}, BM={BM!r}")
-    a_s = tk.st(tk.bf16, 64, BK, count=(STAGES, H))  # per stage, 64-row slices
+         BK: tk.constexpr = 64, CLUSTER: tk.constexpr = 1, CONSUMERS: tk.constexpr = 2):
+    if CONSUMERS not in (1, 2):
+        raise tk.KernelTypeError(f"gemm: CONSUMERS must be 1 or 2, got {CONSUMERS!r}")
+    BM = 64 * CONSUMERS  # block tile rows
+    a_s = tk.st(tk.bf16, 64, BK, count=(STAGES, CONSUMERS))  # per stage, 64 rows per consumer
     b_s = tk.st(tk.bf16, BN, BK, count=STAGES) if TRANS_B else tk.st(tk.bf16, BK, BN, count=STAGES)
-    c_s = None if DIRECT else tk.st(tk.bf16, 64, BN, count=(CONSUMERS, mine))
-    accs, out = [tk.rt(tk.fp32, 16, BN) for _ in range(mine)], tk.rt(tk.bf16, 16, BN)
+    c_s = None if DIRECT else tk.st(tk.bf16, 64, BN, count=CONSUMERS)
+    acc, out = tk.rt(tk.fp32, 16, BN), tk.rt(tk.bf16, 16, BN)
     tiles_m, tiles_n = tk.let(tk.cdiv(tk.cdiv(c.rows, BM), CLUSTER)), tk.let(tk.cdiv(c.cols, BN))  # m: per cluster
     steps = tk.let(tk.cdiv(a.cols, BK))
-
-    def slices(s):  # this consumer's (accumulator, 64-row slice of the tile) pairs
-        return list(zip(accs, range(mine) if ALTERNATE else [s.consumer]))
 
     def coords(t):  # a cluster's work tile -> this block's (row tile, column tile)
         tm, tn = tk.grouped_tile_order(t, tiles_m, tiles_n, GROUP)
@@ -47,7 +33,7 @@ def gemm(a: tk.gl(tk.bf16), b: tk.gl(tk.bf16), c: tk.gl(tk.bf16), TRANS_B: tk.co
 
     def load(s):
         tm, tn = coords(s.tile)
-        a_copies = [(a_s[s.stage, h], a, (H * tm + h, s.step)) for h in range(H)]
+        a_copies = [(a_s[s.stage, half], a, (CONSUMERS * tm + half, s.step)) for half in range(CONSUMERS)]
         if CLUSTER == 1:
             tk.tma.load_group(s.full, *a_copies, (b_s[s.stage], b, (tn, s.step) if TRANS_B else (s.step, tn)))
             return
@@ -63,27 +49,23 @@ def gemm(a: tk.gl(tk.bf16), b: tk.gl(tk.bf16), c: tk.gl(tk.bf16), TRANS_B: tk.co
                                   s.full, multicast=(1 << CLUSTER) - 1)
 
     def start(s):
-        for acc in accs:
-            tk.zero(acc)
+        tk.zero(acc)
 
     def compute(s):
         mma = tk.warpgroup.mma_ABt if TRANS_B else tk.warpgroup.mma_AB
-        for acc, h in slices(s):
-            mma(acc, a_s[s.stage, h], b_s[s.stage])
-        tk.warpgroup.mma_wait(LAG * mine)  # LAG = 1: keep one step's wgmma in flight; its stage is released later
+        mma(acc, a_s[s.stage, s.consumer], b_s[s.stage])
+        tk.warpgroup.mma_wait(LAG)  # LAG = 1: keep one wgmma in flight; its stage is released a step later
 
     def finish(s):
         tm, tn = coords(s.tile)
         tk.warpgroup.mma_wait(0)
-        for i, (acc, h) in enumerate(slices(s)):
-            tk.copy(out, acc)
-            if DIRECT:
-                tk.store(c, out, ((H * tm + h) * 4 + tk.warp_id() % 4, tn), clip=True)
-                continue
-            if i == 0:
-                with tk.if_(tk.warp_id() % 4 == 0):
-                    tk.tma.store_wait(0)  # the previous tile's store has finished reading c_s
-            tk.warpgroup.store_async(c, c_s[s.consumer, i], out, (H * tm + h, tn), 1 + s.consumer)
+        tk.copy(out, acc)
+        if DIRECT:
+            tk.store(c, out, ((CONSUMERS * tm + s.consumer) * 4 + tk.warp_id() % 4, tn), clip=True)
+            return
+        with tk.if_(tk.warp_id() % 4 == 0):
+            tk.tma.store_wait(0)  # the previous tile's store has finished reading c_s
+        tk.warpgroup.store_async(c, c_s[s.consumer], out, (CONSUMERS * tm + s.consumer, tn), 1 + s.consumer)
 
     def end(s):
         if not DIRECT:
@@ -91,5 +73,4 @@ def gemm(a: tk.gl(tk.bf16), b: tk.gl(tk.bf16), c: tk.gl(tk.bf16), TRANS_B: tk.co
                 tk.tma.store_wait(0)  # shared memory must outlive the last store's reads
 
     tk.producer_consumer(stages=STAGES, consumers=CONSUMERS, tiles=tiles_m * tiles_n, steps=steps, load=load,
-                         compute=compute, finish=finish, start=start, end=end, release_lag=LAG, cluster=CLUSTER,
-                         alternate=ALTERNATE)
+                         compute=compute, finish=finish, start=start, end=end, release_lag=LAG, cluster=CLUSTER)

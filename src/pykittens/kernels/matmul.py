@@ -3,7 +3,7 @@ import torch
 
 from ..trace import cdiv
 from .checks import LayoutCache, device_info, layout_key, require_bf16
-from .gemm import gemm, tile_rows
+from .gemm import gemm
 
 CLUSTER = 1  # blocks per cluster; 2 shares B by multicast but was slower (NOTES.md)
 
@@ -12,8 +12,7 @@ def tile_config(M: int, N: int, sms: int) -> dict:
     """The GEMM's block tile (64·CONSUMERS rows x BN) and ring depth for an M x N output on ``sms`` SMs. 128 x 256
     tiles with 3 stages (3 x 48 KB of A/B + 64 KB of C staging fill the 227 KB of shared memory) unless they would
     occupy fewer than half of the SMs (1000³: 32 tiles on 132 SMs); then 128 x 128 tiles (twice as many blocks)
-    with 4 stages. (CONSUMERS=1, 64-row tiles, and ALTERNATE, consumers on alternate tiles, are kernel options that
-    no shape picks: both measured slower, NOTES.md.)"""
+    with 4 stages. (CONSUMERS=1, 64-row tiles, is a kernel option that no shape picks yet.)"""
     if cdiv(M, 128) * cdiv(N, 256) < sms // 2:
         return dict(BN=128, STAGES=4, CONSUMERS=2)
     return dict(BN=256, STAGES=3, CONSUMERS=2)
@@ -24,9 +23,9 @@ def persistent_grid(a: torch.Tensor, M: int, N: int, transpose_b: bool, cluster:
     the SM count, or with clusters the clusters that fit (SMs come in GPCs; asked of the driver) times their size.
     0 for an empty output. The interpreter (CPU) gets one cluster of blocks, which still walks every tile.
     ``constexprs``: the kernel's other constexprs by name, over ``tile_config``'s (BN sets the tile width; all set
-    its shared memory, hence what fits; CONSUMERS, ALTERNATE and BM its height: ``gemm.tile_rows``)."""
+    its shared memory, hence what fits; CONSUMERS its height, 64·CONSUMERS rows)."""
     constexprs = {**tile_config(M, N, device_info(a.device)[1]), **constexprs}
-    bm = tile_rows(**constexprs)  # work tile rows
+    bm = 64 * constexprs["CONSUMERS"]  # block tile rows
     tiles = cdiv(cdiv(M, bm), cluster) * cdiv(N, constexprs["BN"])  # per cluster: its blocks take adjacent rows
     if tiles == 0:
         return 0
