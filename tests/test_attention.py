@@ -98,6 +98,22 @@ def test_large_logits_and_custom_scale_stay_finite():
     assert_close(out, reference_attention(q, k, v, scale=0.5), 1e-2)
 
 
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=pytest.mark.gpu)])
+@pytest.mark.parametrize("D, causal", [(64, False), (64, True), (128, True)])
+def test_row_maxima_growing_across_key_blocks(D, causal, device):
+    """Scores that grow along the keys by up to ~100 (log2 units) per 128-key block for some rows and barely for
+    others: the kernels rescale O only when a warp's maxima grew past 2^8, so both paths run at later steps (and
+    a kernel that stopped rescaling would overflow fp32: this test fails for it)."""
+    N = 450
+    q, k, v = _inputs(1, 2, 1, N, N, D)
+    slope = torch.linspace(-0.1, 6.0, N)[None, None, :, None]  # per query row: how fast its scores grow
+    q = (q.float() * 0.3 + slope).bfloat16()
+    k = (k.float() * 0.3 + torch.linspace(0, 6.0, N)[None, None, :, None]).bfloat16()
+    out, lse = attention(q.to(device), k.to(device), v.to(device), causal=causal, return_lse=True)
+    assert_close(out.cpu(), reference_attention(q, k, v, causal), 1e-2)
+    torch.testing.assert_close(lse.cpu().double(), _reference_lse(q, k, causal), atol=2e-2, rtol=1e-4)
+
+
 @pytest.mark.parametrize("bad, err, match", [
     (dict(q=torch.randn(1, 1, 16, 64)), TypeError, "q must be bfloat16"),
     (dict(q=torch.randn(1, 1, 16, 96).bfloat16()), ValueError, "head dim must be one of"),

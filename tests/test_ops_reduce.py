@@ -90,6 +90,47 @@ def test_reductions_compile(layout, tdt, vdt):
         assert reduce_all.compile(x, y, o, layout, vdt, arch=arch).resources().local == 0
 
 
+@tk.kernel(warps=W)
+def vector_extremes(x: tk.gl(), o: tk.gl(tk.fp32), layout: tk.constexpr, vdt: tk.constexpr):
+    """Per warp: the row maxima (a col_vec) and column minima (a row_vec) of its tile, each reduced to one scalar
+    (tk.vec_max / tk.vec_min), written back broadcast over an R x C tile."""
+    t = tk.rt(x.type.dtype, R, C, layout)
+    out = tk.rt(tk.fp32, R, C, layout)
+    rows, cols = tk.col_vec(t, vdt), tk.row_vec(t, vdt)
+    hi, lo = tk.var(0.0, "hi"), tk.var(0.0, "lo")
+    tk.load(t, x, (tk.warp_id(), 0))
+    tk.row_max(rows, t)
+    tk.col_min(cols, t)
+    tk.vec_max(hi, rows)
+    tk.vec_min(lo, cols)
+    for slot, value in enumerate((hi, lo)):
+        tk.zero(out)
+        tk.add(out, out, value)
+        tk.store(o, out, (0, slot, tk.warp_id(), 0))
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("layout,tdt,vdt", CASES)
+def test_vector_to_scalar_max_min(layout, tdt, vdt, device):
+    x = rand(W * R, C, dtype=tdt.torch, device=device)
+    o = poison(1, 2, W * R, C, dtype=torch.float32, device=device)
+    vector_extremes[1](x, o, layout, vdt)
+    xs = x.cpu().double().view(W, R, C)
+    for slot, ref in enumerate((xs.amax((1, 2)), xs.amin((1, 2)))):
+        want = ref.to(vdt.torch).double()[:, None, None].expand(W, R, C).reshape(W * R, C)  # rounded once
+        assert torch.equal(o[0, slot].cpu().double(), want), slot
+    if device == "cpu":
+        assert vector_extremes.compile(x, o, layout, vdt, arch="sm_90a").resources().local == 0
+
+
+def test_vector_to_scalar_needs_a_float_var():
+    def int_var(x: tk.gl(tk.bf16)):
+        t = tk.rt(tk.bf16, 32, 48)
+        n = tk.var(0, "n")
+        tk.vec_max(n, tk.col_vec(t))  # bad:int_var
+    expect_tagged_type_error(int_var, "int_var", "a float scalar made by tk.var(0.0)")
+
+
 # ------------------------------------------------------------------------------------------------ type rules
 def test_type_rules():
     def wrong_layout(x: tk.gl(tk.bf16)):

@@ -424,6 +424,10 @@ class Machine:
             yield from self._exec(s.body, active & (k < trips))
         self.active = active
 
+    def set_scalar(self, sym, value):
+        """Set a ``tk.var`` scalar from an op (``value``: one per warp) for the warps executing it."""
+        self._bind(sym.name, value, self.active)
+
     def _bind(self, name, value, active):
         """Set a scalar for the active warps only: coroutines of other warps may be inside the same loop or
         ``let`` at another iteration. A Python number is kept only while every warp shares it."""

@@ -1,6 +1,7 @@
 """Reductions of a register tile to a vector: ``row_max/row_min/row_sum`` (one value per row, a ``col_vec`` of the
 tile) and ``col_max/col_min/col_sum`` (one value per column, a ``row_vec``), optionally combined with an accumulator
-vector: ``row_max(dst, src, acc)`` is ``dst = max(acc, max over each row of src)``.
+vector: ``row_max(dst, src, acc)`` is ``dst = max(acc, max over each row of src)``. ``vec_max/vec_min`` reduce a
+register vector to one scalar per warp (a ``tk.var``), e.g. for a warp-uniform branch.
 
 Math runs in fp32 and the result is rounded to the vector's dtype once. On CUDA each lane first reduces the values it
 holds, then warp shuffles combine the lanes that share a row (or column). In both tile layouts the coordinate that a
@@ -10,9 +11,12 @@ an align result vector (indexed by ``t``) takes slot ``2 * (k >> 1) + e`` and is
 """
 import torch
 
+from ..ir import Sym
+from ..trace import builder
+from ..types import f32
 from .base import Op, RV, emit, fail, kind, need_rt, need_rv
 
-__all__ = ["row_max", "row_min", "row_sum", "col_max", "col_min", "col_sum"]
+__all__ = ["row_max", "row_min", "row_sum", "col_max", "col_min", "col_sum", "vec_max", "vec_min"]
 
 _PRELUDE = r"""
 namespace tk {
@@ -63,6 +67,17 @@ __device__ __forceinline__ void reduce(D& d, const S& s, const A& a) {
 template<class Op, bool ROWS, class D, class S> __device__ __forceinline__ void reduce(D& d, const S& s) {
   reduce<Op, ROWS, false>(d, s, d);
 }
+// every value of a register vector -> one float, the same in all lanes (max/min only: lanes hold copies)
+template<class Op, class V> __device__ __forceinline__ float reduce_all(const V& v) {
+  float r = Op::id();
+  #pragma unroll
+  for (int c = 0; c < V::chunks; c++)
+  #pragma unroll
+  for (int m = 0; m < V::per; m++) r = Op::f(r, to_float(v.data[c][m]));
+  #pragma unroll
+  for (int o = 1; o < 32; o <<= 1) r = Op::f(r, __shfl_xor_sync(0xffffffffu, r, o));
+  return r;
+}
 }  // namespace tk
 """
 
@@ -105,6 +120,38 @@ class Reduce(Op):
         if acc is None:
             return f"tk::reduce<{tmpl}>({g(dst)}, {g(src)});"
         return f"tk::reduce<{tmpl}, true>({g(dst)}, {g(src)}, {g(acc)});"
+
+
+class VecReduce(Op):
+    """dst (a float ``tk.var``) = max or min of every value of a register vector: one value per warp."""
+    prelude = _PRELUDE
+
+    def __init__(self, fn):
+        self.fn, self.name = fn, f"vec_{fn}"
+
+    def check(self, dst, src):
+        need_rv(src, "source")
+        if not isinstance(dst, Sym) or dst.name not in builder().mutable or dst.type != f32:
+            fail(f"{self.name}: the destination must be a float scalar made by tk.var(0.0), got {dst!r}")
+
+    def interpret(self, m, dst, src):
+        m.set_scalar(dst, _TORCH[self.fn](m.read(src), 1))
+
+    def cuda(self, g, dst, src):
+        return f"{g(dst)} = tk::reduce_all<tk::red_{self.fn}>({g(src)});"
+
+
+def vec_max(dst, src):
+    """dst (a float tk.var) = the largest value of the register vector src (the same in every lane of a warp)."""
+    emit(_VEC["max"], dst, src)
+
+
+def vec_min(dst, src):
+    """dst (a float tk.var) = the smallest value of the register vector src (the same in every lane of a warp)."""
+    emit(_VEC["min"], dst, src)
+
+
+_VEC = {f: VecReduce(f) for f in ("max", "min")}
 
 
 def _opt(acc):
