@@ -4,6 +4,7 @@ Usage: python scripts/ab_forward.py OLD_KERNEL_FILE [N ...] [D=64,128]
 (OLD_KERNEL_FILE: e.g. ``git show HEAD~1:src/pykittens/kernels/attention_hopper.py > scripts/old_kernel.py``);
 each variant runs the configuration ``attention`` ships (attention_ops.HOPPER_CONFIG)."""
 import importlib.util
+import inspect
 import math
 import sys
 
@@ -43,9 +44,11 @@ def main():
                 for name, kern in (("old", old), ("new", hopper_attention)):
                     o = torch.full_like(q, float("nan"))
                     lse = torch.empty(B, H, 1, n, device="cuda")
-                    runs[name] = (lambda kern, o, lse: lambda: kern[grid](
-                        q, k, v, o, lse, math.log2(math.e) / math.sqrt(d), d, c, s, causal, 4 * (1 + c), kv, pp,
-                        lag))(kern, o, lse)
+                    cfg = dict(D=d, CONSUMERS=c, STAGES=s, CAUSAL=causal, KV=kv, PINGPONG=pp, PV_LAG=lag)
+                    if "W" in inspect.signature(kern.fn).parameters:  # kernels before 9989753 took their warp count
+                        cfg["W"] = 4 * (1 + c)
+                    runs[name] = (lambda kern, o, lse, cfg: lambda: kern.launch(
+                        grid, q, k, v, o, lse, math.log2(math.e) / math.sqrt(d), **cfg))(kern, o, lse, cfg)
                     failed = run_once(runs[name])
                     err = ((o.double() - ref.double()).norm() / ref.double().norm()).item()
                     if failed or not err < 1e-2:

@@ -33,7 +33,7 @@ def main():
                 o = torch.full_like(q, float("nan"))  # poisoned: an unwritten row shows
                 lse = torch.empty(B, H, 1, n, device="cuda")
                 run = lambda: hopper_attention[grid](  # noqa: E731
-                    q, k, v, o, lse, math.log2(math.e) / math.sqrt(d), d, c, s, causal, 4 * (1 + c), kv, pp, lag)
+                    q, k, v, o, lse, math.log2(math.e) / math.sqrt(d), d, c, s, causal, kv, pp, lag)
                 label = f"C={c} S={s} KV={kv} pingpong={pp} pv_lag={lag}"
                 failed = run_once(run)
                 if failed:

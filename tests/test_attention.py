@@ -48,7 +48,7 @@ def test_192_row_blocks_partial_block_first(Nq, Nk, D, causal, device):
     lse = torch.full((1, 2, 1, -(-Nq // 4) * 4), float("nan"), device=device)
     stages = 4 if D == 64 else 2
     hopper_attention[(-(-Nq // 192), 2, 1)](q, k, v, o, lse, math.log2(math.e) / math.sqrt(D), D, 3, stages,
-                                           causal, 16, 128, True)
+                                           causal, 128, True)
     assert_close(o.cpu(), reference_attention(q.cpu(), k.cpu(), v.cpu(), causal), 1e-2)
     torch.testing.assert_close(lse[0, :, 0, :Nq].cpu().double(), _reference_lse(q.cpu(), k.cpu(), causal)[0],
                                atol=2e-2, rtol=0)
@@ -146,7 +146,7 @@ def test_hopper_kernel_compiles_with_hgmma_tma_and_no_spills(D, causal):
     consumers, stages, kv, pingpong, pv_lag = HOPPER_CONFIG[D]
     q = torch.empty(1, 1, 256, D, dtype=torch.bfloat16)
     lse = torch.empty(1, 1, 1, 256)
-    ck = hopper_attention.compile(q, q, q, q, lse, 1.0, D, consumers, stages, causal, 4 * (1 + consumers), kv,
+    ck = hopper_attention.compile(q, q, q, q, lse, 1.0, D, consumers, stages, causal, kv,
                                   pingpong, pv_lag, arch="sm_90a")
     sass = ck.sass()
     assert "HGMMA" in sass and "UTMALDG" in sass and "UTMASTG" in sass
@@ -266,7 +266,7 @@ def test_pv_lag_overlap_matches_float64(B, Hq, Hk, Nq, Nk, D, causal, consumers,
     o = torch.full_like(q, float("nan"))
     lse = torch.full((B, Hq, 1, -(-Nq // 4) * 4), float("nan"), device=device)
     hopper_attention.launch((-(-Nq // (64 * consumers)), Hq, B), q, k, v, o, lse, math.log2(math.e) / math.sqrt(D),
-                            D=D, CONSUMERS=consumers, STAGES=stages, CAUSAL=causal, W=4 * (1 + consumers), KV=128,
+                            D=D, CONSUMERS=consumers, STAGES=stages, CAUSAL=causal, KV=128,
                             PINGPONG=True, PV_LAG=True)
     assert_close(o.cpu(), reference_attention(q.cpu(), k.cpu(), v.cpu(), causal), 1e-2)
     torch.testing.assert_close(lse[:, :, 0, :Nq].cpu().double(), _reference_lse(q.cpu(), k.cpu(), causal),
@@ -280,7 +280,7 @@ def test_pv_lag_compiles_without_serialised_wgmma(D, consumers, stages):
     q = torch.empty(1, 1, 256, D, dtype=torch.bfloat16)
     lse = torch.empty(1, 1, 1, 256)
     for causal in (False, True):
-        ck = hopper_attention.compile(q, q, q, q, lse, 1.0, D, consumers, stages, causal, 4 * (1 + consumers), 128,
+        ck = hopper_attention.compile(q, q, q, q, lse, 1.0, D, consumers, stages, causal, 128,
                                       True, True, arch="sm_90a")
         assert not ck.wgmma_serialized, ck.result.log[-300:]
         res = ck.resources()

@@ -14,10 +14,10 @@ import math
 import pykittens as tk
 
 
-@tk.kernel(warps="W", min_blocks=1)
+@tk.kernel(warps=lambda CONSUMERS: 4 * (1 + CONSUMERS), min_blocks=1)
 def hopper_attention(q: tk.gl(tk.bf16), k: tk.gl(tk.bf16), v: tk.gl(tk.bf16), o: tk.gl(tk.bf16),
                      lse: tk.gl(tk.fp32), scale_log2: tk.f32, D: tk.constexpr, CONSUMERS: tk.constexpr,
-                     STAGES: tk.constexpr, CAUSAL: tk.constexpr, W: tk.constexpr, KV: tk.constexpr = 128,
+                     STAGES: tk.constexpr, CAUSAL: tk.constexpr, KV: tk.constexpr = 128,
                      PINGPONG: tk.constexpr = False, PV_LAG: tk.constexpr = False):
     b, h, h_kv = tk.block_idx.z, tk.block_idx.y, tk.let(tk.block_idx.y // (q.depth // k.depth))
     qb = tk.let(tk.grid_dim.x - 1 - tk.block_idx.x) if CAUSAL else tk.block_idx.x  # causal: longest rows first

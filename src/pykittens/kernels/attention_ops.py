@@ -107,7 +107,7 @@ class _ForwardLaunch:
         self.lse_rows = -(-N // 4) * 4  # lse rows padded to 16 bytes (a global layout requirement)
         grid = (-(-N // (64 * consumers)), H, B)
         self.kernel = hopper_attention.launcher(grid, D=D, CONSUMERS=consumers, STAGES=stages, CAUSAL=bool(causal),
-                                                W=4 * (1 + consumers), KV=kv, PINGPONG=pingpong, PV_LAG=pv_lag)
+                                                KV=kv, PINGPONG=pingpong, PV_LAG=pv_lag)
 
 
 def _hopper_forward(q, k, v, causal: bool, scale: float, checked: _Checked | None = None):
