@@ -9,12 +9,11 @@ import math
 import sys
 
 import torch
-from torch.nn.attention import SDPBackend, sdpa_kernel
-from torch.nn.functional import scaled_dot_product_attention as sdpa
 
 from pykittens.bench.harness import run_once, time_ms
 from pykittens.kernels.attention_hopper import hopper_attention
 from pykittens.kernels.attention_ops import HOPPER_CONFIG
+from tune_attention import grid_point  # (scripts/ is on the path when a script in it runs)
 
 
 def load_old(path):
@@ -33,12 +32,8 @@ def main():
         c, s, kv, pp, lag = HOPPER_CONFIG[d]
         for n in ns:
             for causal in (False, True):
-                B, H = 16384 // n, 2048 // d
-                q, k, v = (torch.randn(B, H, n, d, device="cuda", dtype=torch.bfloat16) for _ in range(3))
-                fl = 4 * B * H * n * n * d / (2 if causal else 1) / 1e9
-                with sdpa_kernel(SDPBackend.CUDNN_ATTENTION):
-                    ref = sdpa(q, k, v, is_causal=causal)
-                    tc = time_ms(lambda: sdpa(q, k, v, is_causal=causal))
+                q, k, v, fl, ref, tc = grid_point(n, d, causal)
+                B, H = q.shape[:2]
                 grid = (-(-n // (64 * c)), H, B)
                 runs = {}
                 for name, kern in (("old", old), ("new", hopper_attention)):

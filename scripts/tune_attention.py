@@ -16,17 +16,25 @@ VARIANTS = {64: [(3, 4, 128, True, False), (3, 4, 128, True, True)],
             256: [(2, 2, 64, True, False)]}
 
 
+def grid_point(n, d, causal):
+    """BENCH.md's attention grid point (B·N = 16k, H·D = 2048): fresh random q, k, v, its GFLOP, cuDNN's output
+    (the reference) and cuDNN's time in ms."""
+    B, H = 16384 // n, 2048 // d
+    q, k, v = (torch.randn(B, H, n, d, device="cuda", dtype=torch.bfloat16) for _ in range(3))
+    fl = 4 * B * H * n * n * d / (2 if causal else 1) / 1e9
+    with sdpa_kernel(SDPBackend.CUDNN_ATTENTION):
+        ref = sdpa(q, k, v, is_causal=causal)
+        tc = time_ms(lambda: sdpa(q, k, v, is_causal=causal))
+    return q, k, v, fl, ref, tc
+
+
 def main():
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 4096
     dims = [int(x) for x in sys.argv[2:]] or list(VARIANTS)
     for d, variants in ((d, VARIANTS[d]) for d in dims):
         for causal in (False, True):
-            B, H = 16384 // n, 2048 // d
-            q, k, v = (torch.randn(B, H, n, d, device="cuda", dtype=torch.bfloat16) for _ in range(3))
-            fl = 4 * B * H * n * n * d / (2 if causal else 1) / 1e9
-            with sdpa_kernel(SDPBackend.CUDNN_ATTENTION):
-                ref = sdpa(q, k, v, is_causal=causal)
-                tc = time_ms(lambda: sdpa(q, k, v, is_causal=causal))
+            q, k, v, fl, ref, tc = grid_point(n, d, causal)
+            B, H = q.shape[:2]
             print(f"D={d} causal={causal}: cuDNN {fl / tc:.0f} TFLOP/s")
             for c, s, kv, pp, lag in variants:
                 grid = (-(-n // (64 * c)), H, B)
