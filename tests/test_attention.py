@@ -102,8 +102,8 @@ def test_large_logits_and_custom_scale_stay_finite():
 @pytest.mark.parametrize("D, causal", [(64, False), (64, True), (128, True)])
 def test_row_maxima_growing_across_key_blocks(D, causal, device):
     """Scores that grow along the keys by up to ~100 (log2 units) per 128-key block for some rows and barely for
-    others: the kernels rescale O only when a warp's maxima grew past 2^8, so both paths run at later steps (and
-    a kernel that stopped rescaling would overflow fp32: this test fails for it)."""
+    others: O and the row sums must be rescaled at later steps too (a kernel that stopped rescaling after its first
+    step would overflow fp32: this test fails for it; it guards FA4-style conditional rescaling, tried in session 7)."""
     N = 450
     q, k, v = _inputs(1, 2, 1, N, N, D)
     slope = torch.linspace(-0.1, 6.0, N)[None, None, :, None]  # per query row: how fast its scores grow

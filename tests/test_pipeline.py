@@ -123,7 +123,6 @@ def test_tma_store_and_store_add():
     assert torch.equal(o[16:], (base.float() + x.float()).bfloat16())
 
 
-
 def test_tma_load_before_row_0_reads_zeros_and_a_store_there_is_an_error():
     """Seen on the H200: a TMA load at negative coordinates zero-fills, a TMA store there raises an illegal
     instruction; the interpreter reports the store rather than dropping it."""
