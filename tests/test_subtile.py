@@ -119,14 +119,52 @@ def test_gpu_register_subtiles():
     _register_case("cuda")
 
 
-def test_wgmma_refuses_register_subtiles():
-    @tk.kernel(warps=4)
-    def k(x: tk.gl(tk.bf16)):
-        acc, b_s = tk.rt(tk.fp32, 16, 128), tk.st(tk.bf16, 64, 64)
-        tk.warpgroup.mm_AB(tk.subtile(acc, (16, 64), (0, 0)), b_s, b_s)
+@tk.kernel(warps=4)
+def wgmma_on_halves(x: tk.gl(tk.fp32), a: tk.gl(tk.bf16), b: tk.gl(tk.bf16), o: tk.gl(tk.fp32),
+                    o2: tk.gl(tk.fp32)):
+    """wgmma on register sub-tiles: the right half of a 16x128 accumulator (per warp) gets A·Bᵀ added, the left
+    half must keep x; then the right half of a bf16 tile (P) is a register A: o2 = P_right · B."""
+    acc, p, acc2 = tk.rt(tk.fp32, 16, 128), tk.rt(tk.bf16, 16, 128), tk.rt(tk.fp32, 16, 64)
+    a_s, b_s = tk.st(tk.bf16, 64, 64), tk.st(tk.bf16, 64, 64)
+    tk.load(acc, x, (tk.warp_id(), 0))
+    with tk.if_(tk.warp_id() == 0):
+        tk.load(a_s, a, (0, 0))
+        tk.load(b_s, b, (0, 0))
+    tk.sync()
+    tk.warpgroup.mma_ABt(tk.subtile(acc, (16, 64), (0, 1)), a_s, b_s)
+    tk.warpgroup.mma_wait()
+    tk.store(o, acc, (tk.warp_id(), 0))
+    tk.copy(p, acc)
+    tk.warpgroup.mm_AB(acc2, tk.subtile(p, (16, 64), (0, 1)), b_s)
+    tk.warpgroup.mma_wait()
+    tk.store(o2, acc2, (tk.warp_id(), 0))
 
-    with pytest.raises(tk.KernelTypeError, match="register sub-tile"):
-        k.ir(rand(16, 16))
+
+def _wgmma_halves_case(device):
+    x = rand(64, 128, dtype=torch.float32, device=device)
+    a, b = rand(64, 64, device=device), rand(64, 64, device=device)
+    o, o2 = poison(64, 128, dtype=torch.float32, device=device), poison(64, 64, dtype=torch.float32, device=device)
+    wgmma_on_halves[1](x, a, b, o, o2)
+    ref = x.double().cpu().clone()
+    ref[:, 64:] += a.double().cpu() @ b.double().cpu().T
+    assert_close(o.cpu(), ref, 1e-4)
+    assert_close(o[:, :64].cpu(), x[:, :64].double().cpu(), 0)  # the other half untouched
+    p_right = ref[:, 64:].to(torch.bfloat16).double()
+    assert_close(o2.cpu(), p_right @ b.double().cpu(), 1e-4)
+    return x, a, b, o, o2
+
+
+def test_wgmma_on_register_subtiles_interpreter_and_compiled():
+    args = _wgmma_halves_case("cpu")
+    src = wgmma_on_halves.source(*args, prelude=False)
+    assert "tk::rt_view<decltype(" in src and "wgmma_n<64>" in src
+    ck = wgmma_on_halves.compile(*args, arch="sm_90a")
+    assert ck.resources().local == 0 and "HGMMA" in ck.sass()
+
+
+@pytest.mark.gpu
+def test_gpu_wgmma_on_register_subtiles():
+    _wgmma_halves_case("cuda")
 
 
 @tk.kernel(warps=4)

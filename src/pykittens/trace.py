@@ -192,7 +192,7 @@ def _subtile_origin(t, shape, index) -> tuple:
 
 def _register_subtile(tile, t, shape, index) -> ir.Var:
     """A register sub-tile: a name for a block of 16x16 subtiles of ``tile`` (no copy: reads and writes go to the
-    tile). Any 16-multiple block works; wgmma does not take one (its fragments must be the whole tile's)."""
+    tile). Any 16-multiple block works, also as a wgmma accumulator or register A (16 rows)."""
     rows, cols, r0, c0 = _subtile_origin(t, shape, index)
     base = tile
     if tile.alias is not None:  # a sub-tile of a sub-tile: relative to the root tile

@@ -11,7 +11,9 @@ A *warpgroup* is 4 consecutive warps (4g .. 4g+3); every op here is executed by 
 reports a DeadlockError when only some of them reach it). The accumulator ``d`` is, in each warp, an
 ``rt<fp32, 16, N, row>``: the warpgroup's 64 x N result, warp i of the group holding rows 16i .. 16i+15. With a
 register-tile ``a`` (``rt<bf16|fp16, 16, K, row>``) warp i likewise supplies rows 16i .. 16i+15 of A. N is 16..256 in
-steps of 16, K a multiple of 16; a and b are bf16 or fp16 (one dtype), accumulation is fp32.
+steps of 16, K a multiple of 16; a and b are bf16 or fp16 (one dtype), accumulation is fp32. d and a may be
+register sub-tiles (``tk.subtile``, 16 rows): the instruction then reads and writes those columns of the base tile
+(e.g. a 64-key step on the first half of a 128-key score tile) and the whole base tile counts as in flight.
 
 Fragments. For ``wgmma.mma_async.m64nNk16`` the PTX ISA gives, with g = lane/4, t = lane%4, in the warp of rank i:
 accumulator d_q (q < N/2) = (row 16i + g + 8*((q%4)/2), col 8*(q/4) + 2t + q%2); register-A word r (0..3) = the pair
@@ -204,11 +206,11 @@ def n_prelude(n: int) -> str:
 #define PK_WGMMA_N{n}
 namespace tk {{
 template<> struct wgmma_n<{n}> {{
-  template<class T, int TA, int TB> __device__ static __forceinline__ void ss(float2 (&d)[{n // 16}][4],
+  template<class T, int TA, int TB> __device__ static __forceinline__ void ss(float2 (*d)[4],
       unsigned long long da, unsigned long long db, int scale_d) {{
 {ss_body}
   }}
-  template<class T, int TB> __device__ static __forceinline__ void rs(float2 (&d)[{n // 16}][4],
+  template<class T, int TB> __device__ static __forceinline__ void rs(float2 (*d)[4],
       const unsigned (&a)[4], unsigned long long db, int scale_d) {{
 {rs_body}
   }}
@@ -255,9 +257,6 @@ class Wgmma(Op):
             fail(f"{n}: warpgroup ops need a multiple of {WARPGROUP} warps per block (a warpgroup is "
                  f"{WARPGROUP} consecutive warps): expected warps = 4, 8, ..., got {warps}")
         td = need_rt(d, f"{n}: d")
-        for name, x in (("d", d), ("a", a)):
-            if isinstance(x, ir.Var) and x.alias is not None:
-                fail(f"{n}: {name} is a register sub-tile (tk.subtile); wgmma takes whole register tiles")
         if td.dtype != float32:
             fail(f"{n}: d must be a float32 tile (fp32 accumulators), got {td.dtype}")
         if td.layout != "row":
@@ -316,6 +315,7 @@ class Wgmma(Op):
     # ------------------------------------------------------------------------------------------ interpreter
     def interpret(self, m, d, a, b):
         N = d.type.cols
+        root, r0, c0 = d.alias if d.alias is not None else (d, 0, 0)  # a register sub-tile writes its base tile
         queues = _queues(m)
         for g in m.warpgroups(WARPGROUP):
             ws = list(range(WARPGROUP * g, WARPGROUP * (g + 1)))
@@ -328,15 +328,15 @@ class Wgmma(Op):
             B = B.transpose(0, 1) if self.bt else B
             out = torch.matmul(A, B)
             if self.acc:  # the old accumulator may still be in flight: chaining mma ops is allowed
-                if d not in m.regs or not bool(m.reg_written[d][ws].all()):
+                if root not in m.regs or not bool(m.reg_written[root][ws].all()):
                     m.error(UninitializedReadError, f"{d.name} ({d.type}) is accumulated into by {self.name} "
                                                     f"before it was written (use warpgroup.mm_{self.variant} to "
                                                     f"overwrite, or tk.zero it first)")
-                out = out + m.regs[d][ws].float().reshape(M, N)
+                out = out + m.regs[root][ws, r0:r0 + 16, c0:c0 + N].float().reshape(M, N)
             for i, w in enumerate(ws):
                 m.write_warp(d, w, out[16 * i:16 * (i + 1)])
-                queues.setdefault(w, []).append(d)
-            m.mark_pending(d, ws, "wgmma")
+                queues.setdefault(w, []).append(root)
+            m.mark_pending(root, ws, "wgmma")  # (a sub-tile's whole base tile counts as in flight)
 
     # ------------------------------------------------------------------------------------------ CUDA
     def cuda(self, g, d, a, b):
