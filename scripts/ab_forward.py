@@ -12,7 +12,7 @@ import torch
 
 from pykittens.bench.harness import run_once, time_ms
 from pykittens.kernels.attention_hopper import hopper_attention
-from pykittens.kernels.attention_ops import HOPPER_CONFIG
+from pykittens.kernels.attention_ops import FORWARD_DIAG64, HOPPER_CONFIG
 from tune_attention import grid_point  # (scripts/ is on the path when a script in it runs)
 
 
@@ -40,8 +40,11 @@ def main():
                     o = torch.full_like(q, float("nan"))
                     lse = torch.empty(B, H, 1, n, device="cuda")
                     cfg = dict(D=d, CONSUMERS=c, STAGES=s, CAUSAL=causal, KV=kv, PINGPONG=pp, PV_LAG=lag)
-                    if "W" in inspect.signature(kern.fn).parameters:  # kernels before 9989753 took their warp count
+                    params = inspect.signature(kern.fn).parameters
+                    if "W" in params:  # kernels before 9989753 took their warp count
                         cfg["W"] = 4 * (1 + c)
+                    if "DIAG64" in params:
+                        cfg["DIAG64"] = causal and d in FORWARD_DIAG64
                     runs[name] = (lambda kern, o, lse, cfg: lambda: kern.launch(
                         grid, q, k, v, o, lse, math.log2(math.e) / math.sqrt(d), **cfg))(kern, o, lse, cfg)
                     failed = run_once(runs[name])

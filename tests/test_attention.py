@@ -157,8 +157,9 @@ def test_hopper_kernel_compiles_with_hgmma_tma_and_no_spills(D, causal):
 
 def test_kernels_are_short():
     import inspect
-    # the Hopper kernel has two schedules: with and without the P·V overlap (PV_LAG)
-    for k, limit in ((warp_attention, 70), (hopper_attention, 120)):
+    # the Hopper kernel has two schedules (with and without the P·V overlap, PV_LAG), each with a 64-key diagonal
+    # step for causal D=64 (DIAG64)
+    for k, limit in ((warp_attention, 70), (hopper_attention, 140)):
         src = inspect.getsource(k.fn)
         body = [l for l in src.splitlines() if l.strip() and not l.strip().startswith("#")]
         assert len(body) <= limit, (k, len(body))

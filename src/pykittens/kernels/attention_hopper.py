@@ -6,7 +6,8 @@ softmax in registers (exp2, scale folded in), and accumulates O += P·V with wgm
 out through shared memory by TMA, with the log-sum-exp per row for the backward. Causal masks align bottom-right.
 PINGPONG: consumers take turns issuing their matmuls. PV_LAG (FA3's intra-warpgroup overlap): each step issues its
 Q·Kᵀ and then the previous step's P·V, so the softmax runs while the tensor cores do P·V (P stays live in bf16:
-registers for it at D=64 with 3 consumers, not at D=128).
+registers for it at D=64 with 3 consumers, not at D=128). DIAG64 (causal, D=64): a consumer's last key block, when
+no row of it sees the block's second 64 keys, runs 64 keys wide (wgmma on half of the score tile).
 """
 import contextlib
 import math
@@ -18,7 +19,9 @@ import pykittens as tk
 def hopper_attention(q: tk.gl(tk.bf16), k: tk.gl(tk.bf16), v: tk.gl(tk.bf16), o: tk.gl(tk.bf16),
                      lse: tk.gl(tk.fp32), scale_log2: tk.f32, D: tk.constexpr, CONSUMERS: tk.constexpr,
                      STAGES: tk.constexpr, CAUSAL: tk.constexpr, KV: tk.constexpr = 128,
-                     PINGPONG: tk.constexpr = False, PV_LAG: tk.constexpr = False):
+                     PINGPONG: tk.constexpr = False, PV_LAG: tk.constexpr = False, DIAG64: tk.constexpr = False):
+    if DIAG64 and not (CAUSAL and KV == 128):
+        raise tk.KernelTypeError("hopper_attention: DIAG64 needs CAUSAL and KV = 128")
     b, h, h_kv = tk.block_idx.z, tk.block_idx.y, tk.let(tk.block_idx.y // (q.depth // k.depth))
     qb = tk.let(tk.grid_dim.x - 1 - tk.block_idx.x) if CAUSAL else tk.block_idx.x  # causal: longest rows first
     # block qb's consumers own 64-row query tiles tile0 + c; causal: the head's partial block (N not a multiple of
@@ -28,6 +31,9 @@ def hopper_attention(q: tk.gl(tk.bf16), k: tk.gl(tk.bf16), v: tk.gl(tk.bf16), o:
     k_s, v_s = tk.st(tk.bf16, KV, D, count=STAGES), tk.st(tk.bf16, KV, D, count=STAGES)
     q_ready = tk.semaphore(count=CONSUMERS)
     att, att_bf, o_reg = tk.rt(tk.fp32, 16, KV), tk.rt(tk.bf16, 16, KV), tk.rt(tk.fp32, 16, D)
+    scores, probs = {KV: att}, {KV: att_bf}  # by keys per step: DIAG64 adds views of the first 64
+    if DIAG64:
+        scores[64], probs[64] = tk.subtile(att, (16, 64), (0, 0)), tk.subtile(att_bf, (16, 64), (0, 0))
     max_vec, max_last, norm_vec, max_scaled = (tk.col_vec(att) for _ in range(4))
     o_bf = tk.rt(tk.bf16, 16, D)
     shift = tk.let(k.rows - q.rows)  # bottom-right causal alignment
@@ -68,12 +74,7 @@ def hopper_attention(q: tk.gl(tk.bf16), k: tk.gl(tk.bf16), v: tk.gl(tk.bf16), o:
         if PV_LAG:  # FA3's intra-warpgroup overlap: the previous step's P·V is issued after this step's Q·Kᵀ and
             with tk.if_(pending != 0):  # runs during its softmax (every path has static waits: else ptxas
                 with tk.if_(needed):  # serialises the wgmma)
-                    qk(s)
-                    pv(pending - 1)
-                    turn(s)
-                    tk.warpgroup.mma_wait(1)  # Q·Kᵀ done, P·V may still run
-                    softmax(s, row0, pv_in_flight=True)
-                    tk.assign(pending, s.stage + 1)
+                    key_block(s, row0, lagged=True)
                 with tk.else_():  # (causal) the consumer's rows end left of this key block: its last P·V
                     pv(pending - 1)
                     turn(s)
@@ -82,29 +83,51 @@ def hopper_attention(q: tk.gl(tk.bf16), k: tk.gl(tk.bf16), v: tk.gl(tk.bf16), o:
             first = tk.else_()  # the consumer's first step: no P·V to overlap
         with first:
             with tk.if_(needed):
-                qk(s)
-                tk.warpgroup.mma_wait()
-                turn(s)  # the next consumer's Q·Kᵀ overlaps this one's softmax
-                softmax(s, row0)
-                if PV_LAG:
-                    tk.assign(pending, s.stage + 1)
-                else:
-                    pv(s.stage)
-                    tk.warpgroup.mma_wait()
+                key_block(s, row0, lagged=False)
             with tk.else_():
                 turn(s)
 
-    def qk(s):
-        tk.warpgroup.mm_ABt(att, q_s[s.consumer], k_s[s.stage])
+    def key_block(s, row0, lagged):  # DIAG64: a diagonal block whose last 64 keys no row sees runs 64 keys wide
+        if not DIAG64:
+            return step(s, row0, lagged, KV)
+        with tk.if_(row0 + 63 + shift - s.step * KV < 64):
+            step(s, row0, lagged, 64)
+        with tk.else_():
+            step(s, row0, lagged, KV)
 
-    def pv(stage):  # O += P·V, P (bf16) from registers
-        tk.warpgroup.mma_AB(o_reg, att_bf, v_s[stage])
+    def step(s, row0, lagged, n):  # n keys; lagged: a previous P·V is pending (stage `pending` - 1)
+        qk(s, n)
+        if lagged:
+            pv(pending - 1)
+        else:
+            tk.warpgroup.mma_wait()
+        turn(s)  # the next consumer's Q·Kᵀ overlaps this one's softmax
+        if lagged:
+            tk.warpgroup.mma_wait(1)  # Q·Kᵀ done, P·V may still run
+        softmax(s, row0, lagged, n)
+        if PV_LAG and n == KV:
+            tk.assign(pending, s.stage + 1)
+        else:  # (a 64-key block is the consumer's last: its P·V runs now)
+            pv(s.stage, n)
+            tk.warpgroup.mma_wait()
+            if PV_LAG:
+                tk.assign(pending, 0)
+
+    def keys(t, n):  # the first n keys (rows) of a K or V stage
+        return t if n == KV else tk.subtile(t, (n, D), (0, 0))
+
+    def qk(s, n=KV):
+        tk.warpgroup.mm_ABt(scores[n], q_s[s.consumer], keys(k_s[s.stage], n))
+
+    def pv(stage, n=KV):  # O += P·V, P (bf16) from registers
+        tk.warpgroup.mma_AB(o_reg, probs[n], keys(v_s[stage], n))
 
     def turn(s):  # ping-pong: the next consumer may issue its matmuls
         if PINGPONG:
             tk.named_arrive(4 + (s.consumer + 1) % CONSUMERS, 8)
 
-    def softmax(s, row0, pv_in_flight=False):  # scores -> P in att_bf; O and the row sums rescaled to the new maxima
+    def softmax(s, row0, pv_in_flight, n):  # scores -> P; O and the row sums rescaled to the new maxima
+        att, att_bf = scores[n], probs[n]
         q0 = row0 + (tk.warp_id() % 4) * 16  # this warp's first query row
         with tk.if_((s.step + 1) * KV > k.rows):  # ragged last block
             tk.right_fill(att, att, k.rows - s.step * KV, -math.inf)

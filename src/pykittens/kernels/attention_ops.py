@@ -57,6 +57,7 @@ def _check_layouts(q, k, v, causal) -> _Checked:
 # timed fastest (NOTES.md). The overlap keeps P (bf16) live during the softmax: D=64 gains 2-6%; D=128 would need 2
 # consumers for it, and 3 without it are faster. D = 256: O alone is 128 registers per thread (2 consumers, 232
 # each) and a 64-key K+V stage 64 KB next to 64 KB of Q.
+FORWARD_DIAG64 = (64,)  # head dims whose causal forward runs a diagonal block 64 keys wide where it can (NOTES.md)
 HOPPER_CONFIG = {64: (3, 4, 128, True, True), 128: (3, 2, 128, True, False), 256: (2, 2, 64, True, False)}
 # (head dim, causal) -> consumer warpgroups (64 keys each) of the backward kernel: 3 is 6-10% faster at D=64
 # (NOTES.md); D=128 needs 2 for its registers (dK and dV alone are 128 per thread)
@@ -107,7 +108,8 @@ class _ForwardLaunch:
         self.lse_rows = -(-N // 4) * 4  # lse rows padded to 16 bytes (a global layout requirement)
         grid = (-(-N // (64 * consumers)), H, B)
         self.kernel = hopper_attention.launcher(grid, D=D, CONSUMERS=consumers, STAGES=stages, CAUSAL=bool(causal),
-                                                KV=kv, PINGPONG=pingpong, PV_LAG=pv_lag)
+                                                KV=kv, PINGPONG=pingpong, PV_LAG=pv_lag,
+                                                DIAG64=bool(causal) and D in FORWARD_DIAG64)
 
 
 def _hopper_forward(q, k, v, causal: bool, scale: float, checked: _Checked | None = None):
