@@ -27,7 +27,7 @@ def test_tile_config():
     assert tile_config(1000, 1000, 132)["CONSUMERS"] == tile_config(2048, 2048, 132)["CONSUMERS"] == 2  # 128 rows
 
 
-@pytest.mark.parametrize("config", [dict(BN=128, STAGES=4), dict(BN=256, STAGES=3)], ids=str)
+@pytest.mark.parametrize("config", [dict(BN=128, STAGES=4), dict(BN=256, STAGES=4, EPI=128, LAG=1)], ids=str)
 def test_kernel_configs_in_the_interpreter(config):
     """Each block of the persistent grid (2 in the interpreter) walks 3 tiles, ragged in every dim."""
     M, N, K = 300, 136 if config["BN"] == 128 else 264, 72
@@ -58,7 +58,7 @@ def test_one_consumer_in_the_interpreter(tb, config):
 
 
 @pytest.mark.parametrize("tb", [False, True])
-@pytest.mark.parametrize("config", [dict(BN=256, STAGES=3), dict(BN=128, STAGES=4),
+@pytest.mark.parametrize("config", [dict(BN=256, STAGES=4, EPI=128, LAG=1), dict(BN=128, STAGES=4),
                                     dict(CONSUMERS=1, BN=128, STAGES=8)], ids=str)
 def test_compiles_with_hgmma_tma_and_no_spills(tb, config):
     x = torch.empty(256, 256, dtype=torch.bfloat16)

@@ -3,8 +3,8 @@
 A producer warp streams BMxBK slices of A and BKxBN (or BNxBK) slices of B by TMA through a ring of shared
 stages; CONSUMERS (1 or 2) consumer warpgroups each own 64 rows of the BMxBN output tile (BM = 64·CONSUMERS; the
 block has 4·(1 + CONSUMERS) warps) and accumulate with wgmma straight from shared memory; the result goes back
-through shared memory by TMA store (or, with DIRECT, straight from registers, which frees that shared memory for a
-deeper ring). Persistent grid, tiles in grouped order for L2 reuse. Ragged M, N, K need no code: TMA zero-fills
+through shared memory by TMA store, in 64 x EPI pieces (EPI < BN: less shared memory, room for a 4th stage) or,
+with DIRECT, straight from registers. Persistent grid, tiles in grouped order for L2 reuse. Ragged M, N, K need no code: TMA zero-fills
 what lies outside a tensor and clips what it stores.
 CLUSTER = 2: blocks pair up along M on the same columns of B; each loads one half of the B slice (a sub-tile) and
 multicasts it to both, so B crosses from L2 once per pair. (Correct, but slower than CLUSTER = 1 on the H200:
@@ -16,13 +16,14 @@ import pykittens as tk
 @tk.kernel(warps=lambda CONSUMERS: 4 * (1 + CONSUMERS), min_blocks=1, cluster="CLUSTER")
 def gemm(a: tk.gl(tk.bf16), b: tk.gl(tk.bf16), c: tk.gl(tk.bf16), TRANS_B: tk.constexpr, STAGES: tk.constexpr,
          GROUP: tk.constexpr = 8, LAG: tk.constexpr = 0, BN: tk.constexpr = 256, DIRECT: tk.constexpr = False,
-         BK: tk.constexpr = 64, CLUSTER: tk.constexpr = 1, CONSUMERS: tk.constexpr = 2):
+         BK: tk.constexpr = 64, CLUSTER: tk.constexpr = 1, CONSUMERS: tk.constexpr = 2, EPI: tk.constexpr = 0):
     if CONSUMERS not in (1, 2):
         raise tk.KernelTypeError(f"gemm: CONSUMERS must be 1 or 2, got {CONSUMERS!r}")
     BM = 64 * CONSUMERS  # block tile rows
     a_s = tk.st(tk.bf16, 64, BK, count=(STAGES, CONSUMERS))  # per stage, 64 rows per consumer
     b_s = tk.st(tk.bf16, BN, BK, count=STAGES) if TRANS_B else tk.st(tk.bf16, BK, BN, count=STAGES)
-    c_s = None if DIRECT else tk.st(tk.bf16, 64, BN, count=CONSUMERS)
+    EPI = EPI or BN  # C leaves in 64 x EPI pieces through shared memory (less of it than BN: room for a stage)
+    c_s = None if DIRECT else tk.st(tk.bf16, 64, EPI, count=CONSUMERS)
     acc, out = tk.rt(tk.fp32, 16, BN), tk.rt(tk.bf16, 16, BN)
     tiles_m, tiles_n = tk.let(tk.cdiv(tk.cdiv(c.rows, BM), CLUSTER)), tk.let(tk.cdiv(c.cols, BN))  # m: per cluster
     steps = tk.let(tk.cdiv(a.cols, BK))
@@ -63,9 +64,12 @@ def gemm(a: tk.gl(tk.bf16), b: tk.gl(tk.bf16), c: tk.gl(tk.bf16), TRANS_B: tk.co
         if DIRECT:
             tk.store(c, out, ((CONSUMERS * tm + s.consumer) * 4 + tk.warp_id() % 4, tn), clip=True)
             return
-        with tk.if_(tk.warp_id() % 4 == 0):
-            tk.tma.store_wait(0)  # the previous tile's store has finished reading c_s
-        tk.warpgroup.store_async(c, c_s[s.consumer], out, (CONSUMERS * tm + s.consumer, tn), 1 + s.consumer)
+        for j in range(BN // EPI):
+            with tk.if_(tk.warp_id() % 4 == 0):
+                tk.tma.store_wait(0)  # the previous store has finished reading c_s
+            piece = out if EPI == BN else tk.subtile(out, (16, EPI), (0, j))
+            tk.warpgroup.store_async(c, c_s[s.consumer], piece, (CONSUMERS * tm + s.consumer, tn * (BN // EPI) + j),
+                                     1 + s.consumer)
 
     def end(s):
         if not DIRECT:
