@@ -3,7 +3,10 @@
 # into $OUT/results.tgz (the device tool returns few files).
 #   part 1: every GPU test, the GPT example, the GEMM benchmark, the host-overhead profile
 #   part 2: the attention benchmarks (forward, backward, warp-level forward)
+# Usage: PYKITTENS_COMMIT=<hash> bash scripts/final_gpu_run.sh 1|2
 set -u
+# the device's copy of the tree may carry stale git metadata: name the commit from the machine that has the repo
+: "${PYKITTENS_COMMIT:?set PYKITTENS_COMMIT=<short hash of the tree being run>}"
 export PYTHONPATH=src PYKITTENS_CACHE_DIR=/tmp/pkc PYTHONUNBUFFERED=1
 mkdir -p "$OUT/results"
 nvidia-smi --query-gpu=name,clocks.sm,clocks.max.sm,power.limit,driver_version --format=csv > "$OUT/gpu.txt"
