@@ -2,7 +2,8 @@
 next to cuDNN (this machine's noise is several percent between runs; only same-run pairs are evidence).
 Usage: python scripts/ab_forward.py OLD_KERNEL_FILE [N ...] [D=64,128]
 (OLD_KERNEL_FILE: e.g. ``git show HEAD~1:src/pykittens/kernels/attention_hopper.py > scripts/old_kernel.py``);
-each variant runs the configuration ``attention`` ships (attention_ops.HOPPER_CONFIG)."""
+each variant runs the configuration ``attention`` ships (attention_ops.HOPPER_CONFIG, and FORWARD_DIAG64
+for a kernel that takes DIAG64)."""
 import importlib.util
 import inspect
 import math

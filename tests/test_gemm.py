@@ -2,6 +2,7 @@
 import pytest
 import torch
 
+import pykittens as tk
 from pykittens.kernels import gemm, matmul
 from pykittens.kernels.matmul import persistent_grid, tile_config
 from util import assert_close, poison, rand
@@ -126,3 +127,9 @@ def test_gpu_one_consumer_matches_float64(M, N, K, tb, config):
     gemm.launch(grid, a, b, c2, TRANS_B=tb, **config)
     assert_close(c, _ref(a, b, tb), 1e-2)
     assert torch.equal(c, c2)  # a race would move the result
+
+
+def test_epilogue_pieces_must_divide_the_tile():
+    x = torch.empty(256, 256, dtype=torch.bfloat16)
+    with pytest.raises(tk.KernelTypeError, match="EPI must divide BN = 256"):
+        gemm.compile(x, x, x, False, STAGES=4, EPI=96, arch="sm_90a")

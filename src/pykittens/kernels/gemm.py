@@ -4,8 +4,8 @@ A producer warp streams BMxBK slices of A and BKxBN (or BNxBK) slices of B by TM
 stages; CONSUMERS (1 or 2) consumer warpgroups each own 64 rows of the BMxBN output tile (BM = 64·CONSUMERS; the
 block has 4·(1 + CONSUMERS) warps) and accumulate with wgmma straight from shared memory; the result goes back
 through shared memory by TMA store, in 64 x EPI pieces (EPI < BN: less shared memory, room for a 4th stage) or,
-with DIRECT, straight from registers. Persistent grid, tiles in grouped order for L2 reuse. Ragged M, N, K need no code: TMA zero-fills
-what lies outside a tensor and clips what it stores.
+with DIRECT, straight from registers. Persistent grid, tiles in grouped order for L2 reuse. Ragged M, N, K need no
+code: TMA zero-fills what lies outside a tensor and clips what it stores.
 CLUSTER = 2: blocks pair up along M on the same columns of B; each loads one half of the B slice (a sub-tile) and
 multicasts it to both, so B crosses from L2 once per pair. (Correct, but slower than CLUSTER = 1 on the H200:
 NOTES.md.)
@@ -23,6 +23,8 @@ def gemm(a: tk.gl(tk.bf16), b: tk.gl(tk.bf16), c: tk.gl(tk.bf16), TRANS_B: tk.co
     a_s = tk.st(tk.bf16, 64, BK, count=(STAGES, CONSUMERS))  # per stage, 64 rows per consumer
     b_s = tk.st(tk.bf16, BN, BK, count=STAGES) if TRANS_B else tk.st(tk.bf16, BK, BN, count=STAGES)
     EPI = EPI or BN  # C leaves in 64 x EPI pieces through shared memory (less of it than BN: room for a stage)
+    if BN % EPI:
+        raise tk.KernelTypeError(f"gemm: EPI must divide BN = {BN}, got {EPI!r}")
     c_s = None if DIRECT else tk.st(tk.bf16, 64, EPI, count=CONSUMERS)
     acc, out = tk.rt(tk.fp32, 16, BN), tk.rt(tk.bf16, 16, BN)
     tiles_m, tiles_n = tk.let(tk.cdiv(tk.cdiv(c.rows, BM), CLUSTER)), tk.let(tk.cdiv(c.cols, BN))  # m: per cluster
