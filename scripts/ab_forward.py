@@ -2,8 +2,8 @@
 next to cuDNN (this machine's noise is several percent between runs; only same-run pairs are evidence).
 Usage: python scripts/ab_forward.py OLD_KERNEL_FILE [N ...] [D=64,128]
 (OLD_KERNEL_FILE: e.g. ``git show HEAD~1:src/pykittens/kernels/attention_hopper.py > scripts/old_kernel.py``);
-each variant runs the configuration ``attention`` ships (attention_ops.HOPPER_CONFIG, and FORWARD_DIAG64
-for a kernel that takes DIAG64)."""
+each variant runs the configuration ``attention`` ships (attention_ops.forward_config; an old kernel without a
+constexpr of it runs without it)."""
 import importlib.util
 import inspect
 import math
@@ -13,7 +13,7 @@ import torch
 
 from pykittens.bench.harness import run_once, time_ms
 from pykittens.kernels.attention_hopper import hopper_attention
-from pykittens.kernels.attention_ops import FORWARD_DIAG64, HOPPER_CONFIG
+from pykittens.kernels.attention_ops import forward_config
 from tune_attention import grid_point  # (scripts/ is on the path when a script in it runs)
 
 
@@ -30,22 +30,21 @@ def main():
     dims = [int(d) for x in sys.argv[2:] if x.startswith("D=") for d in x[2:].split(",")] or [64, 128]
     rows = []
     for d in dims:
-        c, s, kv, pp, lag = HOPPER_CONFIG[d]
         for n in ns:
             for causal in (False, True):
                 q, k, v, fl, ref, tc = grid_point(n, d, causal)
                 B, H = q.shape[:2]
+                shipped = forward_config(d, causal)
+                c = shipped["CONSUMERS"]
                 grid = (-(-n // (64 * c)), H, B)
                 runs = {}
                 for name, kern in (("old", old), ("new", hopper_attention)):
                     o = torch.full_like(q, float("nan"))
                     lse = torch.empty(B, H, 1, n, device="cuda")
-                    cfg = dict(D=d, CONSUMERS=c, STAGES=s, CAUSAL=causal, KV=kv, PINGPONG=pp, PV_LAG=lag)
                     params = inspect.signature(kern.fn).parameters
+                    cfg = {key: x for key, x in dict(D=d, CAUSAL=causal, **shipped).items() if key in params}
                     if "W" in params:  # kernels before 9989753 took their warp count
                         cfg["W"] = 4 * (1 + c)
-                    if "DIAG64" in params:
-                        cfg["DIAG64"] = causal and d in FORWARD_DIAG64
                     runs[name] = (lambda kern, o, lse, cfg: lambda: kern.launch(
                         grid, q, k, v, o, lse, math.log2(math.e) / math.sqrt(d), **cfg))(kern, o, lse, cfg)
                     failed = run_once(runs[name])

@@ -140,14 +140,13 @@ def test_warp_kernel_compiles_with_hmma_and_no_spills(D, arch):
     assert res.local == 0 and res.stack == 0, res
 
 
-@pytest.mark.parametrize("D,causal", [(64, False), (128, True), (256, False), (256, True)])
+@pytest.mark.parametrize("D,causal", [(64, False), (64, True), (128, True), (256, False), (256, True)])
 def test_hopper_kernel_compiles_with_hgmma_tma_and_no_spills(D, causal):
-    from pykittens.kernels.attention_ops import HOPPER_CONFIG
-    consumers, stages, kv, pingpong, pv_lag = HOPPER_CONFIG[D]
+    from pykittens.kernels.attention_ops import forward_config
     q = torch.empty(1, 1, 256, D, dtype=torch.bfloat16)
     lse = torch.empty(1, 1, 1, 256)
-    ck = hopper_attention.compile(q, q, q, q, lse, 1.0, D, consumers, stages, causal, kv,
-                                  pingpong, pv_lag, arch="sm_90a")
+    ck = hopper_attention.compile(q, q, q, q, lse, 1.0, D=D, CAUSAL=causal, **forward_config(D, causal),
+                                  arch="sm_90a")
     sass = ck.sass()
     assert "HGMMA" in sass and "UTMALDG" in sass and "UTMASTG" in sass
     assert not ck.wgmma_serialized, ck.result.log[-300:]

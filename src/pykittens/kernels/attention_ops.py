@@ -72,6 +72,13 @@ BACKWARD_SPLIT_PDS = {(128, False)}
 # list-scheduling model predicts +4-6% at N = 1k-4k (NOTES.md)
 BACKWARD_HEAVY_FIRST = True
 
+def forward_config(D: int, causal: bool) -> dict:
+    """The Hopper forward's configuration constexprs (CONSUMERS, STAGES, KV, PINGPONG, PV_LAG, DIAG64) for a head dim."""
+    consumers, stages, kv, pingpong, pv_lag = HOPPER_CONFIG[D]
+    return dict(CONSUMERS=consumers, STAGES=stages, KV=kv, PINGPONG=pingpong, PV_LAG=pv_lag,
+                DIAG64=bool(causal) and D in FORWARD_DIAG64)
+
+
 def backward_config(D: int, causal: bool, with_dq: bool = True) -> dict:
     """The main backward kernel's configuration constexprs (C, W, DQ_WG, SPLIT_PDS, HEAVY_FIRST) for a head dim."""
     c = BACKWARD_CONSUMERS[D, causal]
@@ -103,13 +110,11 @@ class _ForwardLaunch:
 
     def __init__(self, q, causal: bool):
         B, H, N, D = q.shape
-        consumers, stages, kv, pingpong, pv_lag = HOPPER_CONFIG[D]
+        config = forward_config(D, causal)
         self.bnhd = q.stride(1) < q.stride(2)  # a transposed (B, N, H, D) tensor: o gets the same layout
         self.lse_rows = -(-N // 4) * 4  # lse rows padded to 16 bytes (a global layout requirement)
-        grid = (-(-N // (64 * consumers)), H, B)
-        self.kernel = hopper_attention.launcher(grid, D=D, CONSUMERS=consumers, STAGES=stages, CAUSAL=bool(causal),
-                                                KV=kv, PINGPONG=pingpong, PV_LAG=pv_lag,
-                                                DIAG64=bool(causal) and D in FORWARD_DIAG64)
+        grid = (-(-N // (64 * config["CONSUMERS"])), H, B)
+        self.kernel = hopper_attention.launcher(grid, D=D, CAUSAL=bool(causal), **config)
 
 
 def _hopper_forward(q, k, v, causal: bool, scale: float, checked: _Checked | None = None):
