@@ -51,6 +51,30 @@ def time_ms(fn, warmup: int = 5, reps: int = 30, host_ahead: bool = True) -> flo
     return statistics.median(a.elapsed_time(b) for a, b in events)
 
 
+def time_interleaved(fns, warmup: int = 3, rounds: int = 30) -> list[tuple[float, float, float]]:
+    """(median, first quartile, third quartile) device time in ms of each of ``fns``, timed call by call in turn
+    over ``rounds`` rounds, for A/B comparisons: the GPU's clock and power state drift over seconds, and a variant
+    timed in a block of its own sees a different GPU from the next one's; interleaved, every variant sees the same
+    drift. (Events bracket each call without a host-ahead sleep: for kernels longer than their launch work.)"""
+    for _ in range(warmup):
+        for fn in fns:
+            fn()
+    torch.cuda.synchronize()
+    events = [[(torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)) for _ in fns]
+              for _ in range(rounds)]
+    for row in events:
+        for fn, (a, b) in zip(fns, row):
+            a.record()
+            fn()
+            b.record()
+    torch.cuda.synchronize()
+    out = []
+    for i in range(len(fns)):
+        q1, med, q3 = statistics.quantiles([row[i][0].elapsed_time(row[i][1]) for row in events], n=4)
+        out.append((med, q1, q3))
+    return out
+
+
 SLEEP_HZ = 2.0e9  # cycles per second of torch.cuda._sleep's spin (the H100's boost clock, rounded up)
 
 
