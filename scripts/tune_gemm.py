@@ -1,6 +1,6 @@
 """Time GEMM kernel configurations next to cuBLAS (device time, BENCH.md protocol): for each shape the tile
-configuration ``matmul`` picks, merged with each variant below, in two alternating rounds (this machine's noise
-is several percent). Usage: python scripts/tune_gemm.py [MxNxK ...] [NAME=VALUE,... ...] (A·B; a variant sets any
+configuration ``matmul`` picks, merged with each variant below, timed call by call in turn with cuBLAS
+(``time_interleaved``: the GPU's power state drifts by several percent over seconds); medians, TFLOP/s. Usage: python scripts/tune_gemm.py [MxNxK ...] [NAME=VALUE,... ...] (A·B; a variant sets any
 of the kernel's constexprs: CLUSTER, GROUP, LAG, STAGES, BN, CONSUMERS, ..., e.g. CONSUMERS=1,BN=128,STAGES=8;
 variants on the command line replace the default ones below; the base configuration always runs)"""
 import ast
@@ -8,7 +8,7 @@ import sys
 
 import torch
 
-from pykittens.bench.harness import run_once, time_ms
+from pykittens.bench.harness import run_once, time_interleaved
 from pykittens.kernels.gemm import gemm
 from pykittens.kernels.matmul import persistent_grid, tile_config
 
@@ -41,10 +41,11 @@ def main():
             err = ((c[:64].double() - ref).norm() / ref.norm()).item()
             bad = failed or err > 1e-2 or c.isnan().any().item()
             runs.append((v, None if bad else run, f" FAILED {failed} err {err:.1e}" if bad else ""))
-        for rnd in range(2):
-            line.append(f"| cuBLAS {f / time_ms(lambda: a @ b):4.0f}")
-            for v, run, note in runs:
-                line.append(f"{v or 'base'} {f / time_ms(run):4.0f}" if run else f"{v}{note}")
+        ok = [(v, run) for v, run, _ in runs if run]
+        times = time_interleaved([lambda: a @ b] + [run for _, run in ok], rounds=30)
+        line.append(f"| cuBLAS {f / times[0][0]:4.0f} [{f / times[0][2]:3.0f}-{f / times[0][1]:3.0f}]")
+        line += [f"{v or 'base'} {f / med:4.0f} [{f / q3:3.0f}-{f / q1:3.0f}]" for (v, _), (med, q1, q3) in zip(ok, times[1:])]
+        line += [f"{v}{note}" for v, run, note in runs if not run]
         print("  ".join(line), flush=True)
 
 
