@@ -51,17 +51,20 @@ def time_ms(fn, warmup: int = 5, reps: int = 30, host_ahead: bool = True) -> flo
     return statistics.median(a.elapsed_time(b) for a, b in events)
 
 
-def time_interleaved(fns, warmup: int = 3, rounds: int = 30) -> list[tuple[float, float, float]]:
+def time_interleaved(fns, warmup: int = 3, rounds: int = 30, host_ahead: bool = True) -> list[tuple[float, float, float]]:
     """(median, first quartile, third quartile) device time in ms of each of ``fns``, timed call by call in turn
     over ``rounds`` rounds, for A/B comparisons: the GPU's clock and power state drift over seconds, and a variant
     timed in a block of its own sees a different GPU from the next one's; interleaved, every variant sees the same
-    drift. (Events bracket each call without a host-ahead sleep: for kernels longer than their launch work.)"""
+    drift. ``host_ahead`` as in ``time_ms`` (the queue is filled behind a GPU sleep; capped at 0.2 s, beyond which
+    the calls are long enough not to need it)."""
     for _ in range(warmup):
         for fn in fns:
             fn()
     torch.cuda.synchronize()
     events = [[(torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)) for _ in fns]
               for _ in range(rounds)]
+    if host_ahead:
+        torch.cuda._sleep(int(min(150e-6 * rounds * len(fns), 0.2) * SLEEP_HZ))
     for row in events:
         for fn, (a, b) in zip(fns, row):
             a.record()
