@@ -1,6 +1,7 @@
-"""Time GEMM kernel configurations next to cuBLAS (device time, BENCH.md protocol): for each shape the tile
-configuration ``matmul`` picks, merged with each variant below, timed call by call in turn with cuBLAS
-(``time_interleaved``: the GPU's power state drifts by several percent over seconds); medians, TFLOP/s. Usage: python scripts/tune_gemm.py [MxNxK ...] [NAME=VALUE,... ...] (A·B; a variant sets any
+"""Time GEMM kernel configurations next to cuBLAS (device time): for each shape the tile configuration ``matmul``
+picks, merged with each variant below, timed call by call in turn with cuBLAS (``time_interleaved``: the GPU's
+power state drifts by several percent over seconds); median TFLOP/s [quartiles].
+Usage: python scripts/tune_gemm.py [MxNxK ...] [NAME=VALUE,... ...] (A·B; a variant sets any
 of the kernel's constexprs: CLUSTER, GROUP, LAG, STAGES, BN, CONSUMERS, ..., e.g. CONSUMERS=1,BN=128,STAGES=8;
 variants on the command line replace the default ones below; the base configuration always runs)"""
 import ast
@@ -44,7 +45,8 @@ def main():
         ok = [(v, run) for v, run, _ in runs if run]
         times = time_interleaved([lambda: a @ b] + [run for _, run in ok], rounds=30)
         line.append(f"| cuBLAS {f / times[0][0]:4.0f} [{f / times[0][2]:3.0f}-{f / times[0][1]:3.0f}]")
-        line += [f"{v or 'base'} {f / med:4.0f} [{f / q3:3.0f}-{f / q1:3.0f}]" for (v, _), (med, q1, q3) in zip(ok, times[1:])]
+        line += [f"{v or 'base'} {f / med:4.0f} [{f / q3:3.0f}-{f / q1:3.0f}]"
+                 for (v, _), (med, q1, q3) in zip(ok, times[1:])]
         line += [f"{v}{note}" for v, run, note in runs if not run]
         print("  ".join(line), flush=True)
 

@@ -28,7 +28,8 @@ def main(ns, out=None):
             for n in ns:
                 B, H = 16384 // n, 2048 // d
                 q, k, v, do = (torch.randn(B, H, n, d, device="cuda", dtype=torch.bfloat16) for _ in range(4))
-                fwd = [lambda f=f, x=(q.detach(), k.detach(), v.detach()): f(*x, causal=causal) for f in (cudnn, attention)]  # (no autograd)
+                x = (q.detach(), k.detach(), v.detach())  # the forward without autograd
+                fwd = [lambda f=f, x=x: f(*x, causal=causal) for f in (cudnn, attention)]
                 for t in (q, k, v):
                     t.requires_grad_()
                 outs = [f(q, k, v, causal=causal) for f in (cudnn, attention)]
