@@ -51,7 +51,8 @@ def time_ms(fn, warmup: int = 5, reps: int = 30, host_ahead: bool = True) -> flo
     return statistics.median(a.elapsed_time(b) for a, b in events)
 
 
-def time_interleaved(fns, warmup: int = 3, rounds: int = 30, host_ahead: bool = True) -> list[tuple[float, float, float]]:
+def time_interleaved(fns, warmup: int = 3, rounds: int = 30,
+                     host_ahead: bool = True) -> list[tuple[float, float, float]]:
     """(median, first quartile, third quartile) device time in ms of each of ``fns``, timed call by call in turn
     over ``rounds`` rounds, for A/B comparisons: the GPU's clock and power state drift over seconds, and a variant
     timed in a block of its own sees a different GPU from the next one's; interleaved, every variant sees the same
