@@ -51,14 +51,17 @@ def attention_bwd(q: tk.gl(tk.bf16), k: tk.gl(tk.bf16), v: tk.gl(tk.bf16), do: t
                   delta: tk.gl(tk.fp32), dq: tk.gl(tk.fp32), dk: tk.gl(tk.bf16), dv: tk.gl(tk.bf16),
                   scale: tk.f32, D: tk.constexpr, CAUSAL: tk.constexpr, WITH_DQ: tk.constexpr = True,
                   C: tk.constexpr = 2, W: tk.constexpr = 12, STAGES: tk.constexpr = 2, SKIP: tk.constexpr = True,
-                  HEAVY_FIRST: tk.constexpr = True, DQ_WG: tk.constexpr = False, SPLIT_PDS: tk.constexpr = False):
+                  HEAVY_FIRST: tk.constexpr = True, DQ_WG: tk.constexpr = False, SPLIT_PDS: tk.constexpr = False,
+                  DQ_SPLIT: tk.constexpr = False):
     """dK, dV (and dQ by add-reduce) for 64·C keys per block: C consumer warpgroups, W = 4 (C + 1) warps (one
     warpgroup more with DQ_WG), a ring of STAGES (Q_i, dO_i) tiles; SKIP (causal): a consumer skips query tiles
     that see none of its keys. A consumer with no keys (past the end, in the last block) skips every step.
     HEAVY_FIRST (causal): blocks start in order of key block across groups of 8 heads, so the long first key blocks
     (they see every query tile) do not start last. DQ_WG: a warpgroup of its own computes every step's dQ (the
     consumers only hand it their dSᵀ), in 64-column pieces: with it the consumers need no dQ registers. SPLIT_PDS:
-    dSᵀ gets registers of its own, so dPᵀ's wgmma is issued first and dS forms while dV's still runs."""
+    dSᵀ gets registers of its own, so dPᵀ's wgmma is issued first and dS forms while dV's still runs. DQ_SPLIT:
+    dQ is staged with ``split_pairs`` (conflict-free stmatrix), so the fp32 dQ accumulator holds each group of 8
+    columns even-then-odd; the caller un-permutes it (``attention_ops.dq_from_accumulator``)."""
     b, h_kv, kb = tk.block_idx.z, tk.block_idx.y, tk.block_idx.x
     if CAUSAL and HEAVY_FIRST:  # launch order -> (head, key block): the GEMM's grouped order, heads as its rows
         lin = tk.block_idx.x + tk.grid_dim.x * (tk.block_idx.y + tk.grid_dim.y * tk.block_idx.z)
@@ -175,7 +178,7 @@ def attention_bwd(q: tk.gl(tk.bf16), k: tk.gl(tk.bf16), v: tk.gl(tk.bf16), do: t
             with tk.if_(tk.warp_id() % 4 == 0):  # the add-reduce that last used the staging tile (DQ_WG: two
                 tk.tma.store_wait(2 * pieces - 1 if DQ_WG else 0)  # steps ago) has read it
             tk.warpgroup.store_async(dq, dq_s[j % 2, piece] if DQ_WG else dq_s[c], dq_acc, (b, hq, qi, piece),
-                                     1 + c, add=True)
+                                     1 + c, add=True, split_pairs=DQ_SPLIT)
 
     def dq_writer():  # DQ_WG: a warpgroup of its own does every step's dQ
         for other in range(C):

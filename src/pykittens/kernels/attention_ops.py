@@ -71,6 +71,9 @@ BACKWARD_SPLIT_PDS = {(128, False)}
 # causal backward: blocks start by key block over groups of 8 heads (the long first key blocks early); the
 # list-scheduling model predicts +4-6% at N = 1k-4k (NOTES.md)
 BACKWARD_HEAVY_FIRST = True
+# head dims whose backward stages dQ with split pairs (stmatrix, no bank conflicts; the accumulator's columns then
+# come un-permuted in the bf16 conversion): NOTES.md
+BACKWARD_DQ_SPLIT = (64, 128)
 
 def forward_config(D: int, causal: bool) -> dict:
     """The Hopper forward's configuration constexprs (CONSUMERS, STAGES, KV, PINGPONG, PV_LAG, DIAG64) for a head dim."""
@@ -80,11 +83,20 @@ def forward_config(D: int, causal: bool) -> dict:
 
 
 def backward_config(D: int, causal: bool, with_dq: bool = True) -> dict:
-    """The main backward kernel's configuration constexprs (C, W, DQ_WG, SPLIT_PDS, HEAVY_FIRST) for a head dim."""
+    """The main backward kernel's configuration constexprs (C, W, DQ_WG, SPLIT_PDS, HEAVY_FIRST, DQ_SPLIT) for a
+    head dim."""
     c = BACKWARD_CONSUMERS[D, causal]
     dq_wg = with_dq and D in BACKWARD_DQ_WARPGROUP
     return dict(C=c, W=4 * (c + 1 + dq_wg), DQ_WG=dq_wg, SPLIT_PDS=dq_wg and (D, causal) in BACKWARD_SPLIT_PDS,
-                HEAVY_FIRST=BACKWARD_HEAVY_FIRST)
+                HEAVY_FIRST=BACKWARD_HEAVY_FIRST, DQ_SPLIT=with_dq and D in BACKWARD_DQ_SPLIT)
+
+
+def dq_from_accumulator(dq: torch.Tensor, split_pairs: bool, dtype) -> torch.Tensor:
+    """The backward's fp32 dQ accumulator as ``dtype``; ``split_pairs``: its columns were staged even-then-odd
+    within each group of 8 (DQ_SPLIT), and are put back in order by the same conversion."""
+    if split_pairs:
+        dq = dq.unflatten(-1, (-1, 2, 4)).transpose(-1, -2).flatten(-3)
+    return dq.to(dtype)
 
 
 def _is_hopper(device) -> bool:
@@ -171,7 +183,7 @@ def _hopper_backward(do, q, k, v, o, lse, causal: bool, scale: float, determinis
         attention_bwd_dq.launch((-(-N // 128), H, B), q, k, v, do, lse_p, delta, dq, scale, D, causal)
         return dq, dk, dv
     attention_bwd.launch(grid, q, k, v, do, lse_p, delta, dq, dk, dv, scale, D, causal, True, **config)
-    return dq.to(q.dtype), dk, dv
+    return dq_from_accumulator(dq, config["DQ_SPLIT"], q.dtype), dk, dv
 
 
 @torch.library.custom_op("pykittens::attention_bwd", mutates_args=())

@@ -3,9 +3,59 @@
 ``tk.warpgroup.load(rt, st)``: warp i of each warpgroup (4 consecutive warps) loads rows 16i.. of ``st`` — the
 layout of a warpgroup's wgmma accumulator, so results can be staged through shared memory and read back.
 ``tk.warpgroup.store(st, rt)`` is the reverse. Same CUDA as the warp-scope ops, with a row offset.
+
+``split_pairs=True`` (fp32 tiles): within each group of 8 columns the shared tile gets the even columns first,
+then the odd ones (``st[:, 8g + p] = rt[:, 8g + 2p]``, ``st[:, 8g + 4 + p] = rt[:, 8g + 2p + 1]`` for p < 4). A
+thread's fp32 pairs then land as 16-byte rows of 8x8 b16 matrices: one ``stmatrix.x4`` per 8 columns and 16 rows,
+conflict-free, where the plain store takes two 8-byte stores with 2-way bank conflicts. For staging data whose
+reader knows the order (the backward's fp32 dQ accumulator, un-permuted when converted to bf16).
 """
 from .base import Op, RT, ST, emit, fail, kind, need_rt
 from .mem_shared_reg import _PRELUDE
+from ..types import fp32
+
+_SPLIT_PRELUDE = _PRELUDE + r"""
+#ifndef PK_STORE_SPLIT_PAIRS
+#define PK_STORE_SPLIT_PAIRS
+namespace tk {
+// fp32 row-layout register tile -> fp32 shared tile, columns of each 8-group reordered even-then-odd (see the op).
+// Per 16x16 subtile and 8-column half h: matrices 0-3 = (rows 0-7, even), (rows 0-7, odd), (rows 8-15, even),
+// (rows 8-15, odd), from registers k = 2h (rows g) and 2h + 1 (rows g + 8); lane 8m + i gives matrix m's row i.
+template<class S, class R> __device__ __forceinline__ void store_rs_split_pairs(const S& s, const R& d, int r0) {
+  static_assert(same<typename R::dtype, float>::value && same<typename S::dtype, float>::value, "fp32 only");
+  static_assert(same<typename R::layout, row_l>::value, "row layout only");
+  __syncwarp();
+  const int l = lane_id(), row = ((l >> 4) << 3) + (l & 7), col = ((l >> 3) & 1) << 2;
+  #pragma unroll
+  for (int i = 0; i < R::height; i++)
+  #pragma unroll
+  for (int j = 0; j < R::width; j++)
+  #pragma unroll
+  for (int h = 0; h < 2; h++) {
+    const float2 a = d.data[i][j][2 * h], b = d.data[i][j][2 * h + 1];
+#if __CUDA_ARCH__ >= 900
+    asm volatile("stmatrix.sync.aligned.m8n8.x4.shared.b16 [%0], {%1, %2, %3, %4};"
+                 :: "r"(s.saddr(r0 + i * 16 + row, j * 16 + h * 8 + col)), "r"(__float_as_uint(a.x)),
+                    "r"(__float_as_uint(a.y)), "r"(__float_as_uint(b.x)), "r"(__float_as_uint(b.y)) : "memory");
+#else
+    const int g = l >> 2, t = l & 3, c = j * 16 + h * 8 + t;
+    *sptr(s, r0 + i * 16 + g, c) = a.x;      *sptr(s, r0 + i * 16 + g, c + 4) = a.y;
+    *sptr(s, r0 + i * 16 + g + 8, c) = b.x;  *sptr(s, r0 + i * 16 + g + 8, c + 4) = b.y;
+#endif
+  }
+#if __CUDA_ARCH__ >= 900
+  asm volatile("fence.proxy.async.shared::cta;" ::: "memory");  // visible to the TMA store after the next barrier
+#endif
+  __syncwarp();
+}
+}  // namespace tk
+#endif
+"""
+
+
+def split_pairs_order(cols: int) -> list[int]:
+    """Shared column p of a ``split_pairs`` store holds register-tile column ``order[p]``."""
+    return [8 * (p // 8) + 2 * (p % 4) + (p % 8) // 4 for p in range(cols)]
 
 __all__ = ["load", "store", "store_async"]
 
@@ -37,24 +87,32 @@ class WarpgroupLoad(Op):
 
 
 class WarpgroupStore(Op):
-    name = "warpgroup_store"
-    prelude = _PRELUDE
+    def __init__(self, split_pairs: bool):
+        self.split_pairs = split_pairs
+        self.name = "warpgroup_store_split_pairs" if split_pairs else "warpgroup_store"
+        self.prelude = _SPLIT_PRELUDE if split_pairs else _PRELUDE
 
     def check(self, dst, src):
         _check(src, dst)
+        r, s = kind(src), kind(dst)
+        if self.split_pairs and (r.dtype != fp32 or s.dtype != fp32 or r.layout != "row"):
+            fail(f"split_pairs stores an fp32 row-layout register tile to an fp32 shared tile, got {r} -> {s}")
 
     def interpret(self, m, dst, src):
         R = src.type.rows
         val = m.read(src)
+        if self.split_pairs:
+            val = val[..., split_pairs_order(src.type.cols)]
         for g in m.warpgroups():
             for w in range(4 * g, 4 * g + 4):
                 m.smem_write(dst, w, val[w], (slice((w % 4) * R, (w % 4 + 1) * R), slice(None)))
 
     def cuda(self, g, dst, src):
-        return f"tk::store_rs({g(dst)}, {g(src)}, (warp_id & 3) * {src.type.rows});"
+        fn = "store_rs_split_pairs" if self.split_pairs else "store_rs"
+        return f"tk::{fn}({g(dst)}, {g(src)}, (warp_id & 3) * {src.type.rows});"
 
 
-_LOAD, _STORE = WarpgroupLoad(), WarpgroupStore()
+_LOAD, _STORE, _STORE_SPLIT = WarpgroupLoad(), WarpgroupStore(False), WarpgroupStore(True)
 
 
 def load(dst, src):
@@ -62,21 +120,23 @@ def load(dst, src):
     emit(_LOAD, dst, src)
 
 
-def store(dst, src):
-    """Warp i of each warpgroup stores its register tile to rows 16i.. of shared tile ``dst``."""
-    emit(_STORE, dst, src)
+def store(dst, src, *, split_pairs: bool = False):
+    """Warp i of each warpgroup stores its register tile to rows 16i.. of shared tile ``dst``; ``split_pairs``:
+    columns reordered even-then-odd within each group of 8 (see the module docstring)."""
+    emit(_STORE_SPLIT if split_pairs else _STORE, dst, src)
 
 
-def store_async(dst, staging, src, idx, barrier, *, add: bool = False):
+def store_async(dst, staging, src, idx, barrier, *, add: bool = False, split_pairs: bool = False):
     """Store each warp's register tile ``src`` to tile ``idx`` of global ``dst`` through shared tile ``staging``
     (4x the rows) by TMA: the warpgroup syncs on named barrier ``barrier`` (so no warp still reads ``staging``),
     writes its rows, syncs again, and its first warp starts the copy (``add``: an add-reduce) and commits it.
-    Drain with ``tk.tma.store_wait`` from the first warp before ``staging`` is written again."""
+    Drain with ``tk.tma.store_wait`` from the first warp before ``staging`` is written again. ``split_pairs``: the
+    rows go out with their columns reordered as by ``store(..., split_pairs=True)``."""
     from .semaphores import named_sync
     from .tma import store_add_async, store_async as tma_store_async, store_commit
     from ..trace import if_, warp_id
     named_sync(barrier, 4)
-    store(staging, src)
+    store(staging, src, split_pairs=split_pairs)
     named_sync(barrier, 4)
     with if_(warp_id() % 4 == 0):
         (store_add_async if add else tma_store_async)(dst, staging, idx)

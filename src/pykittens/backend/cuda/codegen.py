@@ -49,7 +49,7 @@ class Codegen:
     def __init__(self, kir: ir.KernelIR):
         self.kir = kir
         self.lines: list[str] = []
-        self.ops: dict = {}  # op class -> op, in first-use order (their preludes are emitted once)
+        self.ops: dict = {}  # (op class, prelude) -> op, in first-use order (each prelude is emitted once)
 
     def __call__(self, x) -> str:
         if isinstance(x, ir.Var):
@@ -123,7 +123,7 @@ class Codegen:
                 decl = {"let": f"const {ty} ", "var": f"{ty} ", "set": ""}[s.mode]
                 out.append(f"{pad}{decl}{s.sym.name} = {expr(s.value)};")
             elif isinstance(s, ir.OpStmt):
-                self.ops.setdefault(type(s.op), s.op)
+                self.ops.setdefault((type(s.op), s.op.prelude), s.op)
                 out.append(f"{pad}{s.op.cuda(self, *s.args, **s.attrs)}  // {s.op.name} @ line {s.loc[1]}")
             elif isinstance(s, ir.For):
                 v = s.var.name
