@@ -94,9 +94,11 @@ def backward_config(D: int, causal: bool, with_dq: bool = True) -> dict:
 def dq_from_accumulator(dq: torch.Tensor, split_pairs: bool, dtype) -> torch.Tensor:
     """The backward's fp32 dQ accumulator as ``dtype``; ``split_pairs``: its columns were staged even-then-odd
     within each group of 8 (DQ_SPLIT), and are put back in order by the same conversion."""
-    if split_pairs:
-        dq = dq.unflatten(-1, (-1, 2, 4)).transpose(-1, -2).flatten(-3)
-    return dq.to(dtype)
+    if not split_pairs:
+        return dq.to(dtype)
+    out = torch.empty(dq.shape, dtype=dtype, device=dq.device)
+    out.unflatten(-1, (-1, 4, 2)).copy_(dq.unflatten(-1, (-1, 2, 4)).transpose(-1, -2))  # one pass
+    return out
 
 
 def _is_hopper(device) -> bool:
