@@ -128,3 +128,15 @@ def test_bnhd_layout_gradients():
                  lambda a, b, c, m: reference_attention(*(t.transpose(1, 2) for t in (a, b, c)), m).transpose(1, 2))
     for g, r in zip(got, ref):
         assert g.shape == r.shape and rel_err(g, r) <= 2e-2
+
+
+@pytest.mark.parametrize("D,N", [(64, 100), (128, 64)])
+def test_dq_convert_puts_split_pairs_back_in_order(D, N):
+    """The bf16 conversion of a split-pairs dQ accumulator (DQ_SPLIT), odd N: every row written, columns in order."""
+    from pykittens.kernels.attention_bwd import attention_bwd_dq_convert
+    from pykittens.ops.warpgroup_memory import split_pairs_order
+    want = torch.randn(2, 3, N, D)
+    acc = want[..., split_pairs_order(D)].contiguous()
+    out = torch.full((2, 3, N, D), float("nan"), dtype=torch.bfloat16)
+    attention_bwd_dq_convert.launch((-(-N // 64), 3, 2), acc, out, D)
+    assert torch.equal(out, want.bfloat16())

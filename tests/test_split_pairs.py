@@ -65,3 +65,32 @@ def test_gpu_split_pairs_store(add):
     split_store[5](x, o, add)
     torch.cuda.synchronize()
     torch.testing.assert_close(o, expected(x) + (base if add else 0), rtol=0, atol=1e-5)
+
+
+@tk.kernel(warps=4)
+def split_roundtrip(x: tk.gl(tk.fp32), o: tk.gl(tk.fp32)):
+    """x -> registers -> shared (split pairs) -> registers (split pairs) -> o: the load undoes the store."""
+    t, back = tk.rt(tk.fp32, 16, 64), tk.rt(tk.fp32, 16, 64)
+    staging = tk.st(tk.fp32, 64, 64)
+    tk.load(t, x, (tk.warp_id(), 0))
+    tk.warpgroup.store(staging, t, split_pairs=True)
+    tk.sync()
+    tk.warpgroup.load(back, staging, split_pairs=True)
+    tk.store(o, back, (tk.warp_id(), 0))
+
+
+def test_split_pairs_load_undoes_the_store_in_interpreter_and_compiles_to_ldmatrix():
+    x = torch.randn(64, 64)
+    o = poison(64, 64, dtype=torch.float32)
+    split_roundtrip[1](x, o)
+    assert torch.equal(o, x)
+    assert "LDSM" in split_roundtrip.compile(x, x, arch="sm_90a").sass()
+
+
+@pytest.mark.gpu
+def test_gpu_split_pairs_roundtrip():
+    x = torch.randn(64, 64, device="cuda")
+    o = poison(64, 64, dtype=torch.float32, device="cuda")
+    split_roundtrip[1](x, o)
+    torch.cuda.synchronize()
+    assert torch.equal(o, x)

@@ -61,7 +61,7 @@ def attention_bwd(q: tk.gl(tk.bf16), k: tk.gl(tk.bf16), v: tk.gl(tk.bf16), do: t
     consumers only hand it their dSᵀ), in 64-column pieces: with it the consumers need no dQ registers. SPLIT_PDS:
     dSᵀ gets registers of its own, so dPᵀ's wgmma is issued first and dS forms while dV's still runs. DQ_SPLIT:
     dQ is staged with ``split_pairs`` (conflict-free stmatrix), so the fp32 dQ accumulator holds each group of 8
-    columns even-then-odd; the caller un-permutes it (``attention_ops.dq_from_accumulator``)."""
+    columns even-then-odd; ``attention_bwd_dq_convert`` puts them back in order."""
     b, h_kv, kb = tk.block_idx.z, tk.block_idx.y, tk.block_idx.x
     if CAUSAL and HEAVY_FIRST:  # launch order -> (head, key block): the GEMM's grouped order, heads as its rows
         lin = tk.block_idx.x + tk.grid_dim.x * (tk.block_idx.y + tk.grid_dim.y * tk.block_idx.z)
@@ -280,3 +280,21 @@ def attention_bwd_dq(q: tk.gl(tk.bf16), k: tk.gl(tk.bf16), v: tk.gl(tk.bf16), do
 
     tk.producer_consumer(stages=2, consumers=2, tiles=1, steps=steps, load=load, compute=compute, finish=finish,
                          start=start, init=init, persistent=False)
+
+
+@tk.kernel(warps=4)
+def attention_bwd_dq_convert(acc: tk.gl(tk.fp32), dq: tk.gl(tk.bf16), D: tk.constexpr):
+    """dQ in bf16 from the main kernel's fp32 accumulator staged with split pairs (DQ_SPLIT: each group of 8 columns
+    even-then-odd): 64 rows per block, by TMA into shared memory and back into column order by ldmatrix."""
+    b, h, blk = tk.block_idx.z, tk.block_idx.y, tk.block_idx.x
+    acc_s, loaded = tk.st(tk.fp32, 64, D), tk.semaphore()
+    acc_r, out = tk.rt(tk.fp32, 16, D), tk.rt(tk.bf16, 16, D)
+    with tk.if_(tk.warp_id() == 0):
+        tk.init_semaphore(loaded, 1)
+    tk.sync()
+    with tk.if_(tk.warp_id() == 0):
+        tk.tma.load_group(loaded, (acc_s, acc, (b, h, blk, 0)))
+    tk.wait(loaded, 0)
+    tk.warpgroup.load(acc_r, acc_s, split_pairs=True)
+    tk.copy(out, acc_r)
+    tk.store(dq, out, (b, h, blk * 4 + tk.warp_id(), 0), clip=True)

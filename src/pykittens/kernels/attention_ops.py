@@ -5,7 +5,7 @@ import math
 
 import torch
 
-from .attention_bwd import attention_bwd, attention_bwd_dq, attention_bwd_prep
+from .attention_bwd import attention_bwd, attention_bwd_dq, attention_bwd_dq_convert, attention_bwd_prep
 from .attention_hopper import hopper_attention
 from .attention_warp import warp_attention
 from .checks import LayoutCache, device_info, layout_key, require_bf16
@@ -71,8 +71,8 @@ BACKWARD_SPLIT_PDS = {(128, False)}
 # causal backward: blocks start by key block over groups of 8 heads (the long first key blocks early); the
 # list-scheduling model predicts +4-6% at N = 1k-4k (NOTES.md)
 BACKWARD_HEAVY_FIRST = True
-# head dims whose backward stages dQ with split pairs (stmatrix, no bank conflicts; the accumulator's columns then
-# come un-permuted in the bf16 conversion): NOTES.md
+# head dims whose backward stages dQ with split pairs (stmatrix, no bank conflicts; ``attention_bwd_dq_convert`` puts
+# the accumulator's columns back in order as it converts to bf16): NOTES.md
 BACKWARD_DQ_SPLIT = (64, 128)
 
 def forward_config(D: int, causal: bool) -> dict:
@@ -89,16 +89,6 @@ def backward_config(D: int, causal: bool, with_dq: bool = True) -> dict:
     dq_wg = with_dq and D in BACKWARD_DQ_WARPGROUP
     return dict(C=c, W=4 * (c + 1 + dq_wg), DQ_WG=dq_wg, SPLIT_PDS=dq_wg and (D, causal) in BACKWARD_SPLIT_PDS,
                 HEAVY_FIRST=BACKWARD_HEAVY_FIRST, DQ_SPLIT=with_dq and D in BACKWARD_DQ_SPLIT)
-
-
-def dq_from_accumulator(dq: torch.Tensor, split_pairs: bool, dtype) -> torch.Tensor:
-    """The backward's fp32 dQ accumulator as ``dtype``; ``split_pairs``: its columns were staged even-then-odd
-    within each group of 8 (DQ_SPLIT), and are put back in order by the same conversion."""
-    if not split_pairs:
-        return dq.to(dtype)
-    out = torch.empty(dq.shape, dtype=dtype, device=dq.device)
-    out.unflatten(-1, (-1, 4, 2)).copy_(dq.unflatten(-1, (-1, 2, 4)).transpose(-1, -2))  # one pass
-    return out
 
 
 def _is_hopper(device) -> bool:
@@ -185,7 +175,11 @@ def _hopper_backward(do, q, k, v, o, lse, causal: bool, scale: float, determinis
         attention_bwd_dq.launch((-(-N // 128), H, B), q, k, v, do, lse_p, delta, dq, scale, D, causal)
         return dq, dk, dv
     attention_bwd.launch(grid, q, k, v, do, lse_p, delta, dq, dk, dv, scale, D, causal, True, **config)
-    return dq_from_accumulator(dq, config["DQ_SPLIT"], q.dtype), dk, dv
+    if not config["DQ_SPLIT"]:
+        return dq.to(q.dtype), dk, dv
+    out = torch.empty(B, H, N, D, dtype=q.dtype, device=q.device)
+    attention_bwd_dq_convert.launch((-(-N // 64), H, B), dq, out, D)  # (puts the split columns back in order)
+    return out, dk, dv
 
 
 @torch.library.custom_op("pykittens::attention_bwd", mutates_args=())

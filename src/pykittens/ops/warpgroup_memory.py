@@ -8,8 +8,11 @@ layout of a warpgroup's wgmma accumulator, so results can be staged through shar
 then the odd ones (``st[:, 8g + p] = rt[:, 8g + 2p]``, ``st[:, 8g + 4 + p] = rt[:, 8g + 2p + 1]`` for p < 4). A
 thread's fp32 pairs then land as 16-byte rows of 8x8 b16 matrices: one ``stmatrix.x4`` per 8 columns and 16 rows,
 conflict-free, where the plain store takes two 8-byte stores with 2-way bank conflicts. For staging data whose
-reader knows the order (the backward's fp32 dQ accumulator, un-permuted when converted to bf16).
+reader knows the order (the backward's fp32 dQ accumulator). ``tk.warpgroup.load(rt, st, split_pairs=True)`` is
+the inverse (``ldmatrix.x4``): it reads such a tile back into natural order.
 """
+import torch
+
 from .base import Op, RT, ST, emit, fail, kind, need_rt
 from .mem_shared_reg import _PRELUDE
 from ..types import fp32
@@ -48,6 +51,24 @@ template<class S, class R> __device__ __forceinline__ void store_rs_split_pairs(
 #endif
   __syncwarp();
 }
+// The inverse: the same lane addresses, ldmatrix.
+template<class R, class S> __device__ __forceinline__ void load_sr_split_pairs(R& d, const S& s, int r0) {
+  static_assert(same<typename R::dtype, float>::value && same<typename S::dtype, float>::value, "fp32 only");
+  static_assert(same<typename R::layout, row_l>::value, "row layout only");
+  const int l = lane_id(), row = ((l >> 4) << 3) + (l & 7), col = ((l >> 3) & 1) << 2;
+  #pragma unroll
+  for (int i = 0; i < R::height; i++)
+  #pragma unroll
+  for (int j = 0; j < R::width; j++)
+  #pragma unroll
+  for (int h = 0; h < 2; h++) {
+    unsigned v[4];
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];"
+                 : "=r"(v[0]), "=r"(v[1]), "=r"(v[2]), "=r"(v[3]) : "r"(s.saddr(r0 + i * 16 + row, j * 16 + h * 8 + col)) : "memory");
+    d.data[i][j][2 * h] = make_float2(__uint_as_float(v[0]), __uint_as_float(v[1]));
+    d.data[i][j][2 * h + 1] = make_float2(__uint_as_float(v[2]), __uint_as_float(v[3]));
+  }
+}
 }  // namespace tk
 #endif
 """
@@ -69,21 +90,36 @@ def _check(rt_arg, st_arg):
              f"tile for {r.rows}x{r.cols} register tiles, got {s.rows}x{s.cols}")
 
 
+def _check_split(rt_arg, st_arg):
+    r, s = kind(rt_arg), kind(st_arg)
+    if r.dtype != fp32 or s.dtype != fp32 or r.layout != "row":
+        fail(f"split_pairs moves an fp32 row-layout register tile and an fp32 shared tile, got {r} and {s}")
+
+
 class WarpgroupLoad(Op):
-    name = "warpgroup_load"
-    prelude = _PRELUDE
+    def __init__(self, split_pairs: bool):
+        self.split_pairs = split_pairs
+        self.name = "warpgroup_load_split_pairs" if split_pairs else "warpgroup_load"
+        self.prelude = _SPLIT_PRELUDE if split_pairs else _PRELUDE
 
     def check(self, dst, src):
         _check(dst, src)
+        if self.split_pairs:
+            _check_split(dst, src)
 
     def interpret(self, m, dst, src):
         R = dst.type.rows
         for g in m.warpgroups():
             for w in range(4 * g, 4 * g + 4):
-                m.write_warp(dst, w, m.smem_read(src, w, (slice((w % 4) * R, (w % 4 + 1) * R), slice(None))))
+                val = m.smem_read(src, w, (slice((w % 4) * R, (w % 4 + 1) * R), slice(None)))
+                if self.split_pairs:  # register column order[p] comes from shared column p
+                    raw, val = val, torch.empty_like(val)
+                    val[..., split_pairs_order(dst.type.cols)] = raw
+                m.write_warp(dst, w, val)
 
     def cuda(self, g, dst, src):
-        return f"tk::load_sr({g(dst)}, {g(src)}, (warp_id & 3) * {dst.type.rows});"
+        fn = "load_sr_split_pairs" if self.split_pairs else "load_sr"
+        return f"tk::{fn}({g(dst)}, {g(src)}, (warp_id & 3) * {dst.type.rows});"
 
 
 class WarpgroupStore(Op):
@@ -94,9 +130,8 @@ class WarpgroupStore(Op):
 
     def check(self, dst, src):
         _check(src, dst)
-        r, s = kind(src), kind(dst)
-        if self.split_pairs and (r.dtype != fp32 or s.dtype != fp32 or r.layout != "row"):
-            fail(f"split_pairs stores an fp32 row-layout register tile to an fp32 shared tile, got {r} -> {s}")
+        if self.split_pairs:
+            _check_split(src, dst)
 
     def interpret(self, m, dst, src):
         R = src.type.rows
@@ -112,12 +147,14 @@ class WarpgroupStore(Op):
         return f"tk::{fn}({g(dst)}, {g(src)}, (warp_id & 3) * {src.type.rows});"
 
 
-_LOAD, _STORE, _STORE_SPLIT = WarpgroupLoad(), WarpgroupStore(False), WarpgroupStore(True)
+_LOAD, _LOAD_SPLIT = WarpgroupLoad(False), WarpgroupLoad(True)
+_STORE, _STORE_SPLIT = WarpgroupStore(False), WarpgroupStore(True)
 
 
-def load(dst, src):
-    """Warp i of each warpgroup loads rows 16i.. (its register tile's height) of shared tile ``src``."""
-    emit(_LOAD, dst, src)
+def load(dst, src, *, split_pairs: bool = False):
+    """Warp i of each warpgroup loads rows 16i.. (its register tile's height) of shared tile ``src``;
+    ``split_pairs``: the tile holds each group of 8 columns even-then-odd, put back in order."""
+    emit(_LOAD_SPLIT if split_pairs else _LOAD, dst, src)
 
 
 def store(dst, src, *, split_pairs: bool = False):
