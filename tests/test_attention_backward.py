@@ -39,6 +39,20 @@ def test_interpreter_gradients_match_float64(case, deterministic):
     _check(case, "cpu", deterministic=deterministic)
 
 
+@pytest.mark.parametrize("case", [CASES[1], CASES[5], CASES[6]], ids=str)
+def test_interpreter_gradients_with_split_pairs_dq(case, monkeypatch):
+    """DQ_SPLIT (dQ staged by stmatrix with split pairs, put back in order by attention_bwd_dq_convert)."""
+    monkeypatch.setattr("pykittens.kernels.attention_ops.BACKWARD_DQ_SPLIT", (64, 128))
+    _check(case, "cpu")
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("case", [CASES[1], CASES[5], CASES[6]], ids=str)
+def test_gpu_gradients_with_split_pairs_dq(case, monkeypatch):
+    monkeypatch.setattr("pykittens.kernels.attention_ops.BACKWARD_DQ_SPLIT", (64, 128))
+    _check(case, "cuda")
+
+
 def test_warp_kernel_refuses_to_be_differentiated():
     q = torch.randn(1, 1, 32, 64).bfloat16().requires_grad_()
     with pytest.raises(NotImplementedError, match="no backward"):
@@ -60,8 +74,8 @@ def test_shipped_backward_configs_compile_with_hgmma_tma_and_no_spills(D, causal
     from pykittens.kernels.attention_ops import backward_config
     q = torch.empty(1, 1, 256, D, dtype=torch.bfloat16)
     f, dq = torch.empty(1, 1, 1, 256), torch.empty(1, 1, 256, D)
-    for with_dq in (True, False):
-        config = backward_config(D, causal, with_dq)
+    for with_dq, split in ((True, False), (False, False), (True, True)):  # (split: DQ_SPLIT, not yet shipped)
+        config = {**backward_config(D, causal, with_dq), **({"DQ_SPLIT": True} if split else {})}
         ck = attention_bwd.compile(q, q, q, q, f, f, dq, q, q, 1.0, D, causal, with_dq, arch="sm_90a", **config)
         sass = ck.sass()
         assert "HGMMA" in sass and "UTMALDG" in sass
