@@ -64,7 +64,8 @@ template<class R, class S> __device__ __forceinline__ void load_sr_split_pairs(R
   for (int h = 0; h < 2; h++) {
     unsigned v[4];
     asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];"
-                 : "=r"(v[0]), "=r"(v[1]), "=r"(v[2]), "=r"(v[3]) : "r"(s.saddr(r0 + i * 16 + row, j * 16 + h * 8 + col)) : "memory");
+                 : "=r"(v[0]), "=r"(v[1]), "=r"(v[2]), "=r"(v[3])
+                 : "r"(s.saddr(r0 + i * 16 + row, j * 16 + h * 8 + col)) : "memory");
     d.data[i][j][2 * h] = make_float2(__uint_as_float(v[0]), __uint_as_float(v[1]));
     d.data[i][j][2 * h + 1] = make_float2(__uint_as_float(v[2]), __uint_as_float(v[3]));
   }
