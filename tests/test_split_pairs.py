@@ -1,5 +1,6 @@
-"""``tk.warpgroup.store(..., split_pairs=True)``: fp32 columns reordered even-then-odd within each group of 8, by
-stmatrix on sm_90 (the backward's dQ staging); interpreter, compiled SASS and GPU agree on the order."""
+"""``tk.warpgroup.store(..., split_pairs=True)`` (fp32 columns reordered even-then-odd within each group of 8, by
+stmatrix on sm_90: the backward's dQ staging) and its inverse ``tk.warpgroup.load(..., split_pairs=True)``
+(ldmatrix): interpreter, compiled SASS and GPU agree on the order."""
 import pytest
 import torch
 
@@ -23,7 +24,7 @@ def expected(x):
     return x[:, split_pairs_order(x.shape[1])]
 
 
-def test_split_pairs_order_is_a_permutation_of_each_group_of_8():
+def test_split_pairs_order_is_even_then_odd_within_each_group_of_8():
     order = split_pairs_order(16)
     assert order == [0, 2, 4, 6, 1, 3, 5, 7, 8, 10, 12, 14, 9, 11, 13, 15]
 
@@ -69,7 +70,8 @@ def test_gpu_split_pairs_store(add):
 
 @tk.kernel(warps=4)
 def split_roundtrip(x: tk.gl(tk.fp32), o: tk.gl(tk.fp32)):
-    """x -> registers -> shared (split pairs) -> registers (split pairs) -> o: the load undoes the store."""
+    """x -> registers -> shared (split pairs) -> registers (split pairs) -> o: the load undoes the store (whose own
+    order the store tests check, so a round trip through an unpermuting load and store could not pass)."""
     t, back = tk.rt(tk.fp32, 16, 64), tk.rt(tk.fp32, 16, 64)
     staging = tk.st(tk.fp32, 64, 64)
     tk.load(t, x, (tk.warp_id(), 0))

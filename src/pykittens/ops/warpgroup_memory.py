@@ -21,6 +21,11 @@ _SPLIT_PRELUDE = _PRELUDE + r"""
 #ifndef PK_STORE_SPLIT_PAIRS
 #define PK_STORE_SPLIT_PAIRS
 namespace tk {
+// Shared address of the 16-byte matrix row this lane gives to stmatrix / ldmatrix for subtile (i, j), half h.
+template<class S> __device__ __forceinline__ unsigned split_pairs_addr(const S& s, int r0, int i, int j, int h) {
+  const int l = lane_id();
+  return s.saddr(r0 + i * 16 + ((l >> 4) << 3) + (l & 7), j * 16 + h * 8 + (((l >> 3) & 1) << 2));
+}
 // fp32 row-layout register tile -> fp32 shared tile, columns of each 8-group reordered even-then-odd (see the op).
 // Per 16x16 subtile and 8-column half h: matrices 0-3 = (rows 0-7, even), (rows 0-7, odd), (rows 8-15, even),
 // (rows 8-15, odd), from registers k = 2h (rows g) and 2h + 1 (rows g + 8); lane 8m + i gives matrix m's row i.
@@ -28,7 +33,6 @@ template<class S, class R> __device__ __forceinline__ void store_rs_split_pairs(
   static_assert(same<typename R::dtype, float>::value && same<typename S::dtype, float>::value, "fp32 only");
   static_assert(same<typename R::layout, row_l>::value, "row layout only");
   __syncwarp();
-  const int l = lane_id(), row = ((l >> 4) << 3) + (l & 7), col = ((l >> 3) & 1) << 2;
   #pragma unroll
   for (int i = 0; i < R::height; i++)
   #pragma unroll
@@ -38,10 +42,10 @@ template<class S, class R> __device__ __forceinline__ void store_rs_split_pairs(
     const float2 a = d.data[i][j][2 * h], b = d.data[i][j][2 * h + 1];
 #if __CUDA_ARCH__ >= 900
     asm volatile("stmatrix.sync.aligned.m8n8.x4.shared.b16 [%0], {%1, %2, %3, %4};"
-                 :: "r"(s.saddr(r0 + i * 16 + row, j * 16 + h * 8 + col)), "r"(__float_as_uint(a.x)),
+                 :: "r"(split_pairs_addr(s, r0, i, j, h)), "r"(__float_as_uint(a.x)),
                     "r"(__float_as_uint(a.y)), "r"(__float_as_uint(b.x)), "r"(__float_as_uint(b.y)) : "memory");
 #else
-    const int g = l >> 2, t = l & 3, c = j * 16 + h * 8 + t;
+    const int g = lane_id() >> 2, c = j * 16 + h * 8 + (lane_id() & 3);
     *sptr(s, r0 + i * 16 + g, c) = a.x;      *sptr(s, r0 + i * 16 + g, c + 4) = a.y;
     *sptr(s, r0 + i * 16 + g + 8, c) = b.x;  *sptr(s, r0 + i * 16 + g + 8, c + 4) = b.y;
 #endif
@@ -55,7 +59,6 @@ template<class S, class R> __device__ __forceinline__ void store_rs_split_pairs(
 template<class R, class S> __device__ __forceinline__ void load_sr_split_pairs(R& d, const S& s, int r0) {
   static_assert(same<typename R::dtype, float>::value && same<typename S::dtype, float>::value, "fp32 only");
   static_assert(same<typename R::layout, row_l>::value, "row layout only");
-  const int l = lane_id(), row = ((l >> 4) << 3) + (l & 7), col = ((l >> 3) & 1) << 2;
   #pragma unroll
   for (int i = 0; i < R::height; i++)
   #pragma unroll
@@ -65,7 +68,7 @@ template<class R, class S> __device__ __forceinline__ void load_sr_split_pairs(R
     unsigned v[4];
     asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];"
                  : "=r"(v[0]), "=r"(v[1]), "=r"(v[2]), "=r"(v[3])
-                 : "r"(s.saddr(r0 + i * 16 + row, j * 16 + h * 8 + col)) : "memory");
+                 : "r"(split_pairs_addr(s, r0, i, j, h)) : "memory");
     d.data[i][j][2 * h] = make_float2(__uint_as_float(v[0]), __uint_as_float(v[1]));
     d.data[i][j][2 * h + 1] = make_float2(__uint_as_float(v[2]), __uint_as_float(v[3]));
   }
