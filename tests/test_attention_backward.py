@@ -40,16 +40,16 @@ def test_interpreter_gradients_match_float64(case, deterministic):
 
 
 @pytest.mark.parametrize("case", [CASES[1], CASES[5], CASES[6]], ids=str)
-def test_interpreter_gradients_with_split_pairs_dq(case, monkeypatch):
-    """DQ_SPLIT (dQ staged by stmatrix with split pairs, put back in order by attention_bwd_dq_convert)."""
-    monkeypatch.setattr("pykittens.kernels.attention_ops.BACKWARD_DQ_SPLIT", (64, 128))
+def test_interpreter_gradients_without_split_pairs_dq(case, monkeypatch):
+    """DQ_SPLIT off (dQ staged in column order and converted by torch): the path the shipped config does not take."""
+    monkeypatch.setattr("pykittens.kernels.attention_ops.BACKWARD_DQ_SPLIT", ())
     _check(case, "cpu")
 
 
 @pytest.mark.gpu
 @pytest.mark.parametrize("case", [CASES[1], CASES[5], CASES[6]], ids=str)
-def test_gpu_gradients_with_split_pairs_dq(case, monkeypatch):
-    monkeypatch.setattr("pykittens.kernels.attention_ops.BACKWARD_DQ_SPLIT", (64, 128))
+def test_gpu_gradients_without_split_pairs_dq(case, monkeypatch):
+    monkeypatch.setattr("pykittens.kernels.attention_ops.BACKWARD_DQ_SPLIT", ())
     _check(case, "cuda")
 
 
@@ -74,8 +74,8 @@ def test_shipped_backward_configs_compile_with_hgmma_tma_and_no_spills(D, causal
     from pykittens.kernels.attention_ops import backward_config
     q = torch.empty(1, 1, 256, D, dtype=torch.bfloat16)
     f, dq = torch.empty(1, 1, 1, 256), torch.empty(1, 1, 256, D)
-    for with_dq, split in ((True, False), (False, False), (True, True)):  # (split: DQ_SPLIT, not yet shipped)
-        config = {**backward_config(D, causal, with_dq), **({"DQ_SPLIT": True} if split else {})}
+    for with_dq, split in ((True, False), (False, False), (True, True)):  # (split: DQ_SPLIT)
+        config = {**backward_config(D, causal, with_dq), "DQ_SPLIT": with_dq and split}
         ck = attention_bwd.compile(q, q, q, q, f, f, dq, q, q, 1.0, D, causal, with_dq, arch="sm_90a", **config)
         sass = ck.sass()
         assert "HGMMA" in sass and "UTMALDG" in sass

@@ -285,9 +285,10 @@ def attention_bwd_dq(q: tk.gl(tk.bf16), k: tk.gl(tk.bf16), v: tk.gl(tk.bf16), do
 @tk.kernel(warps=4)
 def attention_bwd_dq_convert(acc: tk.gl(tk.fp32), dq: tk.gl(tk.bf16), D: tk.constexpr):
     """dQ in bf16 from the main kernel's fp32 accumulator staged with split pairs (DQ_SPLIT: each group of 8 columns
-    even-then-odd): 64 rows per block, by TMA into shared memory and back into column order by ldmatrix."""
+    even-then-odd): 64 rows per block, by TMA into shared memory, back into column order by ldmatrix, and out by a
+    TMA store (per-thread stores of the bf16 tile ran at half the bandwidth: 88-104 us vs 50 at 16k tokens x 2048)."""
     b, h, blk = tk.block_idx.z, tk.block_idx.y, tk.block_idx.x
-    acc_s, loaded = tk.st(tk.fp32, 64, D), tk.semaphore()
+    acc_s, out_s, loaded = tk.st(tk.fp32, 64, D), tk.st(tk.bf16, 64, D), tk.semaphore()
     acc_r, out = tk.rt(tk.fp32, 16, D), tk.rt(tk.bf16, 16, D)
     with tk.if_(tk.warp_id() == 0):
         tk.init_semaphore(loaded, 1)
@@ -297,4 +298,6 @@ def attention_bwd_dq_convert(acc: tk.gl(tk.fp32), dq: tk.gl(tk.bf16), D: tk.cons
     tk.wait(loaded, 0)
     tk.warpgroup.load(acc_r, acc_s, split_pairs=True)
     tk.copy(out, acc_r)
-    tk.store(dq, out, (b, h, blk * 4 + tk.warp_id(), 0), clip=True)
+    tk.warpgroup.store_async(dq, out_s, out, (b, h, blk, 0), 1)  # (the TMA store clips the tail rows)
+    with tk.if_(tk.warp_id() == 0):
+        tk.tma.store_wait(0)
