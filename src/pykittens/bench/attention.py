@@ -1,4 +1,5 @@
-"""Attention forward: pykittens against SDPA's FLASH / CUDNN / EFFICIENT backends (BENCH.md grid)."""
+"""Attention forward and backward: pykittens against SDPA's FLASH / CUDNN / EFFICIENT backends (BENCH.md grid),
+timed call by call in turn (``harness.gate_and_time``)."""
 from __future__ import annotations
 
 import math
@@ -6,7 +7,7 @@ import math
 import torch
 
 from ..kernels.attention_ops import BACKWARD_HEAD_DIMS
-from .harness import Record, host_overhead_us, rel_err, time_ms
+from .harness import Record, gate_and_time, host_overhead_us, rel_err
 
 PEERS = {"sdpa-flash": "FLASH_ATTENTION", "sdpa-cudnn": "CUDNN_ATTENTION", "sdpa-efficient": "EFFICIENT_ATTENTION"}
 GATE = 1e-2
@@ -62,26 +63,14 @@ def run_backward(quick: bool, progress) -> tuple[list[Record], dict]:
         for name, backend in (("sdpa-flash", "FLASH_ATTENTION"), ("sdpa-cudnn", "CUDNN_ATTENTION")):
             fwd[name] = (lambda b=getattr(SDPBackend, backend):
                          _with_backend(sdpa_kernel, b, lambda: sdpa(q, k, v, is_causal=c["causal"])))
-        row = {}
-        for name, f in fwd.items():
-            try:
-                o = f()
-                grads = torch.autograd.grad(o, (q, k, v), do, retain_graph=True)
-                torch.cuda.synchronize()
-            except Exception as e:  # noqa: BLE001 - recorded, not fatal
-                records.append(Record("attention_bwd", shape, flags, name, None, None, None, f"failed: {e}"[:200]))
-                continue
-            err = max(rel_err(g[:1, :1], r) for g, r in zip(grads, ref))
-            if err > 2e-2:
-                records.append(Record("attention_bwd", shape, flags, name, None, None, err, "over the error gate"))
-                continue
-            ms = time_ms(lambda: torch.autograd.grad(o, (q, k, v), do, retain_graph=True), warmup=3, reps=20)
-            row[name] = Record("attention_bwd", shape, flags, name, ms, 2.5 * flops(c) / ms / 1e9, err)
-            records.append(row[name])
-            del o, grads
-        if "pykittens" in row:
-            pk = row["pykittens"]
-            pk.ratios = {n: pk.tflops / r.tflops for n, r in row.items() if n != "pykittens"}
+
+        def setup(f):  # the forward once (its graph kept), the backward timed on it
+            o = f()
+            grad = lambda: torch.autograd.grad(o, (q, k, v), do, retain_graph=True)  # noqa: E731
+            return grad(), grad
+        gate_and_time(records, "attention_bwd", shape, flags, {n: (lambda f=f: setup(f)) for n, f in fwd.items()},
+                      lambda grads: max(rel_err(g[:1, :1], r) for g, r in zip(grads, ref)), 2e-2, 2.5 * flops(c),
+                      warmup=3, rounds=20)
         del q, k, v, do
     return records, {}
 
@@ -101,24 +90,8 @@ def run(quick: bool, progress, kernel: str = "auto") -> tuple[list[Record], dict
         for name, backend in PEERS.items():
             systems[name] = (lambda b=getattr(SDPBackend, backend):
                              _with_backend(sdpa_kernel, b, lambda: sdpa(q, k, v, is_causal=c["causal"])))
-        row = {}
-        for name, fn in systems.items():
-            try:
-                out = fn()
-                torch.cuda.synchronize()
-            except Exception as e:  # noqa: BLE001 - a peer that cannot run this shape is recorded, not fatal
-                records.append(Record("attention_fwd", shape, flags, name, None, None, None, f"failed: {e}"[:200]))
-                continue
-            err = rel_err(out[0, 0, rows], ref)
-            if err > GATE:
-                records.append(Record("attention_fwd", shape, flags, name, None, None, err, "over the error gate"))
-                continue
-            ms = time_ms(fn)
-            row[name] = Record("attention_fwd", shape, flags, name, ms, flops(c) / ms / 1e9, err)
-            records.append(row[name])
-        if "pykittens" in row:
-            pk = row["pykittens"]
-            pk.ratios = {n: pk.tflops / r.tflops for n, r in row.items() if n != "pykittens"}
+        gate_and_time(records, "attention_fwd", shape, flags, {n: (lambda f=f: (f(), f)) for n, f in systems.items()},
+                      lambda out: rel_err(out[0, 0, rows], ref), GATE, flops(c))
         del q, k, v
     extra["kernel"] = kernel
     try:

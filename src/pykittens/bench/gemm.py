@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import torch
 
-from .harness import Record, host_overhead_us, rel_err, time_ms
+from .harness import Record, gate_and_time, host_overhead_us, rel_err, time_ms
 
 GATE = 1e-2
 REF_ROWS = 128  # the float64 reference covers this many rows of C (all columns)
@@ -34,27 +34,12 @@ def run(quick: bool, progress) -> tuple[list[Record], dict]:
         rows = torch.linspace(0, M - 1, min(REF_ROWS, M), device="cuda").long().unique()
         bd = b.double().T if tb else b.double()
         ref = a[rows].double() @ bd
-        flops = 2 * M * N * K
         systems = {"pykittens": lambda: matmul(a, b, transpose_b=tb),
                    "torch.matmul": lambda: torch.matmul(a, b.T if tb else b)}
-        row = {}
-        for name, fn in systems.items():
-            try:
-                out = fn()
-                torch.cuda.synchronize()
-            except Exception as e:  # noqa: BLE001 - recorded, not fatal
-                records.append(Record("gemm", shape, flags, name, None, None, None, f"failed: {e}"[:200]))
-                continue
-            err = rel_err(out[rows], ref)
-            if err > GATE:
-                records.append(Record("gemm", shape, flags, name, None, None, err, "over the error gate"))
-                continue
-            ms = time_ms(fn, warmup=5, reps=30)
-            row[name] = Record("gemm", shape, flags, name, ms, flops / ms / 1e9, err,
-                               eager_ms=time_ms(fn, warmup=2, reps=30, host_ahead=False))
-            records.append(row[name])
-        if "pykittens" in row and "torch.matmul" in row:
-            row["pykittens"].ratios = {"torch.matmul": row["pykittens"].tflops / row["torch.matmul"].tflops}
+        row = gate_and_time(records, "gemm", shape, flags, {n: (lambda f=f: (f(), f)) for n, f in systems.items()},
+                            lambda out: rel_err(out[rows], ref), GATE, 2 * M * N * K)
+        for name, r in row.items():
+            r.eager_ms = time_ms(systems[name], warmup=2, reps=30, host_ahead=False)
         del a, b
     a = torch.randn(1024, 1024, device="cuda", dtype=torch.bfloat16)
     return records, {"host_overhead_us": {"pykittens": host_overhead_us(lambda: matmul(a, a)),

@@ -1,5 +1,5 @@
 """Benchmark harness (protocol: ../shared/BENCH.md): correctness gate, CUDA-event timing with warm-up and median,
-peers in the same process on the same inputs, and results as JSON + Markdown + PNG with the machine's context."""
+peers in the same process on the same inputs (timed call by call in turn), and results as JSON + Markdown + PNG with the machine's context."""
 from __future__ import annotations
 
 import json
@@ -80,6 +80,41 @@ def time_interleaved(fns, warmup: int = 3, rounds: int = 30,
 
 
 SLEEP_HZ = 2.0e9  # cycles per second of torch.cuda._sleep's spin (the H100's boost clock, rounded up)
+
+
+def gate_and_time(records: list, kernel: str, shape: dict, flags: dict, systems: dict, error_of, gate: float,
+                  flop_count: float, warmup: int = 5, rounds: int = 30) -> dict:
+    """One configuration of a bench: check every system, then time the ones that pass side by side.
+
+    ``systems``: name -> setup(); setup() runs the system once and returns (its output, the call to time).
+    A system that raises, or whose ``error_of(output)`` exceeds ``gate``, gets a record without speed. The rest
+    are timed call by call in turn (``time_interleaved``: every system sees the same GPU clock and power drift,
+    which moves a block of calls by up to 10% between blocks seconds apart). Records are appended to ``records``;
+    returns the timed ones by name, pykittens' with its TFLOP/s ratio over each peer.
+    """
+    timed = {}
+    for name, setup in systems.items():
+        try:
+            out, fn = setup()
+            torch.cuda.synchronize()
+        except Exception as e:  # noqa: BLE001 - a system that cannot run this shape is recorded, not fatal
+            records.append(Record(kernel, shape, flags, name, None, None, None, f"failed: {e}"[:200]))
+            continue
+        err = error_of(out)
+        del out
+        if err > gate:
+            records.append(Record(kernel, shape, flags, name, None, None, err, "over the error gate"))
+            continue
+        timed[name] = (fn, err)
+    times = time_interleaved([fn for fn, _ in timed.values()], warmup=warmup, rounds=rounds) if timed else []
+    rows = {}
+    for (name, (_, err)), (ms, _, _) in zip(timed.items(), times):
+        rows[name] = Record(kernel, shape, flags, name, ms, flop_count / ms / 1e9, err)
+        records.append(rows[name])
+    if "pykittens" in rows:
+        pk = rows["pykittens"]
+        pk.ratios = {n: pk.tflops / r.tflops for n, r in rows.items() if n != "pykittens"}
+    return rows
 
 
 def run_once(fn) -> str | None:
