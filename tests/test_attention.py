@@ -72,10 +72,10 @@ def test_interpreter_head_dim_256_matches_float64(case):
     torch.testing.assert_close(lse.double(), _reference_lse(q, k, causal), atol=2e-2, rtol=0)
 
 
-def test_head_dim_256_is_forward_only_and_hopper_only():
+def test_head_dim_256_has_no_deterministic_backward_and_no_warp_kernel():
     q, k, v = (t.requires_grad_() for t in _inputs(1, 1, 1, 16, 16, 256))
-    with pytest.raises(NotImplementedError, match=r"backward supports head dims \(64, 128\), got 256"):
-        attention(q, k, v)  # raised before the forward runs
+    with pytest.raises(NotImplementedError, match=r"deterministic backward supports head dims \(64, 128\), got 256"):
+        attention(q, k, v, deterministic=True)  # raised before the forward runs
     with torch.no_grad():
         with pytest.raises(ValueError, match=r"warp-level kernel supports head dims \(64, 128\), got 256"):
             attention(q, k, v, kernel="warp")

@@ -14,6 +14,11 @@ CASES = [  # (B, H_q, H_kv, N_q, N_kv, D, causal)
     (1, 4, 2, 150, 300, 128, True),  # D=128 (dQ by its own warpgroup): GQA, causal, N_q < N_kv, 3 key blocks
     (1, 2, 1, 200, 330, 128, False),  # ragged, 4 query tiles per key block
 ]
+CASES_256 = [  # D=256: one launch per 128 gradient columns (S and dP recomputed in each)
+    (1, 2, 1, 70, 130, 256, False),  # GQA, ragged
+    (2, 2, 2, 100, 100, 256, True),
+    (1, 1, 1, 90, 200, 256, True),  # causal with N_q < N_kv
+]
 
 
 def _grads(q, k, v, do, causal, fn):
@@ -37,6 +42,11 @@ def _check(case, device, tol=2e-2, deterministic=False):
 @pytest.mark.parametrize("case", CASES, ids=str)
 def test_interpreter_gradients_match_float64(case, deterministic):
     _check(case, "cpu", deterministic=deterministic)
+
+
+@pytest.mark.parametrize("case", CASES_256, ids=str)
+def test_interpreter_gradients_match_float64_head_dim_256(case):
+    _check(case, "cpu")
 
 
 @pytest.mark.parametrize("case", [CASES[1], CASES[5], CASES[6]], ids=str)
@@ -69,14 +79,16 @@ def test_lse_is_not_differentiable_and_inference_skips_autograd():
         assert not attention(q, q, q).requires_grad
 
 
-@pytest.mark.parametrize("D,causal", [(64, False), (64, True), (128, False), (128, True)])
+@pytest.mark.parametrize("D,causal", [(64, False), (64, True), (128, False), (128, True), (256, False), (256, True)])
 def test_shipped_backward_configs_compile_with_hgmma_tma_and_no_spills(D, causal):
     from pykittens.kernels.attention_ops import backward_config
     q = torch.empty(1, 1, 256, D, dtype=torch.bfloat16)
     f, dq = torch.empty(1, 1, 1, 256), torch.empty(1, 1, 256, D)
-    for with_dq, split in ((True, False), (False, False), (True, True)):  # (split: DQ_SPLIT)
+    variants = ((True, False), (False, False), (True, True)) if D < 256 else ((True, True),)  # (DQ_SPLIT)
+    for with_dq, split in variants:  # (D=256: both parts; the deterministic mode has no D=256)
         config = {**backward_config(D, causal, with_dq), "DQ_SPLIT": with_dq and split}
-        ck = attention_bwd.compile(q, q, q, q, f, f, dq, q, q, 1.0, D, causal, with_dq, arch="sm_90a", **config)
+        ck = attention_bwd.compile(q, q, q, q, f, f, dq, q, q, 1.0, D, causal, with_dq, arch="sm_90a",
+                                   OUT_PART=D // config["OUT_COLS"] - 1, **config)
         sass = ck.sass()
         assert "HGMMA" in sass and "UTMALDG" in sass
         assert not ck.wgmma_serialized, (config, with_dq, ck.result.log[-300:])  # ptxas would make every wgmma wait
@@ -84,9 +96,12 @@ def test_shipped_backward_configs_compile_with_hgmma_tma_and_no_spills(D, causal
         assert res.local == 0 and res.stack == 0, (config, with_dq, res)
 
 
+GPU_CASES = [(2, 8, 2, 1000, 1000, 128, True), (1, 4, 4, 2048, 2048, 64, False), (2, 4, 1, 257, 700, 128, False),
+             (1, 4, 2, 1000, 1000, 256, True), (2, 2, 2, 2048, 2048, 256, False)]
+
+
 @pytest.mark.gpu
-@pytest.mark.parametrize("case", CASES + [(2, 8, 2, 1000, 1000, 128, True), (1, 4, 4, 2048, 2048, 64, False),
-                                          (2, 4, 1, 257, 700, 128, False)], ids=str)
+@pytest.mark.parametrize("case", CASES + CASES_256 + GPU_CASES, ids=str)
 def test_gpu_gradients_match_float64(case):
     _check(case, "cuda")
 
@@ -100,7 +115,7 @@ def test_gpu_random_grid_and_torch_compile():
         nk = rng.randint(1, 1500)
         causal = rng.random() < 0.5
         _check((rng.randint(1, 2), hk * rng.choice([1, 2]), hk, rng.randint(1, nk) if causal else rng.randint(1, 1500),
-                nk, rng.choice([64, 128]), causal), "cuda")
+                nk, rng.choice([64, 128, 256]), causal), "cuda")
     q, k, v = (torch.randn(1, 2, 300, 64, device="cuda").bfloat16().requires_grad_() for _ in range(3))
     compiled = torch.compile(lambda a, b, c: attention(a, b, c, causal=True).float().square().sum(), fullgraph=True)
     compiled(q, k, v).backward()

@@ -15,8 +15,8 @@ def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, causal: bool = 
               *, return_lse: bool = False, kernel: str = "auto", deterministic: bool = False):
     """softmax(q kᵀ · scale [+ causal mask]) v, like ``torch.nn.functional.scaled_dot_product_attention``.
 
-    q: (B, H_q, N_q, D), k and v: (B, H_kv, N_kv, D), bfloat16, D in {64, 128, 256} (256: Hopper forward only, no
-    backward); H_q a multiple of H_kv (GQA/MQA).
+    q: (B, H_q, N_q, D), k and v: (B, H_kv, N_kv, D), bfloat16, D in {64, 128, 256} (256: the Hopper kernels;
+    its backward is not deterministic-capable); H_q a multiple of H_kv (GQA/MQA).
     Any N >= 1. ``causal`` aligns the mask to the bottom-right corner (query i sees keys j <= i + N_kv - N_q).
     ``scale`` defaults to 1/sqrt(D). Returns a new (B, H_q, N_q, D) bfloat16 tensor, and with ``return_lse`` also
     the (B, H_q, N_q) float32 log-sum-exp of the scaled scores (natural log).
@@ -33,7 +33,7 @@ def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, causal: bool = 
         kernel = "hopper" if _is_hopper(q.device) else "warp"
     needs_grad = torch.is_grad_enabled() and (q.requires_grad or k.requires_grad or v.requires_grad)
     if needs_grad:
-        check_backward_head_dim(D)  # before the forward runs, not at backward time
+        check_backward_head_dim(D, deterministic)  # before the forward runs, not at backward time
     if kernel == "warp":
         if D not in WARP_HEAD_DIMS:
             raise ValueError(f"attention: the warp-level kernel supports head dims {WARP_HEAD_DIMS}, got {D}")

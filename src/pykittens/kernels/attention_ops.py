@@ -11,7 +11,8 @@ from .attention_warp import warp_attention
 from .checks import LayoutCache, device_info, layout_key, require_bf16
 
 SUPPORTED_HEAD_DIMS = (64, 128, 256)
-BACKWARD_HEAD_DIMS = (64, 128)  # D = 256: dK and dV of 64 keys would need 256 registers per thread; forward only
+BACKWARD_HEAD_DIMS = (64, 128, 256)  # D = 256: in two launches of 128 gradient columns each (BACKWARD_OUT_COLS)
+DETERMINISTIC_HEAD_DIMS = (64, 128)  # (the Q-stationary dQ kernel's accumulators do not fit D = 256's registers)
 WARP_HEAD_DIMS = (64, 128)
 LOG2E = math.log2(math.e)  # the kernels take the softmax scale in base 2
 
@@ -61,7 +62,11 @@ FORWARD_DIAG64 = (64,)  # head dims whose causal forward runs a diagonal block 6
 HOPPER_CONFIG = {64: (3, 4, 128, True, True), 128: (3, 2, 128, True, False), 256: (2, 2, 64, True, False)}
 # (head dim, causal) -> consumer warpgroups (64 keys each) of the backward kernel: 3 is 6-10% faster at D=64
 # (NOTES.md); D=128 needs 2 for its registers (dK and dV alone are 128 per thread)
-BACKWARD_CONSUMERS = {(64, False): 3, (64, True): 3, (128, False): 2, (128, True): 2}
+BACKWARD_CONSUMERS = {(64, False): 3, (64, True): 3, (128, False): 2, (128, True): 2, (256, False): 1, (256, True): 1}
+# head dim -> gradient columns per launch of the backward: D = 256's dK and dV of 64 keys would need 256 registers per
+# thread, so each launch computes 128 of their columns (and of dQ's), recomputing S and dP (all of D) for each;
+# one consumer (its K and V and two stages of Q and dO at D = 256 fill the shared memory)
+BACKWARD_OUT_COLS = {256: 128}
 # head dims whose backward computes dQ in a warpgroup of its own (DQ_WG) rather than by the consumers in turn; D=64's
 # three consumers leave no registers for one
 BACKWARD_DQ_WARPGROUP = {128}
@@ -74,7 +79,7 @@ BACKWARD_HEAVY_FIRST = True
 # head dims whose backward stages dQ with split pairs (stmatrix, no bank conflicts; ``attention_bwd_dq_convert`` puts
 # the accumulator's columns back in order as it converts to bf16): whole backward +0.5-6.5%, D=128 non-causal most
 # (NOTES.md, session 10)
-BACKWARD_DQ_SPLIT = (64, 128)
+BACKWARD_DQ_SPLIT = (64, 128, 256)
 
 def forward_config(D: int, causal: bool) -> dict:
     """The Hopper forward's configuration constexprs (CONSUMERS, STAGES, KV, PINGPONG, PV_LAG, DIAG64) for a head dim."""
@@ -84,12 +89,13 @@ def forward_config(D: int, causal: bool) -> dict:
 
 
 def backward_config(D: int, causal: bool, with_dq: bool = True) -> dict:
-    """The main backward kernel's configuration constexprs (C, W, DQ_WG, SPLIT_PDS, HEAVY_FIRST, DQ_SPLIT) for a
-    head dim."""
+    """The main backward kernel's configuration constexprs (C, W, DQ_WG, SPLIT_PDS, HEAVY_FIRST, DQ_SPLIT,
+    OUT_COLS) for a head dim; with OUT_COLS < D it runs once per part (OUT_PART = 0, 1, ...)."""
     c = BACKWARD_CONSUMERS[D, causal]
     dq_wg = with_dq and D in BACKWARD_DQ_WARPGROUP
     return dict(C=c, W=4 * (c + 1 + dq_wg), DQ_WG=dq_wg, SPLIT_PDS=dq_wg and (D, causal) in BACKWARD_SPLIT_PDS,
-                HEAVY_FIRST=BACKWARD_HEAVY_FIRST, DQ_SPLIT=with_dq and D in BACKWARD_DQ_SPLIT)
+                HEAVY_FIRST=BACKWARD_HEAVY_FIRST, DQ_SPLIT=with_dq and D in BACKWARD_DQ_SPLIT,
+                OUT_COLS=BACKWARD_OUT_COLS.get(D, D))
 
 
 def _is_hopper(device) -> bool:
@@ -144,16 +150,18 @@ def _(q, k, v, causal, scale, deterministic=False):
     return torch.empty_like(q), q.new_empty(B, H, N, dtype=torch.float32)
 
 
-def check_backward_head_dim(D: int):
+def check_backward_head_dim(D: int, deterministic: bool = False):
     if D not in BACKWARD_HEAD_DIMS:
-        raise NotImplementedError(f"attention: the backward supports head dims {BACKWARD_HEAD_DIMS}, got {D} "
-                                  f"(D = 256 is forward only: call it under torch.no_grad() or on detached tensors)")
+        raise NotImplementedError(f"attention: the backward supports head dims {BACKWARD_HEAD_DIMS}, got {D}")
+    if deterministic and D not in DETERMINISTIC_HEAD_DIMS:
+        raise NotImplementedError(f"attention: the deterministic backward supports head dims "
+                                  f"{DETERMINISTIC_HEAD_DIMS}, got {D} (deterministic=False supports {D})")
 
 
 def _hopper_backward(do, q, k, v, o, lse, causal: bool, scale: float, deterministic: bool = False):
     """(dq, dk, dv) from the Hopper backward kernels; dk and dv summed over each query-head group."""
     B, H, N, D = q.shape
-    check_backward_head_dim(D)
+    check_backward_head_dim(D, deterministic)
     Hk, Nk = k.shape[1], k.shape[2]
     if do.stride(-1) != 1 or do.data_ptr() % 16 or any(s * 2 % 16 for s in do.stride()[:3]):
         do = do.contiguous()
@@ -175,7 +183,9 @@ def _hopper_backward(do, q, k, v, o, lse, causal: bool, scale: float, determinis
         dq = torch.empty_like(q)
         attention_bwd_dq.launch((-(-N // 128), H, B), q, k, v, do, lse_p, delta, dq, scale, D, causal)
         return dq, dk, dv
-    attention_bwd.launch(grid, q, k, v, do, lse_p, delta, dq, dk, dv, scale, D, causal, True, **config)
+    for part in range(D // config["OUT_COLS"]):  # (one launch, but at D = 256)
+        attention_bwd.launch(grid, q, k, v, do, lse_p, delta, dq, dk, dv, scale, D, causal, True, OUT_PART=part,
+                             **config)
     if not config["DQ_SPLIT"]:
         return dq.to(q.dtype), dk, dv
     out = torch.empty(B, H, N, D, dtype=q.dtype, device=q.device)
