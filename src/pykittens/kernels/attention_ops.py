@@ -62,7 +62,8 @@ FORWARD_DIAG64 = (64,)  # head dims whose causal forward runs a diagonal block 6
 HOPPER_CONFIG = {64: (3, 4, 128, True, True), 128: (3, 2, 128, True, False), 256: (2, 2, 64, True, False)}
 # (head dim, causal) -> consumer warpgroups (64 keys each) of the backward kernel: 3 is 6-10% faster at D=64
 # (NOTES.md); D=128 needs 2 for its registers (dK and dV alone are 128 per thread)
-BACKWARD_CONSUMERS = {(64, False): 3, (64, True): 3, (128, False): 2, (128, True): 2, (256, False): 1, (256, True): 1}
+BACKWARD_CONSUMERS = {(64, False): 3, (64, True): 3, (128, False): 2, (128, True): 2,
+                      (256, False): 1, (256, True): 1}
 # head dim -> gradient columns per launch of the backward: D = 256's dK and dV of 64 keys would need 256 registers per
 # thread, so each launch computes 128 of their columns (and of dQ's), recomputing S and dP (all of D) for each;
 # one consumer (its K and V and two stages of Q and dO at D = 256 fill the shared memory)
