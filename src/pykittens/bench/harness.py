@@ -1,5 +1,6 @@
 """Benchmark harness (protocol: ../shared/BENCH.md): correctness gate, CUDA-event timing with warm-up and median,
-peers in the same process on the same inputs (timed call by call in turn), and results as JSON + Markdown + PNG with the machine's context."""
+peers in the same process on the same inputs (timed call by call in turn), and results as JSON + Markdown + PNG
+with the machine's context."""
 from __future__ import annotations
 
 import json

@@ -15,8 +15,8 @@ def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, causal: bool = 
               *, return_lse: bool = False, kernel: str = "auto", deterministic: bool = False):
     """softmax(q kᵀ · scale [+ causal mask]) v, like ``torch.nn.functional.scaled_dot_product_attention``.
 
-    q: (B, H_q, N_q, D), k and v: (B, H_kv, N_kv, D), bfloat16, D in {64, 128, 256} (256: the Hopper kernels;
-    its backward is not deterministic-capable); H_q a multiple of H_kv (GQA/MQA).
+    q: (B, H_q, N_q, D), k and v: (B, H_kv, N_kv, D), bfloat16, D in {64, 128, 256} (256: the Hopper kernels
+    only; ``deterministic=True`` needs D <= 128); H_q a multiple of H_kv (GQA/MQA).
     Any N >= 1. ``causal`` aligns the mask to the bottom-right corner (query i sees keys j <= i + N_kv - N_q).
     ``scale`` defaults to 1/sqrt(D). Returns a new (B, H_q, N_q, D) bfloat16 tensor, and with ``return_lse`` also
     the (B, H_q, N_q) float32 log-sum-exp of the scaled scores (natural log).

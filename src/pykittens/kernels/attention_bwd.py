@@ -95,7 +95,7 @@ def attention_bwd(q: tk.gl(tk.bf16), k: tk.gl(tk.bf16), v: tk.gl(tk.bf16), do: t
     dk_acc, dv_acc, dq_acc = tk.rt(tk.fp32, 16, OC), tk.rt(tk.fp32, 16, OC), tk.rt(tk.fp32, 16, OC // pieces)
     out = tk.rt(tk.bf16, 16, OC)
 
-    def part(t, n=1, i=0):  # columns [i, i + 1) in n pieces of this launch's part of a 64 x D tile
+    def part(t, n=1, i=0):  # piece i of n of this launch's columns of a 64 x D tile (all of it when OC = D, n = 1)
         return t if OC == D and n == 1 else tk.subtile(t, (64, OC // n), (0, OUT_PART * n + i))
     stat_v = tk.row_vec(s_t)  # lse (times log2 e), then delta: one at a time keeps registers for the wgmma pipeline
     shift = tk.let(k.rows - q.rows)  # bottom-right causal alignment: query i sees keys <= i + shift

@@ -78,7 +78,7 @@ BACKWARD_SPLIT_PDS = {(128, False)}
 # list-scheduling model predicts +4-6% at N = 1k-4k (NOTES.md)
 BACKWARD_HEAVY_FIRST = True
 # head dims whose backward stages dQ with split pairs (stmatrix, no bank conflicts; ``attention_bwd_dq_convert`` puts
-# the accumulator's columns back in order as it converts to bf16): whole backward +0.5-6.5%, D=128 non-causal most
+# the accumulator's columns back in order as it converts to bf16): whole backward +0.8-6.9%, D=128 non-causal most
 # (NOTES.md, session 10)
 BACKWARD_DQ_SPLIT = (64, 128, 256)
 
