@@ -14,7 +14,7 @@ CASES = [  # (B, H_q, H_kv, N_q, N_kv, D, causal)
     (1, 4, 2, 150, 300, 128, True),  # D=128 (dQ by its own warpgroup): GQA, causal, N_q < N_kv, 3 key blocks
     (1, 2, 1, 200, 330, 128, False),  # ragged, 4 query tiles per key block
 ]
-CASES_256 = [  # D=256: one launch per 128 gradient columns (S and dP recomputed in each)
+CASES_256 = [  # D=256: a launch for dV, then one for dK and dQ (S recomputed in each)
     (1, 2, 1, 70, 130, 256, False),  # GQA, ragged
     (2, 2, 2, 100, 100, 256, True),
     (1, 1, 1, 90, 200, 256, True),  # causal with N_q < N_kv
@@ -81,19 +81,19 @@ def test_lse_is_not_differentiable_and_inference_skips_autograd():
 
 @pytest.mark.parametrize("D,causal", [(64, False), (64, True), (128, False), (128, True), (256, False), (256, True)])
 def test_shipped_backward_configs_compile_with_hgmma_tma_and_no_spills(D, causal):
-    from pykittens.kernels.attention_ops import backward_config
+    from pykittens.kernels.attention_ops import backward_launches
     q = torch.empty(1, 1, 256, D, dtype=torch.bfloat16)
     f, dq = torch.empty(1, 1, 1, 256), torch.empty(1, 1, 256, D)
     variants = ((True, False), (False, False), (True, True)) if D < 256 else ((True, True),)  # (DQ_SPLIT)
-    for with_dq, split in variants:  # (D=256: both parts; the deterministic mode has no D=256)
-        config = {**backward_config(D, causal, with_dq), "DQ_SPLIT": with_dq and split}
-        ck = attention_bwd.compile(q, q, q, q, f, f, dq, q, q, 1.0, D, causal, with_dq, arch="sm_90a",
-                                   OUT_PART=D // config["OUT_COLS"] - 1, **config)
-        sass = ck.sass()
-        assert "HGMMA" in sass and "UTMALDG" in sass
-        assert not ck.wgmma_serialized, (config, with_dq, ck.result.log[-300:])  # ptxas would make every wgmma wait
-        res = ck.resources()
-        assert res.local == 0 and res.stack == 0, (config, with_dq, res)
+    for with_dq, split in variants:  # (D=256: its dV and dK + dQ launches; no deterministic mode)
+        for config in backward_launches(D, causal, with_dq):
+            config = dict(config, DQ_SPLIT=config["WITH_DQ"] and split)
+            ck = attention_bwd.compile(q, q, q, q, f, f, dq, q, q, 1.0, D, causal, arch="sm_90a", **config)
+            sass = ck.sass()
+            assert "HGMMA" in sass and "UTMALDG" in sass
+            assert not ck.wgmma_serialized, (config, ck.result.log[-300:])  # ptxas would make every wgmma wait
+            res = ck.resources()
+            assert res.local == 0 and res.stack == 0, (config, res)
 
 
 GPU_CASES = [(2, 8, 2, 1000, 1000, 128, True), (1, 4, 4, 2048, 2048, 64, False), (2, 4, 1, 257, 700, 128, False),

@@ -16,7 +16,7 @@ def attention_cases():
 
 def backward_cases():
     # (B, H_q, H_kv, N_q, N_kv, D, causal, deterministic): GQA + causal + ragged; D = 128 with the fixed-order dQ;
-    # D = 256 (two launches of 128 gradient columns)
+    # D = 256 (two launches: dV, then dK and dQ)
     return [(1, 2, 1, 70, 90, 64, True, False), (1, 1, 1, 40, 40, 128, False, True),
             (1, 2, 1, 50, 70, 256, True, False)]
 

@@ -52,7 +52,7 @@ def attention_bwd(q: tk.gl(tk.bf16), k: tk.gl(tk.bf16), v: tk.gl(tk.bf16), do: t
                   scale: tk.f32, D: tk.constexpr, CAUSAL: tk.constexpr, WITH_DQ: tk.constexpr = True,
                   C: tk.constexpr = 2, W: tk.constexpr = 12, STAGES: tk.constexpr = 2, SKIP: tk.constexpr = True,
                   HEAVY_FIRST: tk.constexpr = True, DQ_WG: tk.constexpr = False, SPLIT_PDS: tk.constexpr = False,
-                  DQ_SPLIT: tk.constexpr = False, OUT_COLS: tk.constexpr = 0, OUT_PART: tk.constexpr = 0):
+                  DQ_SPLIT: tk.constexpr = False, GRADS: tk.constexpr = "all"):
     """dK, dV (and dQ by add-reduce) for 64·C keys per block: C consumer warpgroups, W = 4 (C + 1) warps (one
     warpgroup more with DQ_WG), a ring of STAGES (Q_i, dO_i) tiles; SKIP (causal): a consumer skips query tiles
     that see none of its keys. A consumer with no keys (past the end, in the last block) skips every step.
@@ -61,29 +61,29 @@ def attention_bwd(q: tk.gl(tk.bf16), k: tk.gl(tk.bf16), v: tk.gl(tk.bf16), do: t
     consumers only hand it their dSᵀ), in 64-column pieces: with it the consumers need no dQ registers. SPLIT_PDS:
     dSᵀ gets registers of its own, so dPᵀ's wgmma is issued first and dS forms while dV's still runs. DQ_SPLIT:
     dQ is staged with ``split_pairs`` (conflict-free stmatrix), so the fp32 dQ accumulator holds each group of 8
-    columns even-then-odd; ``attention_bwd_dq_convert`` puts them back in order. OUT_COLS (D = 256): dK, dV and dQ
-    only for columns part OUT_PART of that width (S and dP still use all of D): the launches for each part together
-    give the gradients, with D = 256's accumulators in D = 128's registers."""
-    OC = OUT_COLS or D  # the gradients' columns this launch computes: [OUT_PART * OC, OUT_PART * OC + OC)
-    if D % OC or OC % 64:
-        raise tk.KernelTypeError(f"attention_bwd: OUT_COLS must be a multiple of 64 dividing D = {D}, got {OUT_COLS}")
+    columns even-then-odd; ``attention_bwd_dq_convert`` puts them back in order. GRADS (D = 256, where dK and dV
+    together need 256 registers per thread): 'dv' computes dV alone (S, P, dV: no V, no dP), 'dkq' dK and dQ; the
+    two launches give what one 'all' launch does."""
+    if GRADS not in ("all", "dv", "dkq") or (GRADS == "dv" and WITH_DQ):
+        raise tk.KernelTypeError(f"attention_bwd: GRADS must be 'all', 'dv' (without dQ) or 'dkq', got {GRADS!r}")
     b, h_kv, kb = tk.block_idx.z, tk.block_idx.y, tk.block_idx.x
     if CAUSAL and HEAVY_FIRST:  # launch order -> (head, key block): the GEMM's grouped order, heads as its rows
         lin = tk.block_idx.x + tk.grid_dim.x * (tk.block_idx.y + tk.grid_dim.y * tk.block_idx.z)
         hh, kb = tk.grouped_tile_order(lin, tk.grid_dim.y * tk.grid_dim.z, tk.grid_dim.x, 8)
         b, h_kv = tk.let(hh // tk.grid_dim.y), tk.let(hh % tk.grid_dim.y)
     group = tk.let(q.depth // k.depth)
-    k_s, v_s = tk.st(tk.bf16, 64, D, count=C), tk.st(tk.bf16, 64, D, count=C)
+    k_s = tk.st(tk.bf16, 64, D, count=C)
+    v_s = tk.st(tk.bf16, 64, D, count=C) if GRADS != "dv" else None  # (dV alone needs no V: no dP)
     q_s, do_s = tk.st(tk.bf16, 64, D, count=STAGES), tk.st(tk.bf16, 64, D, count=STAGES)
     # dQ_i = sum over the block's keys of dS K: each consumer puts its dSᵀ in shared memory, and one consumer per
     # step (step % C, in turn) multiplies all C of them with the K tiles and add-reduces the sum into global dQ,
     # so dQ traffic is one 64 x D fp32 tile per step and block (not per consumer). Double-buffered.
-    ds_s = tk.st(tk.bf16, 64, 64, count=(2, C))
+    ds_s = tk.st(tk.bf16, 64, 64, count=(2, C)) if WITH_DQ else None
     # (its 8-byte fp32 stores meet 2-way bank conflicts; a 32-byte swizzle avoids them but makes the TMA move
     # 8-column boxes, and was 2-8% slower: NOTES.md)
-    # DQ_WG: dQ in 64-column pieces (its warpgroup has few registers); so with OUT_COLS (less shared memory)
-    pieces = OC // 64 if DQ_WG or OC < D else 1
-    dq_s = tk.st(tk.fp32, 64, OC // pieces, count=(2, pieces) if DQ_WG else C) if WITH_DQ else None
+    # dQ in 64-column pieces with DQ_WG (its warpgroup has few registers) and at D = 256 (shared memory)
+    pieces = 1 if not DQ_WG and D <= 128 else D // 64
+    dq_s = tk.st(tk.fp32, 64, D // pieces, count=(2, pieces) if DQ_WG else C) if WITH_DQ else None
     ds_full, ds_free = tk.semaphore(count=2), tk.semaphore(count=2)  # (small things last: no alignment gaps)
     # lse and delta of the stage's query tile travel with it (a global load per step stalled the consumers)
     lse_s, delta_s = tk.sv(tk.fp32, 64, count=STAGES), tk.sv(tk.fp32, 64, count=STAGES)
@@ -92,11 +92,8 @@ def attention_bwd(q: tk.gl(tk.bf16), k: tk.gl(tk.bf16), v: tk.gl(tk.bf16), do: t
     p_bf = ds_bf = tk.rt(tk.bf16, 16, 64)  # Pᵀ, then dSᵀ: dV's wgmma has read Pᵀ before dSᵀ is written
     if SPLIT_PDS:  # dSᵀ in registers of its own, formed while dV's wgmma still reads Pᵀ (fits with DQ_WG at D=128)
         ds_bf = tk.rt(tk.bf16, 16, 64)
-    dk_acc, dv_acc, dq_acc = tk.rt(tk.fp32, 16, OC), tk.rt(tk.fp32, 16, OC), tk.rt(tk.fp32, 16, OC // pieces)
-    out = tk.rt(tk.bf16, 16, OC)
-
-    def part(t, n=1, i=0):  # piece i of n of this launch's columns of a 64 x D tile (all of it when OC = D, n = 1)
-        return t if OC == D and n == 1 else tk.subtile(t, (64, OC // n), (0, OUT_PART * n + i))
+    dk_acc, dv_acc, dq_acc = tk.rt(tk.fp32, 16, D), tk.rt(tk.fp32, 16, D), tk.rt(tk.fp32, 16, D // pieces)
+    out = tk.rt(tk.bf16, 16, D)
     stat_v = tk.row_vec(s_t)  # lse (times log2 e), then delta: one at a time keeps registers for the wgmma pipeline
     shift = tk.let(k.rows - q.rows)  # bottom-right causal alignment: query i sees keys <= i + shift
     first_q = tk.let(tk.maximum(kb * 64 * C - shift, 0) // 64) if CAUSAL else 0  # earlier query tiles see none
@@ -111,14 +108,15 @@ def attention_bwd(q: tk.gl(tk.bf16), k: tk.gl(tk.bf16), v: tk.gl(tk.bf16), do: t
 
     def load(s):
         hq, qi = h_kv * group + s.step // n_q, first_q + s.step % n_q
-        tk.tma.load_group(s.full, (q_s[s.stage], q, (b, hq, qi, 0)), (do_s[s.stage], do, (b, hq, qi, 0)),
-                          (lse_s[s.stage], lse, (b, hq, 0, qi)), (delta_s[s.stage], delta, (b, hq, 0, qi)))
+        copies = [(q_s[s.stage], q, (b, hq, qi, 0)), (do_s[s.stage], do, (b, hq, qi, 0)),
+                  (lse_s[s.stage], lse, (b, hq, 0, qi)), (delta_s[s.stage], delta, (b, hq, 0, qi))]
+        tk.tma.load_group(s.full, *copies[:3 if GRADS == "dv" else 4])
 
     def start(s):
         c = s.consumer
         with tk.if_(tk.warp_id() % 4 == 0):
             kv = (b, h_kv, kb * C + c, 0)
-            tk.tma.load_group(kv_ready[c], (k_s[c], k, kv), (v_s[c], v, kv))
+            tk.tma.load_group(kv_ready[c], (k_s[c], k, kv), *([(v_s[c], v, kv)] if v_s else []))
         tk.zero(dk_acc)
         tk.zero(dv_acc)
         for other in range(C):  # the dQ step reads every consumer's K tile
@@ -137,16 +135,18 @@ def attention_bwd(q: tk.gl(tk.bf16), k: tk.gl(tk.bf16), v: tk.gl(tk.bf16), do: t
         tk.sub_col(s_t, s_t, stat_v)
         tk.exp2(s_t, s_t)  # Pᵀ
         tk.copy(p_bf, s_t)
-        dv = lambda: tk.warpgroup.mma_AB(dv_acc, p_bf, part(do_s[s.stage]))  # noqa: E731
+        dv = lambda: tk.warpgroup.mma_AB(dv_acc, p_bf, do_s[s.stage])  # noqa: E731
+        if GRADS == "dv":
+            return dv()
         dp = lambda: tk.warpgroup.mm_ABt(dp_t, v_s[c], do_s[s.stage])  # dPᵀ  # noqa: E731
-        for mma in (dp, dv) if SPLIT_PDS else (dv, dp):  # SPLIT_PDS: dPᵀ first, and only it waited for
-            mma()
+        for mma in ((dp, dv) if SPLIT_PDS else (dv, dp)) if GRADS == "all" else (dp,):  # SPLIT_PDS: dPᵀ first,
+            mma()  # and only it waited for
         tk.load(stat_v, delta_s[s.stage])
-        tk.warpgroup.mma_wait(1 if SPLIT_PDS else 0)
+        tk.warpgroup.mma_wait(1 if SPLIT_PDS and GRADS == "all" else 0)
         tk.sub_col(dp_t, dp_t, stat_v)
         tk.mul(dp_t, dp_t, p_bf)  # dSᵀ
         tk.copy(ds_bf, dp_t)
-        tk.warpgroup.mma_AB(dk_acc, ds_bf, part(q_s[s.stage]))
+        tk.warpgroup.mma_AB(dk_acc, ds_bf, q_s[s.stage])
 
     def compute(s):
         c = s.consumer
@@ -178,7 +178,7 @@ def attention_bwd(q: tk.gl(tk.bf16), k: tk.gl(tk.bf16), v: tk.gl(tk.bf16), do: t
         hq, qi = h_kv * group + j // n_q, first_q + j % n_q
         for piece in range(pieces):
             for other in range(C):  # dS read transposed from shared
-                k_part = part(k_s[other], pieces, piece)
+                k_part = tk.subtile(k_s[other], (64, D // pieces), (0, piece)) if pieces > 1 else k_s[other]
                 (tk.warpgroup.mm_AtB if other == 0 else tk.warpgroup.mma_AtB)(dq_acc, ds_s[j % 2, other], k_part)
             tk.warpgroup.mma_wait()
             if piece == pieces - 1:
@@ -186,8 +186,8 @@ def attention_bwd(q: tk.gl(tk.bf16), k: tk.gl(tk.bf16), v: tk.gl(tk.bf16), do: t
             tk.mul(dq_acc, dq_acc, scale)
             with tk.if_(tk.warp_id() % 4 == 0):  # the add-reduce that last used the staging tile (DQ_WG: two
                 tk.tma.store_wait(2 * pieces - 1 if DQ_WG else 0)  # steps ago) has read it
-            tk.warpgroup.store_async(dq, dq_s[j % 2, piece] if DQ_WG else dq_s[c], dq_acc,
-                                     (b, hq, qi, OUT_PART * pieces + piece), 1 + c, add=True, split_pairs=DQ_SPLIT)
+            tk.warpgroup.store_async(dq, dq_s[j % 2, piece] if DQ_WG else dq_s[c], dq_acc, (b, hq, qi, piece),
+                                     1 + c, add=True, split_pairs=DQ_SPLIT)
 
     def dq_writer():  # DQ_WG: a warpgroup of its own does every step's dQ
         for other in range(C):
@@ -205,10 +205,12 @@ def attention_bwd(q: tk.gl(tk.bf16), k: tk.gl(tk.bf16), v: tk.gl(tk.bf16), do: t
                 with tk.if_(last % C == c):
                     dq_step(last, c)
             tk.wait(ds_free[last % 2], last // 2 % 2)
-        tk.mul(dk_acc, dk_acc, scale)
-        for acc, dst, tile in ((dk_acc, dk, k_s[c]), (dv_acc, dv, v_s[c])):  # K and V tiles stage dK and dV
+        outs = [(dk_acc, dk, k_s[c])] * (GRADS != "dv") + [(dv_acc, dv, v_s[c] if v_s else k_s[c])] * (GRADS != "dkq")
+        if GRADS != "dv":
+            tk.mul(dk_acc, dk_acc, scale)
+        for acc, dst, tile in outs:  # K and V tiles stage dK and dV
             tk.copy(out, acc)  # (store_async's first sync: no warp still reads K or V in a wgmma)
-            tk.warpgroup.store_async(dst, part(tile), out, (b, h_kv, kb * C + c, OUT_PART), 1 + c)
+            tk.warpgroup.store_async(dst, tile, out, (b, h_kv, kb * C + c, 0), 1 + c)
         with tk.if_(tk.warp_id() % 4 == 0):
             tk.tma.store_wait(0)
 
@@ -216,7 +218,7 @@ def attention_bwd(q: tk.gl(tk.bf16), k: tk.gl(tk.bf16), v: tk.gl(tk.bf16), do: t
     if DQ_WG and WITH_DQ:  # 24 + 2·208 + 72 = 512 per thread of a warpgroup: consumers at 200 serialise
         regs = dict(consumer_registers=208, helper_registers=72)
     else:
-        regs = dict(consumer_registers=160 if C == 3 else 240)
+        regs = dict(consumer_registers={3: 160, 2: 240}.get(C, 256))  # (C = 1: D = 256's dK + dQ launch)
     tk.producer_consumer(stages=STAGES, consumers=C, tiles=1, steps=steps, load=load, compute=compute,
                          finish=finish, start=start, init=init, persistent=False, producer_registers=24,
                          helper=dq_writer if DQ_WG and WITH_DQ else None, **regs)

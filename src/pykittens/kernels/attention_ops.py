@@ -11,7 +11,7 @@ from .attention_warp import warp_attention
 from .checks import LayoutCache, device_info, layout_key, require_bf16
 
 SUPPORTED_HEAD_DIMS = (64, 128, 256)
-BACKWARD_HEAD_DIMS = (64, 128, 256)  # D = 256: in two launches of 128 gradient columns each (BACKWARD_OUT_COLS)
+BACKWARD_HEAD_DIMS = (64, 128, 256)  # D = 256: in two launches, dV and then dK + dQ (BACKWARD_BY_GRADIENT)
 DETERMINISTIC_HEAD_DIMS = (64, 128)  # (the Q-stationary dQ kernel's accumulators do not fit D = 256's registers)
 WARP_HEAD_DIMS = (64, 128)
 LOG2E = math.log2(math.e)  # the kernels take the softmax scale in base 2
@@ -62,12 +62,12 @@ FORWARD_DIAG64 = (64,)  # head dims whose causal forward runs a diagonal block 6
 HOPPER_CONFIG = {64: (3, 4, 128, True, True), 128: (3, 2, 128, True, False), 256: (2, 2, 64, True, False)}
 # (head dim, causal) -> consumer warpgroups (64 keys each) of the backward kernel: 3 is 6-10% faster at D=64
 # (NOTES.md); D=128 needs 2 for its registers (dK and dV alone are 128 per thread)
-BACKWARD_CONSUMERS = {(64, False): 3, (64, True): 3, (128, False): 2, (128, True): 2,
-                      (256, False): 1, (256, True): 1}
-# head dim -> gradient columns per launch of the backward: D = 256's dK and dV of 64 keys would need 256 registers per
-# thread, so each launch computes 128 of their columns (and of dQ's), recomputing S and dP (all of D) for each;
-# one consumer (its K and V and two stages of Q and dO at D = 256 fill the shared memory)
-BACKWARD_OUT_COLS = {256: 128}
+BACKWARD_CONSUMERS = {(64, False): 3, (64, True): 3, (128, False): 2, (128, True): 2}
+# head dims whose backward runs as two launches by gradient: D = 256's dK and dV of 64 keys would need 256 registers
+# per thread together. dV alone (S, P, dV: no V, no dP) fits two consumers; dK + dQ one (K, V and two stages of Q
+# and dO fill the shared memory). 13-18% faster than two launches of 128 gradient columns each (NOTES.md).
+# Value: (consumers of the dV launch, of the dK + dQ launch)
+BACKWARD_BY_GRADIENT = {256: (2, 1)}
 # head dims whose backward computes dQ in a warpgroup of its own (DQ_WG) rather than by the consumers in turn; D=64's
 # three consumers leave no registers for one
 BACKWARD_DQ_WARPGROUP = {128}
@@ -90,13 +90,23 @@ def forward_config(D: int, causal: bool) -> dict:
 
 
 def backward_config(D: int, causal: bool, with_dq: bool = True) -> dict:
-    """The main backward kernel's configuration constexprs (C, W, DQ_WG, SPLIT_PDS, HEAVY_FIRST, DQ_SPLIT,
-    OUT_COLS) for a head dim; with OUT_COLS < D it runs once per part (OUT_PART = 0, 1, ...)."""
+    """The main backward kernel's configuration constexprs (C, W, DQ_WG, SPLIT_PDS, HEAVY_FIRST, DQ_SPLIT) for a
+    head dim that runs in one launch (``backward_launches`` gives every head dim's launches)."""
     c = BACKWARD_CONSUMERS[D, causal]
     dq_wg = with_dq and D in BACKWARD_DQ_WARPGROUP
     return dict(C=c, W=4 * (c + 1 + dq_wg), DQ_WG=dq_wg, SPLIT_PDS=dq_wg and (D, causal) in BACKWARD_SPLIT_PDS,
-                HEAVY_FIRST=BACKWARD_HEAVY_FIRST, DQ_SPLIT=with_dq and D in BACKWARD_DQ_SPLIT,
-                OUT_COLS=BACKWARD_OUT_COLS.get(D, D))
+                HEAVY_FIRST=BACKWARD_HEAVY_FIRST, DQ_SPLIT=with_dq and D in BACKWARD_DQ_SPLIT)
+
+
+def backward_launches(D: int, causal: bool, with_dq: bool = True) -> list[dict]:
+    """The main backward kernel's launches for a head dim, each a dict of its constexprs (with WITH_DQ)."""
+    if D not in BACKWARD_BY_GRADIENT:
+        return [dict(backward_config(D, causal, with_dq), WITH_DQ=with_dq)]
+    c_dv, c_dkq = BACKWARD_BY_GRADIENT[D]
+    common = dict(DQ_WG=False, SPLIT_PDS=False, HEAVY_FIRST=BACKWARD_HEAVY_FIRST)
+    return [dict(common, C=c_dv, W=4 * (c_dv + 1), GRADS="dv", WITH_DQ=False, DQ_SPLIT=False),
+            dict(common, C=c_dkq, W=4 * (c_dkq + 1), GRADS="dkq", WITH_DQ=with_dq,
+                 DQ_SPLIT=with_dq and D in BACKWARD_DQ_SPLIT)]
 
 
 def _is_hopper(device) -> bool:
@@ -177,16 +187,14 @@ def _hopper_backward(do, q, k, v, o, lse, causal: bool, scale: float, determinis
         lse_p = lse.new_zeros(B, H, 1, n_pad)
         lse_p[:, :, 0, :N] = lse
     dk, dv = torch.empty_like(k), torch.empty_like(v)
-    config = backward_config(D, causal, with_dq=not deterministic)
-    grid = (-(-Nk // (64 * config["C"])), Hk, B)  # a block per 64·C keys
+    for config in backward_launches(D, causal, with_dq=not deterministic):  # (one, but at D = 256: two)
+        grid = (-(-Nk // (64 * config["C"])), Hk, B)  # a block per 64·C keys
+        attention_bwd.launch(grid, q, k, v, do, lse_p, delta, delta if deterministic else dq, dk, dv, scale, D,
+                             causal, **config)
     if deterministic:  # dK, dV without dQ, then dQ in a fixed order by its own kernel
-        attention_bwd.launch(grid, q, k, v, do, lse_p, delta, delta, dk, dv, scale, D, causal, False, **config)
         dq = torch.empty_like(q)
         attention_bwd_dq.launch((-(-N // 128), H, B), q, k, v, do, lse_p, delta, dq, scale, D, causal)
         return dq, dk, dv
-    for part in range(D // config["OUT_COLS"]):  # (one launch, but at D = 256)
-        attention_bwd.launch(grid, q, k, v, do, lse_p, delta, dq, dk, dv, scale, D, causal, True, OUT_PART=part,
-                             **config)
     if not config["DQ_SPLIT"]:
         return dq.to(q.dtype), dk, dv
     out = torch.empty(B, H, N, D, dtype=q.dtype, device=q.device)
