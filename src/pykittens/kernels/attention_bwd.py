@@ -205,10 +205,13 @@ def attention_bwd(q: tk.gl(tk.bf16), k: tk.gl(tk.bf16), v: tk.gl(tk.bf16), do: t
                 with tk.if_(last % C == c):
                     dq_step(last, c)
             tk.wait(ds_free[last % 2], last // 2 % 2)
-        outs = [(dk_acc, dk, k_s[c])] * (GRADS != "dv") + [(dv_acc, dv, v_s[c] if v_s else k_s[c])] * (GRADS != "dkq")
+        outs = []  # K and V tiles stage dK and dV (the 'dv' launch has no V tile: K stages dV)
         if GRADS != "dv":
             tk.mul(dk_acc, dk_acc, scale)
-        for acc, dst, tile in outs:  # K and V tiles stage dK and dV
+            outs.append((dk_acc, dk, k_s[c]))
+        if GRADS != "dkq":
+            outs.append((dv_acc, dv, v_s[c] if v_s else k_s[c]))
+        for acc, dst, tile in outs:
             tk.copy(out, acc)  # (store_async's first sync: no warp still reads K or V in a wgmma)
             tk.warpgroup.store_async(dst, tile, out, (b, h_kv, kb * C + c, 0), 1 + c)
         with tk.if_(tk.warp_id() % 4 == 0):

@@ -187,7 +187,8 @@ def _hopper_backward(do, q, k, v, o, lse, causal: bool, scale: float, determinis
         lse_p = lse.new_zeros(B, H, 1, n_pad)
         lse_p[:, :, 0, :N] = lse
     dk, dv = torch.empty_like(k), torch.empty_like(v)
-    for config in backward_launches(D, causal, with_dq=not deterministic):  # (one, but at D = 256: two)
+    launches = backward_launches(D, causal, with_dq=not deterministic)  # (one, but at D = 256: two)
+    for config in launches:
         grid = (-(-Nk // (64 * config["C"])), Hk, B)  # a block per 64·C keys
         attention_bwd.launch(grid, q, k, v, do, lse_p, delta, delta if deterministic else dq, dk, dv, scale, D,
                              causal, **config)
@@ -195,7 +196,7 @@ def _hopper_backward(do, q, k, v, o, lse, causal: bool, scale: float, determinis
         dq = torch.empty_like(q)
         attention_bwd_dq.launch((-(-N // 128), H, B), q, k, v, do, lse_p, delta, dq, scale, D, causal)
         return dq, dk, dv
-    if not config["DQ_SPLIT"]:
+    if not launches[-1]["DQ_SPLIT"]:  # (the launch that computes dQ comes last)
         return dq.to(q.dtype), dk, dv
     out = torch.empty(B, H, N, D, dtype=q.dtype, device=q.device)
     attention_bwd_dq_convert.launch((-(-N // 64), H, B), dq, out, D)  # (puts the split columns back in order)
