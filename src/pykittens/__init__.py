@@ -14,12 +14,12 @@
 """
 __version__ = "0.1.0"
 
-from .types import float32, bfloat16, float16, fp32, bf16, fp16, i32, f32, RT, RV, ST, SV, GL  # noqa: F401
+from .types import float32, bfloat16, float16, int32, fp32, bf16, fp16, i32, f32, RT, RV, ST, SV, GL  # noqa: F401
 from .errors import (KernelError, KernelSyntaxError, KernelTypeError, LaunchError, InterpreterError,  # noqa: F401
                      OutOfBoundsError, UninitializedReadError, RaceError, DeadlockError, PerformanceWarning)
 from .settings import settings  # noqa: F401
 from .trace import (rt, rv, st, sv, semaphore, col_vec, row_vec, warp_id, block_idx, grid_dim, let, range, if_, else_,  # noqa: F401
-                    minimum, maximum, cdiv, cluster_rank, subtile, var, assign)
+                    minimum, maximum, where, cdiv, cluster_rank, subtile, var, assign)
 from .kernel import kernel, gl, constexpr, Kernel  # noqa: F401
 from .ops import *  # noqa: F401,F403
 from . import tma  # noqa: F401,E402  (tk.tma.load_async, ...)

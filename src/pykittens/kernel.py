@@ -20,7 +20,7 @@ import torch
 from . import ir, trace
 from .errors import LaunchError
 from .settings import settings
-from .types import GL, DType, ScalarType, dtype_of, f32, i32
+from .types import GL, GLOBAL_DTYPES, DType, ScalarType, dtype_of, f32, i32
 
 
 @dataclass(frozen=True)
@@ -273,7 +273,7 @@ class Kernel:
             if isinstance(ann, gl):
                 for suffix in ("ptr", "b", "d", "r", "c", "sb", "sd", "sr"):  # the C++ parameters it becomes
                     b.fresh(f"{name}_{suffix}")
-                v = ir.Var(name, GL(dtype_of(a.dtype)))
+                v = ir.Var(name, GL(dtype_of(a.dtype, GLOBAL_DTYPES)))
                 params.append(v)
                 proxies.append(v)
             elif ann is constexpr:

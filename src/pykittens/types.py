@@ -26,14 +26,17 @@ class DType:
 float32 = DType("float32", torch.float32, "float", 4)
 bfloat16 = DType("bfloat16", torch.bfloat16, "tk::bf16", 2)
 float16 = DType("float16", torch.float16, "tk::half", 2)
+int32 = DType("int32", torch.int32, "int", 4)  # global layouts only (flags between blocks), not tiles
 fp32, bf16, fp16 = float32, bfloat16, float16
 TILE_DTYPES = (float32, bfloat16, float16)
-_BY_TORCH = {d.torch: d for d in TILE_DTYPES}
+GLOBAL_DTYPES = TILE_DTYPES + (int32,)
+_BY_TORCH = {d.torch: d for d in GLOBAL_DTYPES}
 
 
-def dtype_of(t: torch.dtype) -> DType:
-    if t not in _BY_TORCH:
-        raise TypeError(f"unsupported dtype {t}; expected one of float32, bfloat16, float16")
+def dtype_of(t: torch.dtype, allowed: tuple = TILE_DTYPES) -> DType:
+    """The DType of a torch dtype, if it is one of ``allowed`` (tile dtypes unless told otherwise)."""
+    if _BY_TORCH.get(t) not in allowed:
+        raise TypeError(f"unsupported dtype {t}; expected one of {', '.join(d.name for d in allowed)}")
     return _BY_TORCH[t]
 
 

@@ -9,16 +9,24 @@ code: TMA zero-fills what lies outside a tensor and clips what it stores.
 CLUSTER = 2: blocks pair up along M on the same columns of B; each loads one half of the B slice (a sub-tile) and
 multicasts it to both, so B crosses from L2 once per pair. (Correct, but slower than CLUSTER = 1 on the H200:
 NOTES.md.)
+STREAM_K: the tiles of the last, partial wave are split along K so every block gets the same share of their
+k-steps (block q takes steps [q·tail/P, (q+1)·tail/P) of the tail, P = grid). A piece that ends inside its tile
+leaves its fp32 sum in ``partials`` (slot q) and raises its warps' ``flags``; the block holding the tile's last
+k-step adds those sums in and writes C. Each block does its tail pieces last tile first, so the partial sums are
+written before their owners need them. The grid must fit on the GPU at once (owners spin on lower blocks' flags).
 """
 import pykittens as tk
 
 
 @tk.kernel(warps=lambda CONSUMERS: 4 * (1 + CONSUMERS), min_blocks=1, cluster="CLUSTER")
-def gemm(a: tk.gl(tk.bf16), b: tk.gl(tk.bf16), c: tk.gl(tk.bf16), TRANS_B: tk.constexpr, STAGES: tk.constexpr,
-         GROUP: tk.constexpr = 8, LAG: tk.constexpr = 0, BN: tk.constexpr = 256, DIRECT: tk.constexpr = False,
-         BK: tk.constexpr = 64, CLUSTER: tk.constexpr = 1, CONSUMERS: tk.constexpr = 2, EPI: tk.constexpr = 0):
+def gemm(a: tk.gl(tk.bf16), b: tk.gl(tk.bf16), c: tk.gl(tk.bf16), partials: tk.gl(tk.fp32), flags: tk.gl(tk.int32),
+         TRANS_B: tk.constexpr, STAGES: tk.constexpr, GROUP: tk.constexpr = 8, LAG: tk.constexpr = 0,
+         BN: tk.constexpr = 256, DIRECT: tk.constexpr = False, BK: tk.constexpr = 64, CLUSTER: tk.constexpr = 1,
+         CONSUMERS: tk.constexpr = 2, EPI: tk.constexpr = 0, STREAM_K: tk.constexpr = False):
     if CONSUMERS not in (1, 2):
         raise tk.KernelTypeError(f"gemm: CONSUMERS must be 1 or 2, got {CONSUMERS!r}")
+    if STREAM_K and (CLUSTER > 1 or DIRECT):
+        raise tk.KernelTypeError("gemm: STREAM_K needs CLUSTER = 1 and DIRECT = False")
     BM = 64 * CONSUMERS  # block tile rows
     a_s = tk.st(tk.bf16, 64, BK, count=(STAGES, CONSUMERS))  # per stage, 64 rows per consumer
     b_s = tk.st(tk.bf16, BN, BK, count=STAGES) if TRANS_B else tk.st(tk.bf16, BK, BN, count=STAGES)
@@ -27,18 +35,37 @@ def gemm(a: tk.gl(tk.bf16), b: tk.gl(tk.bf16), c: tk.gl(tk.bf16), TRANS_B: tk.co
         raise tk.KernelTypeError(f"gemm: EPI must divide BN = {BN}, got {EPI!r}")
     c_s = None if DIRECT else tk.st(tk.bf16, 64, EPI, count=CONSUMERS)
     acc, out = tk.rt(tk.fp32, 16, BN), tk.rt(tk.bf16, 16, BN)
+    partial = tk.rt(tk.fp32, 16, 64) if STREAM_K else None  # another block's partial sum, 64 columns at a time
     tiles_m, tiles_n = tk.let(tk.cdiv(tk.cdiv(c.rows, BM), CLUSTER)), tk.let(tk.cdiv(c.cols, BN))  # m: per cluster
     steps = tk.let(tk.cdiv(a.cols, BK))
+    items = tiles_m * tiles_n  # work items: the tiles (STREAM_K: whole tiles, then pieces of the tail's)
+    if STREAM_K:  # whole tiles in whole waves, then the tail's k-steps shared out (if each block gets one at least)
+        blocks, tiles = tk.grid_dim.x, tk.let(items)
+        dp = tk.let(tk.where(tiles % blocks * steps >= blocks, tiles - tiles % blocks, tiles))
+        tail, items = tk.let((tiles - dp) * steps), dp + 2 * blocks  # a share spans at most 2 tiles
+
+    def work(t):  # work item -> (tile, first k-step, k-steps); item dp + j·P + q: block q's j-th tail piece
+        if not STREAM_K:
+            return t, 0, steps
+        q, j = (t - dp) % blocks, (t - dp) // blocks
+        lo, hi = q * tail // blocks, (q + 1) * tail // blocks  # block q's share of the tail's k-steps
+        u = (hi - 1) // steps - j  # its tiles, last first
+        k0, k1 = tk.maximum(lo - u * steps, 0), tk.minimum(hi - u * steps, steps)
+        piece = t >= dp
+        return (tk.let(tk.where(piece, dp + u, t)), tk.let(tk.where(piece, k0, 0)),
+                tk.let(tk.where(piece, tk.maximum(k1 - k0, 0), steps)))
 
     def coords(t):  # a cluster's work tile -> this block's (row tile, column tile)
         tm, tn = tk.grouped_tile_order(t, tiles_m, tiles_n, GROUP)
         return (tm * CLUSTER + tk.cluster_rank() if CLUSTER > 1 else tm), tn
 
     def load(s):
-        tm, tn = coords(s.tile)
-        a_copies = [(a_s[s.stage, half], a, (CONSUMERS * tm + half, s.step)) for half in range(CONSUMERS)]
+        tile, k0, _ = work(s.tile)
+        tm, tn = coords(tile)
+        k = k0 + s.step
+        a_copies = [(a_s[s.stage, half], a, (CONSUMERS * tm + half, k)) for half in range(CONSUMERS)]
         if CLUSTER == 1:
-            tk.tma.load_group(s.full, *a_copies, (b_s[s.stage], b, (tn, s.step) if TRANS_B else (s.step, tn)))
+            tk.tma.load_group(s.full, *a_copies, (b_s[s.stage], b, (tn, k) if TRANS_B else (k, tn)))
             return
         tk.expect(s.full, *(dst for dst, _, _ in a_copies), b_s[s.stage])  # the other B parts come from the peers
         for dst, src, idx in a_copies:
@@ -48,7 +75,7 @@ def gemm(a: tk.gl(tk.bf16), b: tk.gl(tk.bf16), c: tk.gl(tk.bf16), TRANS_B: tk.co
             with tk.if_(r == i):
                 b_part = tk.subtile(b_s[s.stage], (part, BK), (i, 0)) if TRANS_B else \
                     tk.subtile(b_s[s.stage], (BK, part), (0, i))
-                tk.tma.load_async(b_part, b, (tn * CLUSTER + i, s.step) if TRANS_B else (s.step, tn * CLUSTER + i),
+                tk.tma.load_async(b_part, b, (tn * CLUSTER + i, k) if TRANS_B else (k, tn * CLUSTER + i),
                                   s.full, multicast=(1 << CLUSTER) - 1)
 
     def start(s):
@@ -60,8 +87,29 @@ def gemm(a: tk.gl(tk.bf16), b: tk.gl(tk.bf16), c: tk.gl(tk.bf16), TRANS_B: tk.co
         tk.warpgroup.mma_wait(LAG)  # LAG = 1: keep one wgmma in flight; its stage is released a step later
 
     def finish(s):
-        tm, tn = coords(s.tile)
+        tile, k0, n = work(s.tile)
         tk.warpgroup.mma_wait(0)
+        if not STREAM_K:
+            return store_c(s, tile)
+        flag = s.consumer * 4 + tk.warp_id() % 4  # each warp hands over its own 16 rows
+        with tk.if_(n > 0):
+            with tk.if_(k0 + n < steps):  # the piece ends inside its tile: leave the partial sum to the tile's owner
+                tk.store(partials, acc, (tk.block_idx.x, s.consumer, tk.warp_id() % 4, 0))
+                tk.signal(flags, (tk.block_idx.x, flag), 1)
+            with tk.else_():  # the tile's last k-step: add the sums of the blocks that took its first k0 steps
+                with tk.if_(k0 > 0):
+                    x0 = (tile - dp) * steps  # the tile's first tail k-step lies in block x0·P/tail (rounded up)
+                    for q in tk.range(((x0 + 1) * blocks + tail - 1) // tail - 1, tk.block_idx.x):
+                        tk.wait_signal(flags, (q, flag), 1)
+                        tk.signal(flags, (q, flag), 0)  # (for the next launch)
+                        for j in range(BN // 64):
+                            tk.load(partial, partials, (q, s.consumer, tk.warp_id() % 4, j))
+                            piece = tk.subtile(acc, (16, 64), (0, j))
+                            tk.add(piece, piece, partial)
+                store_c(s, tile)
+
+    def store_c(s, tile):
+        tm, tn = coords(tile)
         tk.copy(out, acc)
         if DIRECT:
             tk.store(c, out, ((CONSUMERS * tm + s.consumer) * 4 + tk.warp_id() % 4, tn), clip=True)
@@ -78,5 +126,6 @@ def gemm(a: tk.gl(tk.bf16), b: tk.gl(tk.bf16), c: tk.gl(tk.bf16), TRANS_B: tk.co
             with tk.if_(tk.warp_id() % 4 == 0):
                 tk.tma.store_wait(0)  # shared memory must outlive the last store's reads
 
-    tk.producer_consumer(stages=STAGES, consumers=CONSUMERS, tiles=tiles_m * tiles_n, steps=steps, load=load,
-                         compute=compute, finish=finish, start=start, end=end, release_lag=LAG, cluster=CLUSTER)
+    tk.producer_consumer(stages=STAGES, consumers=CONSUMERS, tiles=items, load=load, compute=compute,
+                         steps=(lambda t: work(t)[2]) if STREAM_K else steps, finish=finish, start=start, end=end,
+                         release_lag=LAG, cluster=CLUSTER)
