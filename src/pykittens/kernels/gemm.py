@@ -9,11 +9,12 @@ code: TMA zero-fills what lies outside a tensor and clips what it stores.
 CLUSTER = 2: blocks pair up along M on the same columns of B; each loads one half of the B slice (a sub-tile) and
 multicasts it to both, so B crosses from L2 once per pair. (Correct, but slower than CLUSTER = 1 on the H200:
 NOTES.md.)
-STREAM_K: the tiles of the last, partial wave are split along K so every block gets the same share of their
-k-steps (block q takes steps [q·tail/P, (q+1)·tail/P) of the tail, P = grid). A piece that ends inside its tile
-leaves its fp32 sum in ``partials`` (slot q) and raises its warps' ``flags``; the block holding the tile's last
-k-step adds those sums in and writes C. Each block does its tail pieces last tile first, so the partial sums are
-written before their owners need them. The grid must fit on the GPU at once (owners spin on lower blocks' flags).
+STREAM_K: the R tiles of the last, partial wave are split along K so that all P blocks work on them (P = grid):
+blocks P - R .. P - 1 take one tile's first ``big`` k-steps each, blocks 0 .. P - R - 1 the remaining k-steps of
+up to ``parts`` tiles each, sized to end together. All blocks then walk K in step, as in a full wave (splits that
+leave blocks at scattered k positions read A and B from DRAM again: NOTES.md). A small part leaves its fp32 sum in
+``partials`` and raises its warps' ``flags``; the big part's block adds it and writes C. The grid must fit on the
+GPU at once: a big part's block spins on the flags of a lower block.
 """
 import pykittens as tk
 
@@ -38,22 +39,23 @@ def gemm(a: tk.gl(tk.bf16), b: tk.gl(tk.bf16), c: tk.gl(tk.bf16), partials: tk.g
     partial = tk.rt(tk.fp32, 16, 64) if STREAM_K else None  # another block's partial sum, 64 columns at a time
     tiles_m, tiles_n = tk.let(tk.cdiv(tk.cdiv(c.rows, BM), CLUSTER)), tk.let(tk.cdiv(c.cols, BN))  # m: per cluster
     steps = tk.let(tk.cdiv(a.cols, BK))
-    items = tiles_m * tiles_n  # work items: the tiles (STREAM_K: whole tiles, then pieces of the tail's)
-    if STREAM_K:  # whole tiles in whole waves, then the tail's k-steps shared out (if each block gets one at least)
+    items = tiles_m * tiles_n  # work items: the tiles (STREAM_K: whole tiles, then parts of the tail's)
+    if STREAM_K:  # the last, partial wave's R tiles: a big part by each of R blocks, the rest by the other P - R
         blocks, tiles = tk.grid_dim.x, tk.let(items)
-        dp = tk.let(tk.where(tiles % blocks * steps >= blocks, tiles - tiles % blocks, tiles))
-        tail, items = tk.let((tiles - dp) * steps), dp + 2 * blocks  # a share spans at most 2 tiles
+        dp = tk.let(tk.where((tiles % blocks > 0) & (steps >= 4), tiles - tiles % blocks, tiles))
+        small = tk.let(blocks - (tiles - dp))  # blocks taking the small parts, `parts` each at most
+        parts = tk.let(tk.cdiv(tiles - dp, small))  # balance: big = parts·(steps - big + 2), 2 for a partial's store
+        big, items = tk.let(tk.minimum((parts * (steps + 2) + parts) // (parts + 1), steps - 1)), dp + parts * blocks
 
-    def work(t):  # work item -> (tile, first k-step, k-steps); item dp + j·P + q: block q's j-th tail piece
+    def work(t):  # work item -> (tile, first k-step, k-steps); item dp + j·P + q: block q's j-th part
         if not STREAM_K:
             return t, 0, steps
         q, j = (t - dp) % blocks, (t - dp) // blocks
-        lo, hi = q * tail // blocks, (q + 1) * tail // blocks  # block q's share of the tail's k-steps
-        u = (hi - 1) // steps - j  # its tiles, last first
-        k0, k1 = tk.maximum(lo - u * steps, 0), tk.minimum(hi - u * steps, steps)
-        piece = t >= dp
-        return (tk.let(tk.where(piece, dp + u, t)), tk.let(tk.where(piece, k0, 0)),
-                tk.let(tk.where(piece, tk.maximum(k1 - k0, 0), steps)))
+        r = tk.where(q < small, j * small + q, q - small)  # the tail tile (blocks q < small: small parts)
+        n = tk.where(q < small, tk.where(r < tiles - dp, steps - big, 0), tk.where(j == 0, big, 0))
+        tail = t >= dp
+        return (tk.let(tk.where(tail, dp + r, t)), tk.let(tk.where(tail & (q < small), big, 0)),
+                tk.let(tk.where(tail, n, steps)))
 
     def coords(t):  # a cluster's work tile -> this block's (row tile, column tile)
         tm, tn = tk.grouped_tile_order(t, tiles_m, tiles_n, GROUP)
@@ -93,19 +95,17 @@ def gemm(a: tk.gl(tk.bf16), b: tk.gl(tk.bf16), c: tk.gl(tk.bf16), partials: tk.g
             return store_c(s, tile)
         flag = s.consumer * 4 + tk.warp_id() % 4  # each warp hands over its own 16 rows
         with tk.if_(n > 0):
-            with tk.if_(k0 + n < steps):  # the piece ends inside its tile: leave the partial sum to the tile's owner
-                tk.store(partials, acc, (tk.block_idx.x, s.consumer, tk.warp_id() % 4, 0))
-                tk.signal(flags, (tk.block_idx.x, flag), 1)
-            with tk.else_():  # the tile's last k-step: add the sums of the blocks that took its first k0 steps
-                with tk.if_(k0 > 0):
-                    x0 = (tile - dp) * steps  # the tile's first tail k-step lies in block x0·P/tail (rounded up)
-                    for q in tk.range(((x0 + 1) * blocks + tail - 1) // tail - 1, tk.block_idx.x):
-                        tk.wait_signal(flags, (q, flag), 1)
-                        tk.signal(flags, (q, flag), 0)  # (for the next launch)
-                        for j in range(BN // 64):
-                            tk.load(partial, partials, (q, s.consumer, tk.warp_id() % 4, j))
-                            piece = tk.subtile(acc, (16, 64), (0, j))
-                            tk.add(piece, piece, partial)
+            with tk.if_(k0 > 0):  # a small part: leave the partial sum to the big part's block
+                tk.store(partials, acc, (tile - dp, s.consumer, tk.warp_id() % 4, 0))
+                tk.signal(flags, (tile - dp, flag), 1)
+            with tk.else_():
+                with tk.if_(n < steps):  # a big part: add the small part's sum
+                    tk.wait_signal(flags, (tile - dp, flag), 1)
+                    tk.signal(flags, (tile - dp, flag), 0)  # (for the next launch)
+                    for j in range(BN // 64):
+                        tk.load(partial, partials, (tile - dp, s.consumer, tk.warp_id() % 4, j))
+                        piece = tk.subtile(acc, (16, 64), (0, j))
+                        tk.add(piece, piece, partial)
                 store_c(s, tile)
 
     def store_c(s, tile):

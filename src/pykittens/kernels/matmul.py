@@ -15,13 +15,13 @@ def tile_config(M: int, N: int, sms: int) -> dict:
     flight (LAG=1): 1.4-2% faster than 3 stages with C staged whole (NOTES.md). Unless such tiles would occupy
     fewer than half of the SMs (1000³: 32 tiles on 132 SMs); then 128 x 128 tiles (twice as many blocks) with 4
     stages. (CONSUMERS=1, 64-row tiles, is a kernel option that no shape picks yet.)
-    STREAM_K when the last wave of tiles is partial but at least half full (4096³: 512 tiles, 3.88 waves): its
-    tiles' k-steps are shared out evenly instead of leaving SMs idle (NOTES.md)."""
+    STREAM_K when the last wave of tiles is partial (4096³: 512 tiles, 3.88 waves): its tiles are split along K
+    over every SM instead of leaving SMs idle (NOTES.md)."""
     tiles = cdiv(M, 128) * cdiv(N, 256)
     if tiles < sms // 2:
         return dict(BN=128, STAGES=4, CONSUMERS=2)
     return dict(BN=256, STAGES=4, CONSUMERS=2, EPI=128, LAG=1,
-                STREAM_K=STREAM_K and tiles > sms and 2 * (tiles % sms) >= sms)
+                STREAM_K=STREAM_K and tiles > sms and tiles % sms > 0)
 
 
 _WORKSPACES: dict = {}  # (device, stream, blocks, consumers, BN) -> (partials, flags)
