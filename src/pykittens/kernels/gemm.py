@@ -9,12 +9,11 @@ code: TMA zero-fills what lies outside a tensor and clips what it stores.
 CLUSTER = 2: blocks pair up along M on the same columns of B; each loads one half of the B slice (a sub-tile) and
 multicasts it to both, so B crosses from L2 once per pair. (Correct, but slower than CLUSTER = 1 on the H200:
 NOTES.md.)
-STREAM_K: the R tiles of the last, partial wave are split along K so that all P blocks work on them (P = grid):
-blocks P - R .. P - 1 take one tile's first ``big`` k-steps each, blocks 0 .. P - R - 1 the remaining k-steps of
-up to ``parts`` tiles each, sized to end together. All blocks then walk K in step, as in a full wave (splits that
-leave blocks at scattered k positions read A and B from DRAM again: NOTES.md). A small part leaves its fp32 sum in
-``partials`` and raises its warps' ``flags``; the big part's block adds it and writes C. The grid must fit on the
-GPU at once: a big part's block spins on the flags of a lower block.
+STREAM_K (an option ``matmul`` does not pick: slower or level on the H200, NOTES.md): the R tiles of the last,
+partial wave are split along K so that all P blocks work on them (P = grid): blocks P - R .. P - 1 take one tile's
+first ``big`` k-steps each, blocks 0 .. P - R - 1 the remaining k-steps of up to ``parts`` tiles each, sized to end
+together. A small part leaves its fp32 sum in ``partials`` and raises its warps' ``flags``; the big part's block
+adds it and writes C. The grid must fit on the GPU at once: a big part's block spins on the flags of a lower block.
 """
 import pykittens as tk
 
@@ -47,23 +46,23 @@ def gemm(a: tk.gl(tk.bf16), b: tk.gl(tk.bf16), c: tk.gl(tk.bf16), partials: tk.g
         parts = tk.let(tk.cdiv(tiles - dp, small))  # balance: big = parts·(steps - big + 2), 2 for a partial's store
         big, items = tk.let(tk.minimum((parts * (steps + 2) + parts) // (parts + 1), steps - 1)), dp + parts * blocks
 
-    def work(t):  # work item -> (tile, first k-step, k-steps); item dp + j·P + q: block q's j-th part
+    def work(t):  # STREAM_K: work item dp + j·P + q (block q's j-th part) -> (tile, first k-step, k-steps, row
+        # tile, column tile), once per item and role (prepare); whole tiles: (t, 0, steps, ...) computed where used
         if not STREAM_K:
-            return t, 0, steps
+            return t, 0, steps, *coords(t)
         q, j = (t - dp) % blocks, (t - dp) // blocks
         r = tk.where(q < small, j * small + q, q - small)  # the tail tile (blocks q < small: small parts)
         n = tk.where(q < small, tk.where(r < tiles - dp, steps - big, 0), tk.where(j == 0, big, 0))
         tail = t >= dp
-        return (tk.let(tk.where(tail, dp + r, t)), tk.let(tk.where(tail & (q < small), big, 0)),
-                tk.let(tk.where(tail, n, steps)))
+        tile = tk.let(tk.where(tail, dp + r, t))
+        return (tile, tk.let(tk.where(tail & (q < small), big, 0)), tk.let(tk.where(tail, n, steps)), *coords(tile))
 
     def coords(t):  # a cluster's work tile -> this block's (row tile, column tile)
         tm, tn = tk.grouped_tile_order(t, tiles_m, tiles_n, GROUP)
         return (tm * CLUSTER + tk.cluster_rank() if CLUSTER > 1 else tm), tn
 
     def load(s):
-        tile, k0, _ = work(s.tile)
-        tm, tn = coords(tile)
+        _, k0, _, tm, tn = s.info or work(s.tile)
         k = k0 + s.step
         a_copies = [(a_s[s.stage, half], a, (CONSUMERS * tm + half, k)) for half in range(CONSUMERS)]
         if CLUSTER == 1:
@@ -89,10 +88,10 @@ def gemm(a: tk.gl(tk.bf16), b: tk.gl(tk.bf16), c: tk.gl(tk.bf16), partials: tk.g
         tk.warpgroup.mma_wait(LAG)  # LAG = 1: keep one wgmma in flight; its stage is released a step later
 
     def finish(s):
-        tile, k0, n = work(s.tile)
+        tile, k0, n, tm, tn = s.info or work(s.tile)
         tk.warpgroup.mma_wait(0)
         if not STREAM_K:
-            return store_c(s, tile)
+            return store_c(s, tm, tn)
         flag = s.consumer * 4 + tk.warp_id() % 4  # each warp hands over its own 16 rows
         with tk.if_(n > 0):
             with tk.if_(k0 > 0):  # a small part: leave the partial sum to the big part's block
@@ -106,10 +105,9 @@ def gemm(a: tk.gl(tk.bf16), b: tk.gl(tk.bf16), c: tk.gl(tk.bf16), partials: tk.g
                         tk.load(partial, partials, (tile - dp, s.consumer, tk.warp_id() % 4, j))
                         piece = tk.subtile(acc, (16, 64), (0, j))
                         tk.add(piece, piece, partial)
-                store_c(s, tile)
+                store_c(s, tm, tn)
 
-    def store_c(s, tile):
-        tm, tn = coords(tile)
+    def store_c(s, tm, tn):
         tk.copy(out, acc)
         if DIRECT:
             tk.store(c, out, ((CONSUMERS * tm + s.consumer) * 4 + tk.warp_id() % 4, tn), clip=True)
@@ -127,5 +125,5 @@ def gemm(a: tk.gl(tk.bf16), b: tk.gl(tk.bf16), c: tk.gl(tk.bf16), partials: tk.g
                 tk.tma.store_wait(0)  # shared memory must outlive the last store's reads
 
     tk.producer_consumer(stages=STAGES, consumers=CONSUMERS, tiles=items, load=load, compute=compute,
-                         steps=(lambda t: work(t)[2]) if STREAM_K else steps, finish=finish, start=start, end=end,
-                         release_lag=LAG, cluster=CLUSTER)
+                         steps=(lambda info: info[2]) if STREAM_K else steps, prepare=work if STREAM_K else None,
+                         finish=finish, start=start, end=end, release_lag=LAG, cluster=CLUSTER)

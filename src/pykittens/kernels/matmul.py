@@ -6,7 +6,7 @@ from .checks import LayoutCache, device_info, layout_key, require_bf16
 from .gemm import gemm
 
 CLUSTER = 1  # blocks per cluster; 2 shares B by multicast but was slower (NOTES.md)
-STREAM_K = True  # split the last partial wave's tiles along K (tile_config)
+STREAM_K = False  # split a partial last wave's tiles along K (tile_config): slower or level on the H200 (NOTES.md)
 
 
 def tile_config(M: int, N: int, sms: int) -> dict:
@@ -15,8 +15,9 @@ def tile_config(M: int, N: int, sms: int) -> dict:
     flight (LAG=1): 1.4-2% faster than 3 stages with C staged whole (NOTES.md). Unless such tiles would occupy
     fewer than half of the SMs (1000³: 32 tiles on 132 SMs); then 128 x 128 tiles (twice as many blocks) with 4
     stages. (CONSUMERS=1, 64-row tiles, is a kernel option that no shape picks yet.)
-    STREAM_K when the last wave of tiles is partial (4096³: 512 tiles, 3.88 waves): its tiles are split along K
-    over every SM instead of leaving SMs idle (NOTES.md)."""
+    STREAM_K (if the module's ``STREAM_K`` is set) when the last wave of tiles is partial (4096³: 512 tiles, 3.88
+    waves): its tiles are split along K over every SM instead of leaving SMs idle. Off: on the H200 it measured
+    12% slower at 4096³ and +1.4% at 8192³ (NOTES.md)."""
     tiles = cdiv(M, 128) * cdiv(N, 256)
     if tiles < sms // 2:
         return dict(BN=128, STAGES=4, CONSUMERS=2)
