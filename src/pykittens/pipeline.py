@@ -102,8 +102,8 @@ def producer_consumer(*, stages: int, consumers: int, tiles, steps, load, comput
 
     def walk(body, before=None, after=None):
         """The block's tiles and their steps, as each role walks them: before(t, count, info) at a tile's start,
-        body(t, k, g, stage, info) per step (g counts the block's steps over all its tiles), after(t, count, g0, n,
-        info)."""
+        body(t, k, g, stage, info, count) per step (g counts the block's steps over all its tiles), after(t, count,
+        g0, n, info)."""
         done = trace.var(0, "g0") if callable(steps) else None  # steps of the block's earlier tiles
         for t in trace.range(first, tiles, stride):
             count = (t - first) // stride
@@ -114,17 +114,17 @@ def producer_consumer(*, stages: int, consumers: int, tiles, steps, load, comput
                 before(t, count, info)
             for k in trace.range(n):
                 g = trace.let(base + k, "g")
-                body(t, k, g, trace.let(g % stages, "stage"), info)
+                body(t, k, g, trace.let(g % stages, "stage"), info, count)
             if after is not None:
                 after(t, count, base, n, info)
             if done is not None:
                 trace.assign(done, done + n)
 
-    def produce(t, k, g, stage, info):
+    def produce(t, k, g, stage, info, count):
         wait(empty[stage], ((g // stages) % 2) ^ 1)
         load(Step(stage, t, k, full[stage], info=info))
 
-    def forward(t, k, g, stage, info):
+    def forward(t, k, g, stage, info, count):
         wait(freed[stage], (g // stages) % 2)
         for r in range(cluster):
             arrive(empty[stage], cta=r)
@@ -137,9 +137,9 @@ def producer_consumer(*, stages: int, consumers: int, tiles, steps, load, comput
             if start is not None:
                 start(Step(None, t, None, None, consumer, count, info))
 
-        def step(t, k, g, stage, info):
+        def step(t, k, g, stage, info, count):
             wait(full[stage], (g // stages) % 2)
-            compute(Step(stage, t, k, full[stage], consumer, info=info))
+            compute(Step(stage, t, k, full[stage], consumer, count, info))
             if release_lag:
                 with trace.if_(k > 0):
                     arrive(freed[(g + stages - 1) % stages])  # the previous step's mma is done
