@@ -285,37 +285,3 @@ def test_pv_lag_compiles_without_serialised_wgmma(D, consumers, stages):
         assert not ck.wgmma_serialized, ck.result.log[-300:]
         res = ck.resources()
         assert res.local == 0 and res.stack == 0, res
-
-
-@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=pytest.mark.gpu)])
-@pytest.mark.parametrize("B, Hq, Hk, Nq, Nk, D, causal", [
-    (2, 2, 1, 450, 450, 64, True),  # 3 blocks per head, partial block first, 12 tiles on 5 blocks
-    (1, 3, 3, 130, 300, 64, False),  # ragged, N_q != N_kv, idle consumers in each head's last block
-    (2, 2, 2, 200, 330, 128, False),  # D = 128 (no P·V overlap)
-])
-def test_persistent_forward_matches_float64(B, Hq, Hk, Nq, Nk, D, causal, device):
-    """PERSISTENT: 5 blocks walk every (query block, head, batch) tile, each reloading Q on its own parity and
-    carrying the ping-pong turn order and the P·V overlap's bookkeeping from tile to tile."""
-    import math
-    from pykittens.kernels.attention_ops import forward_config
-    q, k, v = _inputs(B, Hq, Hk, Nq, Nk, D, device)
-    o = torch.full_like(q, float("nan"))
-    lse = torch.full((B, Hq, 1, -(-Nq // 4) * 4), float("nan"), device=device)
-    hopper_attention.launch(5, q, k, v, o, lse, math.log2(math.e) / math.sqrt(D), D=D, CAUSAL=causal,
-                            **forward_config(D, causal), PERSISTENT=True)
-    assert_close(o.cpu(), reference_attention(q.cpu(), k.cpu(), v.cpu(), causal), 1e-2)
-    torch.testing.assert_close(lse[:, :, 0, :Nq].cpu().double(), _reference_lse(q.cpu(), k.cpu(), causal),
-                               atol=2e-2, rtol=0)
-
-
-@pytest.mark.parametrize("D, causal", [(64, False), (64, True), (128, False)])
-def test_persistent_forward_compiles_without_serialised_wgmma(D, causal):
-    """(D = 128 causal: the tile's values held across the key loop leave ptxas too few registers; it serialises.)"""
-    from pykittens.kernels.attention_ops import forward_config
-    q = torch.empty(1, 1, 256, D, dtype=torch.bfloat16)
-    lse = torch.empty(1, 1, 1, 256)
-    ck = hopper_attention.compile(q, q, q, q, lse, 1.0, D=D, CAUSAL=causal, **forward_config(D, causal),
-                                  PERSISTENT=True, arch="sm_90a")
-    assert not ck.wgmma_serialized, ck.result.log[-300:]
-    res = ck.resources()
-    assert res.local == 0 and res.stack == 0, res

@@ -19,38 +19,17 @@ import pykittens as tk
 def hopper_attention(q: tk.gl(tk.bf16), k: tk.gl(tk.bf16), v: tk.gl(tk.bf16), o: tk.gl(tk.bf16),
                      lse: tk.gl(tk.fp32), scale_log2: tk.f32, D: tk.constexpr, CONSUMERS: tk.constexpr,
                      STAGES: tk.constexpr, CAUSAL: tk.constexpr, KV: tk.constexpr = 128,
-                     PINGPONG: tk.constexpr = False, PV_LAG: tk.constexpr = False, DIAG64: tk.constexpr = False,
-                     PERSISTENT: tk.constexpr = False):
+                     PINGPONG: tk.constexpr = False, PV_LAG: tk.constexpr = False, DIAG64: tk.constexpr = False):
     if DIAG64 and not (CAUSAL and KV == 128):
         raise tk.KernelTypeError("hopper_attention: DIAG64 needs CAUSAL and KV = 128")
-    n_qb = tk.let(tk.cdiv(q.rows, 64 * CONSUMERS)) if PERSISTENT else tk.grid_dim.x  # query blocks per head
-    heads = tk.let(q.depth * q.batch) if PERSISTENT else None
-
-    def head(t):  # work tile -> (its rank among its head's query blocks, batch, head)
-        if not PERSISTENT:
-            return tk.block_idx.x, tk.block_idx.z, tk.block_idx.y
-        # causal: every head's longest block first; else a head's blocks together (its K, V stay in L2)
-        rank, bh = (t // heads, t % heads) if CAUSAL else (t % n_qb, t // n_qb)
-        return rank, bh // q.depth, bh % q.depth
-
-    def first_tile(rank):  # the first 64-row query tile of a head's rank-th block (its consumers own tile0 + c)
-        qb = n_qb - 1 - rank if CAUSAL else rank  # causal: longest rows first
-        # causal: the head's partial block (N not a multiple of 64·C) comes first, where its missing rows are the
-        # ones the mask makes cheapest (non-causal: last)
-        return qb * CONSUMERS - (n_qb * CONSUMERS - tk.cdiv(q.rows, 64) if CAUSAL else 0)
-
-    def place(t):  # work tile -> (batch, head, kv head, first 64-row query tile, key steps), once per tile (the
-        rank, b, h = head(t)  # consumers take batch and head anew where they need them: fewer live registers)
-        b, h = (tk.let(b), tk.let(h)) if PERSISTENT else (b, h)
-        tile0 = tk.let(first_tile(rank))
-        steps = tk.cdiv(k.rows, KV)
-        if CAUSAL:  # key blocks past the last query row's diagonal are skipped
-            steps = tk.minimum(steps, tk.cdiv(tk.minimum((tile0 + CONSUMERS) * 64, q.rows) + shift, KV))
-        return b, h, tk.let(h // (q.depth // k.depth)), tile0, (tk.let(steps) if PERSISTENT else steps)
-
-    q_s = tk.st(tk.bf16, 64, D, count=(2, CONSUMERS) if PERSISTENT else CONSUMERS)  # persistent: next tile's Q
+    b, h, h_kv = tk.block_idx.z, tk.block_idx.y, tk.let(tk.block_idx.y // (q.depth // k.depth))
+    qb = tk.let(tk.grid_dim.x - 1 - tk.block_idx.x) if CAUSAL else tk.block_idx.x  # causal: longest rows first
+    # block qb's consumers own 64-row query tiles tile0 + c; causal: the head's partial block (N not a multiple of
+    # 64·C) comes first, where its missing rows are the ones the mask makes cheapest (non-causal: last, 1% faster)
+    tile0 = tk.let(qb * CONSUMERS - (tk.grid_dim.x * CONSUMERS - tk.cdiv(q.rows, 64) if CAUSAL else 0))
+    q_s = tk.st(tk.bf16, 64, D, count=CONSUMERS)
     k_s, v_s = tk.st(tk.bf16, KV, D, count=STAGES), tk.st(tk.bf16, KV, D, count=STAGES)
-    q_ready = tk.semaphore(count=CONSUMERS * (2 if PERSISTENT else 1))
+    q_ready = tk.semaphore(count=CONSUMERS)
     att, att_bf, o_reg = tk.rt(tk.fp32, 16, KV), tk.rt(tk.bf16, 16, KV), tk.rt(tk.fp32, 16, D)
     scores, probs = {KV: att}, {KV: att_bf}  # by keys per step: DIAG64 adds views of the first 64
     if DIAG64:
@@ -59,46 +38,29 @@ def hopper_attention(q: tk.gl(tk.bf16), k: tk.gl(tk.bf16), v: tk.gl(tk.bf16), o:
     o_bf = tk.rt(tk.bf16, 16, D)
     shift = tk.let(k.rows - q.rows)  # bottom-right causal alignment
     pending = tk.var(0, "pending") if PV_LAG else None  # PV_LAG: 1 + the stage of a P whose P·V is not issued yet
-    block = None if PERSISTENT else place(None)  # one tile per block: placed once, at the top
+
+    steps = tk.cdiv(k.rows, KV)
+    if CAUSAL:  # key blocks past the last query row's diagonal are skipped
+        steps = tk.minimum(steps, tk.cdiv(tk.minimum((tile0 + CONSUMERS) * 64, q.rows) + shift, KV))
 
     def init():
-        for c in range(CONSUMERS * (2 if PERSISTENT else 1)):
+        for c in range(CONSUMERS):
             tk.init_semaphore(q_ready[c], 1)
 
-    def q_tile(s, buf=None):  # this consumer's Q (persistent: in buffer `buf`, by default the tile's)
-        if not PERSISTENT:
-            return q_s[s.consumer], q_ready[s.consumer]
-        buf = s.count % 2 if buf is None else buf
-        return q_s[buf, s.consumer], q_ready[buf * CONSUMERS + s.consumer]
-
     def load(s):
-        b, _, h_kv, _, _ = s.info
         kv = (b, h_kv, s.step, 0)
         tk.tma.load_group(s.full, (k_s[s.stage], k, kv), (v_s[s.stage], v, kv))
 
     def start(s):
-        (_, b, h), tile0 = head(s.tile), s.info[3]
         with tk.if_(tk.warp_id() % 4 == 0):  # (a tile before row 0 reads zeros: TMA coordinates are signed)
-            with tk.if_(s.count == 0) if PERSISTENT else contextlib.nullcontext():
-                dst, ready = q_tile(s)
-                tk.tma.load_group(ready, (dst, q, (b, h, tile0 + s.consumer, 0)))
-            if PERSISTENT:  # the next tile's Q, into the buffer the previous tile's O left from
-                nxt = s.tile + tk.grid_dim.x
-                with tk.if_(nxt < n_qb * heads):
-                    rank, b2, h2 = head(nxt)
-                    tk.tma.store_wait(0)  # that O's store has read the buffer
-                    dst, ready = q_tile(s, 1 - s.count % 2)
-                    tk.tma.load_group(ready, (dst, q, (b2, h2, first_tile(rank) + s.consumer, 0)))
+            tk.tma.load_group(q_ready[s.consumer], (q_s[s.consumer], q, (b, h, tile0 + s.consumer, 0)))
         tk.neg_infty(max_vec)
         tk.zero(max_scaled)  # read by finish even where a consumer had no rows to run
         tk.zero(norm_vec)
         tk.zero(o_reg)
-        if PV_LAG and PERSISTENT:
-            tk.assign(pending, 0)
-        tk.wait(q_tile(s)[1], s.count // 2 % 2 if PERSISTENT else 0)
-        if PINGPONG:  # consumers take turns on Q·Kᵀ, in order 0, 1, ...: the last one lets the first go (once: a
-            last = s.consumer == CONSUMERS - 1  # later tile continues the turn order)
-            with tk.if_(last & (s.count == 0) if PERSISTENT else last):
+        tk.wait(q_ready[s.consumer], 0)
+        if PINGPONG:  # consumers take turns on Q·Kᵀ, in order 0, 1, ...: the last one lets the first go
+            with tk.if_(s.consumer == CONSUMERS - 1):
                 tk.named_arrive(4, 8)
 
     def compute(s):
@@ -106,7 +68,7 @@ def hopper_attention(q: tk.gl(tk.bf16), k: tk.gl(tk.bf16), v: tk.gl(tk.bf16), o:
             tk.named_sync(4 + s.consumer, 8)  # my turn
         # a consumer whose rows all lie outside (in a head's partial block: before row 0 if causal, else past the
         # end) skips its steps; with a causal mask so does one whose rows' diagonal lies left of the key block
-        row0 = (s.info[3] + s.consumer) * 64  # this consumer's first query row
+        row0 = (tile0 + s.consumer) * 64  # this consumer's first query row
         needed = (row0 >= 0) & (s.step * KV <= row0 + 63 + shift) if CAUSAL else row0 < q.rows
         first = contextlib.nullcontext()
         if PV_LAG:  # FA3's intra-warpgroup overlap: the previous step's P·V is issued after this step's Q·Kᵀ and
@@ -155,7 +117,7 @@ def hopper_attention(q: tk.gl(tk.bf16), k: tk.gl(tk.bf16), v: tk.gl(tk.bf16), o:
         return t if n == KV else tk.subtile(t, (n, D), (0, 0))
 
     def qk(s, n=KV):
-        tk.warpgroup.mm_ABt(scores[n], q_tile(s)[0], keys(k_s[s.stage], n))
+        tk.warpgroup.mm_ABt(scores[n], q_s[s.consumer], keys(k_s[s.stage], n))
 
     def pv(stage, n=KV):  # O += P·V, P (bf16) from registers
         tk.warpgroup.mma_AB(o_reg, probs[n], keys(v_s[stage], n))
@@ -189,7 +151,6 @@ def hopper_attention(q: tk.gl(tk.bf16), k: tk.gl(tk.bf16), v: tk.gl(tk.bf16), o:
         tk.copy(att_bf, att)
 
     def finish(s):
-        (_, b, h), tile0 = head(s.tile), s.info[3]
         if PV_LAG:  # the last step's P·V (its wait inside the branch: else ptxas serialises every wgmma)
             with tk.if_(pending != 0):
                 pv(pending - 1)
@@ -201,22 +162,15 @@ def hopper_attention(q: tk.gl(tk.bf16), k: tk.gl(tk.bf16), v: tk.gl(tk.bf16), o:
         # Q is no longer needed: its tile stages O (the first sync: no warp still reads Q in a wgmma); a tile before
         # row 0 stores no O (a TMA store at negative coordinates faults) and its lse is clipped
         with tk.if_(tile0 + s.consumer >= 0):
-            tk.warpgroup.store_async(o, q_tile(s)[0], o_bf, (b, h, tile0 + s.consumer, 0), 1 + s.consumer)
+            tk.warpgroup.store_async(o, q_s[s.consumer], o_bf, (b, h, tile0 + s.consumer, 0), 1 + s.consumer)
         tk.log2(norm_vec, norm_vec)  # lse = ln(sum exp(s * scale)) = (max·c + log2(norm)) * ln 2
         tk.add(norm_vec, norm_vec, max_scaled)
         tk.mul(norm_vec, norm_vec, math.log(2))
         tk.store(lse, norm_vec, (b, h, 0, (tile0 + s.consumer) * 4 + tk.warp_id() % 4), clip=True)
-        if not PERSISTENT:  # (persistent: before the buffer takes a Q again, and at the end)
-            end(s)
-
-    def end(s):
         with tk.if_(tk.warp_id() % 4 == 0):
             tk.tma.store_wait(0)
 
-    tk.producer_consumer(stages=STAGES, consumers=CONSUMERS, tiles=n_qb * heads if PERSISTENT else 1,
-                         steps=(lambda info: info[4]) if PERSISTENT else block[4], prepare=place if PERSISTENT else
-                         lambda t: block, load=load, compute=compute, finish=finish, start=start, init=init,
-                         end=end if PERSISTENT else None,
-                         persistent=PERSISTENT, release_lag=int(PV_LAG),
+    tk.producer_consumer(stages=STAGES, consumers=CONSUMERS, tiles=1, steps=steps, load=load, compute=compute,
+                         finish=finish, start=start, init=init, persistent=False, release_lag=int(PV_LAG),
                          producer_registers=24 if CONSUMERS == 3 else 40,
                          consumer_registers=160 if CONSUMERS == 3 else 232)
