@@ -52,7 +52,7 @@ def attention_bwd(q: tk.gl(tk.bf16), k: tk.gl(tk.bf16), v: tk.gl(tk.bf16), do: t
                   scale: tk.f32, D: tk.constexpr, CAUSAL: tk.constexpr, WITH_DQ: tk.constexpr = True,
                   C: tk.constexpr = 2, W: tk.constexpr = 12, STAGES: tk.constexpr = 2, SKIP: tk.constexpr = True,
                   HEAVY_FIRST: tk.constexpr = True, DQ_WG: tk.constexpr = False, SPLIT_PDS: tk.constexpr = False,
-                  DQ_SPLIT: tk.constexpr = False, GRADS: tk.constexpr = "all"):
+                  DQ_SPLIT: tk.constexpr = False, GRADS: tk.constexpr = "all", GQA: tk.constexpr = True):
     """dK, dV (and dQ by add-reduce) for 64·C keys per block: C consumer warpgroups, W = 4 (C + 1) warps (one
     warpgroup more with DQ_WG), a ring of STAGES (Q_i, dO_i) tiles; SKIP (causal): a consumer skips query tiles
     that see none of its keys. A consumer with no keys (past the end, in the last block) skips every step.
@@ -63,7 +63,8 @@ def attention_bwd(q: tk.gl(tk.bf16), k: tk.gl(tk.bf16), v: tk.gl(tk.bf16), do: t
     dQ is staged with ``split_pairs`` (conflict-free stmatrix), so the fp32 dQ accumulator holds each group of 8
     columns even-then-odd; ``attention_bwd_dq_convert`` puts them back in order. GRADS (D = 256, where dK and dV
     together need 256 registers per thread): 'dv' computes dV alone (S, P, dV: no V, no dP), 'dkq' dK and dQ; the
-    two launches give what one 'all' launch does."""
+    two launches give what one 'all' launch does. GQA=False (one query head per key/value head): a step's query
+    tile needs no division (a runtime one per step and role cost the GEMM 7-9%: NOTES.md)."""
     if GRADS not in ("all", "dv", "dkq") or (GRADS == "dv" and WITH_DQ):
         raise tk.KernelTypeError(f"attention_bwd: GRADS must be 'all', 'dv' (without dQ) or 'dkq', got {GRADS!r}")
     b, h_kv, kb = tk.block_idx.z, tk.block_idx.y, tk.block_idx.x
@@ -99,6 +100,9 @@ def attention_bwd(q: tk.gl(tk.bf16), k: tk.gl(tk.bf16), v: tk.gl(tk.bf16), do: t
     first_q = tk.let(tk.maximum(kb * 64 * C - shift, 0) // 64) if CAUSAL else 0  # earlier query tiles see none
     n_q = tk.let(tk.cdiv(q.rows, 64) - first_q)
 
+    def q_tile(j):  # input step j -> (query head, query tile): each head of the group walks the query tiles
+        return (h_kv * group + j // n_q, first_q + j % n_q) if GQA else (h_kv, first_q + j)
+
     def init():
         for c in range(C):
             tk.init_semaphore(kv_ready[c], 1)
@@ -107,7 +111,7 @@ def attention_bwd(q: tk.gl(tk.bf16), k: tk.gl(tk.bf16), v: tk.gl(tk.bf16), do: t
             tk.init_semaphore(ds_free[i], 4)
 
     def load(s):
-        hq, qi = h_kv * group + s.step // n_q, first_q + s.step % n_q
+        hq, qi = q_tile(s.step)
         copies = [(q_s[s.stage], q, (b, hq, qi, 0)), (do_s[s.stage], do, (b, hq, qi, 0)),
                   (lse_s[s.stage], lse, (b, hq, 0, qi)), (delta_s[s.stage], delta, (b, hq, 0, qi))]
         tk.tma.load_group(s.full, *copies[:3 if GRADS == "dv" else 4])
@@ -150,7 +154,7 @@ def attention_bwd(q: tk.gl(tk.bf16), k: tk.gl(tk.bf16), v: tk.gl(tk.bf16), do: t
 
     def compute(s):
         c = s.consumer
-        hq, qi = tk.let(h_kv * group + s.step // n_q), tk.let(first_q + s.step % n_q)
+        hq, qi = (tk.let(x) for x in q_tile(s.step))
         # a consumer whose keys all lie past the end (in the last block) skips the work, dS = 0; with SKIP so does
         # one whose keys no row of the query tile sees (the tile lies wholly left of its first key)
         key0 = (kb * C + c) * 64
@@ -175,7 +179,7 @@ def attention_bwd(q: tk.gl(tk.bf16), k: tk.gl(tk.bf16), v: tk.gl(tk.bf16), do: t
 
     def dq_step(j, c):  # dQ_i part of step j = sum_c dS_c K_c, add-reduced into global dQ by warpgroup c
         tk.wait(ds_full[j % 2], j // 2 % 2)
-        hq, qi = h_kv * group + j // n_q, first_q + j % n_q
+        hq, qi = q_tile(j)
         for piece in range(pieces):
             for other in range(C):  # dS read transposed from shared
                 k_part = tk.subtile(k_s[other], (64, D // pieces), (0, piece)) if pieces > 1 else k_s[other]

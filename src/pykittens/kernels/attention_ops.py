@@ -191,7 +191,7 @@ def _hopper_backward(do, q, k, v, o, lse, causal: bool, scale: float, determinis
     for config in launches:
         grid = (-(-Nk // (64 * config["C"])), Hk, B)  # a block per 64·C keys
         attention_bwd.launch(grid, q, k, v, do, lse_p, delta, delta if deterministic else dq, dk, dv, scale, D,
-                             causal, **config)
+                             causal, **config, GQA=H != Hk)
     if deterministic:  # dK, dV without dQ, then dQ in a fixed order by its own kernel
         dq = torch.empty_like(q)
         attention_bwd_dq.launch((-(-N // 128), H, B), q, k, v, do, lse_p, delta, dq, scale, D, causal)
