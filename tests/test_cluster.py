@@ -70,11 +70,10 @@ def test_compiles_with_cluster_dims_multicast_and_cluster_barrier():
 def test_gemm_clusters_in_interpreter(M, N, K, tb, cluster):
     """Odd numbers of row tiles leave a pair's second block outside C: it still multicasts its part of B."""
     from pykittens.kernels.gemm import gemm
-    from pykittens.kernels.matmul import stream_k_workspace
     a, b = rand(M, K), rand(N, K) if tb else rand(K, N)
     N8 = -(-N // 8) * 8
     c = poison(M, N8)
-    gemm.launch(2, a, b, c, *stream_k_workspace(c, 2, {}), TRANS_B=tb, STAGES=3, CLUSTER=cluster)
+    gemm.launch(2, a, b, c, TRANS_B=tb, STAGES=3, CLUSTER=cluster)
     ref = a.double() @ (b.double().T if tb else b.double())
     assert_close(c[:, :N], ref, 1e-2)
 
@@ -94,9 +93,8 @@ def test_gpu_gemm_cluster_grid_fits_the_gpu():
     """The persistent clustered GEMM asks the driver how many clusters fit; all of them must be co-resident."""
     from pykittens.backend.cuda.launch import device_arch
     from pykittens.kernels.gemm import gemm
-    from pykittens.kernels.matmul import stream_k_workspace
     x = torch.empty(256, 256, dtype=torch.bfloat16, device="cuda")
-    ck = gemm.compile(x, x, x, *stream_k_workspace(x, 1, {}), False, 3, CLUSTER=2, arch=device_arch(x.device))
+    ck = gemm.compile(x, x, x, False, 3, CLUSTER=2, arch=device_arch(x.device))
     n = ck.loaded(x.device).max_active_clusters(2)
     sms = torch.cuda.get_device_properties(0).multi_processor_count
     assert 1 <= n <= sms // 2

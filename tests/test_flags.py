@@ -53,6 +53,13 @@ def test_flags_must_be_int32():
         bad[1](torch.zeros(1, 4))
 
 
+def test_compiles_to_release_and_acquire_at_gpu_scope():
+    x = torch.empty(2, 2, 16, 16)
+    ck = relay.compile(x, x, torch.zeros(2, 4, dtype=torch.int32), False, arch="sm_90a")
+    assert "st.release.gpu.global.s32" in ck.source and "ld.acquire.gpu.global.s32" in ck.source
+    assert ck.resources().local == 0
+
+
 @pytest.mark.gpu
 @pytest.mark.skipif(not HAS_GPU, reason="needs a GPU")
 def test_gpu_running_sum_over_132_blocks():

@@ -4,7 +4,7 @@ import torch
 
 import pykittens as tk
 from pykittens.kernels import gemm, matmul
-from pykittens.kernels.matmul import persistent_grid, stream_k_workspace, tile_config
+from pykittens.kernels.matmul import persistent_grid, tile_config
 from util import assert_close, poison, rand
 
 
@@ -36,41 +36,8 @@ def test_kernel_configs_in_the_interpreter(config):
     c = torch.full((M, N), float("nan"), dtype=torch.bfloat16)
     grid = persistent_grid(a, M, N, False, 1, **config)
     assert grid == 2
-    gemm.launch(grid, a, b, c, *stream_k_workspace(c, grid, config), TRANS_B=False, **config)
+    gemm.launch(grid, a, b, c, TRANS_B=False, **config)
     assert_close(c, _ref(a, b, False), 1e-2)
-
-
-SK = dict(BN=256, STAGES=4, EPI=128, LAG=1, STREAM_K=True)
-
-
-@pytest.mark.parametrize("M,N,K,grid,tb", [(640, 256, 256, 3, False), (600, 264, 248, 4, False),
-                                           (384, 768, 264, 2, True), (700, 200, 520, 4, False),
-                                           (600, 264, 248, 3, True), (850, 200, 520, 4, False)], ids=str)
-def test_stream_k_in_the_interpreter(M, N, K, grid, tb):
-    """The last partial wave's tiles split along K over every block: one to three small parts per block (850 x 200
-    on 4 blocks: 7 tiles, the last 3 in 3 big parts and 3 small parts of one block), ragged in every dim; each
-    partial sum is consumed."""
-    a, b = rand(M, K), rand(N, K) if tb else rand(K, N)
-    c = poison(M, N)
-    partials, flags = stream_k_workspace(c, grid, SK)
-    gemm.launch(grid, a, b, c, partials, flags, TRANS_B=tb, **SK)
-    assert_close(c, _ref(a, b, tb), 1e-2)
-    assert not flags.any()  # every raised flag was consumed (and so reset for the next launch)
-
-
-def test_stream_k_is_picked_for_a_partial_last_wave(monkeypatch):
-    """``matmul`` leaves STREAM_K off (slower on the H200); switched on, it splits a partial last wave only."""
-    import sys
-    matmul_module = sys.modules["pykittens.kernels.matmul"]  # (the package's `matmul` is the function)
-    assert not tile_config(4096, 4096, 132)["STREAM_K"]
-    monkeypatch.setattr(matmul_module, "STREAM_K", True)
-    assert tile_config(4096, 4096, 132)["STREAM_K"]  # 512 tiles: 3.88 waves
-    assert not tile_config(8192, 8192, 128)["STREAM_K"]  # 2048 tiles: 16 whole waves
-    assert not tile_config(2048, 2048, 132)["STREAM_K"]  # 128 tiles: one wave, not full
-    # the interpreter's 2 SMs: 3 x 2 tiles, no tail; 5 x 1 tiles, a tail (a fresh layout: matmul plans it anew)
-    assert not tile_config(300, 264, 2)["STREAM_K"] and tile_config(600, 200, 2)["STREAM_K"]
-    a, b = rand(600, 136), rand(136, 200)
-    assert_close(matmul(a, b), _ref(a, b, False), 1e-2)
 
 
 ONE_CONSUMER = [dict(CONSUMERS=1, BN=128, STAGES=8), dict(CONSUMERS=1, BN=256, STAGES=4),
@@ -87,16 +54,16 @@ def test_one_consumer_in_the_interpreter(tb, config):
     cfg = {k: v for k, v in config.items() if k != "CLUSTER"}
     grid = persistent_grid(a, M, N, tb, config.get("CLUSTER", 1), **cfg)
     assert grid == 2
-    gemm.launch(grid, a, b, c, *stream_k_workspace(c, grid, cfg), TRANS_B=tb, **config)
+    gemm.launch(grid, a, b, c, TRANS_B=tb, **config)
     assert_close(c, _ref(a, b, tb), 1e-2)
 
 
 @pytest.mark.parametrize("tb", [False, True])
 @pytest.mark.parametrize("config", [dict(BN=256, STAGES=4, EPI=128, LAG=1), dict(BN=128, STAGES=4),
-                                    dict(CONSUMERS=1, BN=128, STAGES=8), SK], ids=str)
+                                    dict(CONSUMERS=1, BN=128, STAGES=8)], ids=str)
 def test_compiles_with_hgmma_tma_and_no_spills(tb, config):
     x = torch.empty(256, 256, dtype=torch.bfloat16)
-    ck = gemm.compile(x, x, x, *stream_k_workspace(x, 1, config), tb, arch="sm_90a", **config)
+    ck = gemm.compile(x, x, x, tb, arch="sm_90a", **config)
     assert ck.kir.warps == 4 * (1 + config.get("CONSUMERS", 2))
     sass = ck.sass()
     assert "HGMMA" in sass and "UTMALDG" in sass and "UTMASTG" in sass
@@ -156,37 +123,13 @@ def test_gpu_one_consumer_matches_float64(M, N, K, tb, config):
     b = rand(N, K, device="cuda") if tb else rand(K, N, device="cuda")
     c, c2 = poison(M, N, device="cuda"), poison(M, N, device="cuda")
     grid = persistent_grid(a, M, N, tb, 1, **config)
-    ws = stream_k_workspace(c, grid, config)
-    gemm.launch(grid, a, b, c, *ws, TRANS_B=tb, **config)
-    gemm.launch(grid, a, b, c2, *ws, TRANS_B=tb, **config)
+    gemm.launch(grid, a, b, c, TRANS_B=tb, **config)
+    gemm.launch(grid, a, b, c2, TRANS_B=tb, **config)
     assert_close(c, _ref(a, b, tb), 1e-2)
     assert torch.equal(c, c2)  # a race would move the result
-
-
-@pytest.mark.gpu
-@pytest.mark.parametrize("M,N,K,tb", [(4096, 4096, 4096, False), (4096, 14336, 4096, True), (2200, 4104, 1000, False),
-                                      (4096, 4096, 136, False)], ids=str)
-def test_gpu_stream_k_same_bits_every_launch(M, N, K, tb):
-    """STREAM_K forced on (2200 x 4104: a tail of 42 tiles on 132 SMs; K = 136: pieces of 1-3 k-steps, tiles split
-    three ways): 20 launches give the same bits (a partial sum read before it was written would move them), match
-    float64, and leave every flag down."""
-    a = rand(M, K, device="cuda")
-    b = rand(N, K, device="cuda") if tb else rand(K, N, device="cuda")
-    config = {**tile_config(M, N, torch.cuda.get_device_properties(0).multi_processor_count), "STREAM_K": True}
-    grid = persistent_grid(a, M, N, tb, 1, **config)
-    c = poison(M, N, device="cuda")
-    ws = stream_k_workspace(c, grid, config)
-    gemm.launch(grid, a, b, c, *ws, TRANS_B=tb, **config)
-    first = c.clone()
-    for _ in range(19):
-        c.fill_(float("nan"))
-        gemm.launch(grid, a, b, c, *ws, TRANS_B=tb, **config)
-        assert torch.equal(c, first)
-    assert_close(first, _ref(a, b, tb), 1e-2)
-    assert not ws[1].any()
 
 
 def test_epilogue_pieces_must_divide_the_tile():
     x = torch.empty(256, 256, dtype=torch.bfloat16)
     with pytest.raises(tk.KernelTypeError, match="EPI must divide BN = 256"):
-        gemm.compile(x, x, x, *stream_k_workspace(x, 1, {}), False, STAGES=4, EPI=96, arch="sm_90a")
+        gemm.compile(x, x, x, False, STAGES=4, EPI=96, arch="sm_90a")

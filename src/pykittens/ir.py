@@ -106,7 +106,7 @@ class BinOp(Expr):
 
 @dataclass(eq=False)
 class Call(Expr):
-    fn: str  # 'min', 'max', 'not', 'where'
+    fn: str  # 'min', 'max', 'not'
     args: tuple
     type: ScalarType = i32
 

@@ -33,29 +33,23 @@ from .ops.sync import sync
 class Step:
     """What a callback gets: the ring ``stage`` to use, the work ``tile`` and input ``step`` within it, the
     ``full`` semaphore of the stage (loads complete on it), the consumer's index (``consumer``, 0-based) and how
-    many tiles the block took before this one (``count``: e.g. the parity of a per-tile semaphore); ``info``: what
-    ``prepare`` computed for the tile."""
+    many tiles the block took before this one (``count``: e.g. the parity of a per-tile semaphore)."""
     stage: Expr
     tile: Expr
     step: Expr
     full: object = None
     consumer: Expr | None = None
     count: Expr | None = None
-    info: object = None
 
 
 def producer_consumer(*, stages: int, consumers: int, tiles, steps, load, compute, finish, start=None, end=None,
                       init=None, persistent: bool = True, producer_registers: int = 40, consumer_registers: int = 232,
-                      release_lag: int = 0, cluster: int = 1, helper=None, helper_registers: int | None = None,
-                      prepare=None):
+                      release_lag: int = 0, cluster: int = 1, helper=None, helper_registers: int | None = None):
     """Emit a producer/consumer pipeline into the current kernel (which must have ``4 * (1 + consumers)`` warps,
     one warpgroup more with a ``helper``).
 
     tiles: number of work tiles (device scalar); steps: input steps per tile (a device scalar, or a function of the
-    tile — of ``prepare``'s result for it, if given — giving each its own count: the ring position is then carried
-    in a ``tk.var`` counter); prepare(tile): what every role needs of a tile (e.g. its coordinates), computed once
-    per tile, before its steps, and passed to the callbacks as ``step.info`` (so the producer does not recompute it
-    between a stage coming free and its load);
+    tile giving each its own count — the ring position is then carried in a ``tk.var`` counter);
     load(step): producer warp, issue the TMA loads of ``step`` into ``step.stage`` completing on ``step.full``
     (announce the bytes with ``tk.expect(step.full, ...)`` first); compute(step): each consumer warpgroup, use the
     stage (wait for its own async mma before returning: the stage is released right after);
@@ -101,30 +95,28 @@ def producer_consumer(*, stages: int, consumers: int, tiles, steps, load, comput
     cluster_sync() if cluster > 1 else sync()
 
     def walk(body, before=None, after=None):
-        """The block's tiles and their steps, as each role walks them: before(t, count, info) at a tile's start,
-        body(t, k, g, stage, info, count) per step (g counts the block's steps over all its tiles), after(t, count,
-        g0, n, info)."""
+        """The block's tiles and their steps, as each role walks them: before(t, count) at a tile's start,
+        body(t, k, g, stage) per step (g counts the block's steps over all its tiles), after(t, count, g0, n)."""
         done = trace.var(0, "g0") if callable(steps) else None  # steps of the block's earlier tiles
         for t in trace.range(first, tiles, stride):
             count = (t - first) // stride
-            info = prepare(t) if prepare is not None else None
-            n = trace.let(steps(t if prepare is None else info), "steps") if done is not None else steps
+            n = trace.let(steps(t), "steps") if done is not None else steps
             base = done if done is not None else trace.let(count * steps, "g0")  # steps before tile t
             if before is not None:
-                before(t, count, info)
+                before(t, count)
             for k in trace.range(n):
                 g = trace.let(base + k, "g")
-                body(t, k, g, trace.let(g % stages, "stage"), info, count)
+                body(t, k, g, trace.let(g % stages, "stage"))
             if after is not None:
-                after(t, count, base, n, info)
+                after(t, count, base, n)
             if done is not None:
                 trace.assign(done, done + n)
 
-    def produce(t, k, g, stage, info, count):
+    def produce(t, k, g, stage):
         wait(empty[stage], ((g // stages) % 2) ^ 1)
-        load(Step(stage, t, k, full[stage], info=info))
+        load(Step(stage, t, k, full[stage]))
 
-    def forward(t, k, g, stage, info, count):
+    def forward(t, k, g, stage):
         wait(freed[stage], (g // stages) % 2)
         for r in range(cluster):
             arrive(empty[stage], cta=r)
@@ -133,21 +125,21 @@ def producer_consumer(*, stages: int, consumers: int, tiles, steps, load, comput
         increase_registers(consumer_registers)
         consumer = trace.let(wg - 1, "consumer")
 
-        def begin(t, count, info):
+        def begin(t, count):
             if start is not None:
-                start(Step(None, t, None, None, consumer, count, info))
+                start(Step(None, t, None, None, consumer, count))
 
-        def step(t, k, g, stage, info, count):
+        def step(t, k, g, stage):
             wait(full[stage], (g // stages) % 2)
-            compute(Step(stage, t, k, full[stage], consumer, count, info))
+            compute(Step(stage, t, k, full[stage], consumer))
             if release_lag:
                 with trace.if_(k > 0):
                     arrive(freed[(g + stages - 1) % stages])  # the previous step's mma is done
             else:
                 arrive(freed[stage])
 
-        def close(t, count, base, n, info):
-            finish(Step(None, t, None, None, consumer, count, info))
+        def close(t, count, base, n):
+            finish(Step(None, t, None, None, consumer, count))
             if release_lag:  # finish has waited for the last mma: release its stage
                 with trace.if_(n > 0):
                     arrive(freed[(base + n + stages - 1) % stages])

@@ -274,12 +274,6 @@ def maximum(a, b) -> ir.Expr:
     return ir.Call("max", (a, b), a.type)
 
 
-def where(cond, a, b) -> ir.Expr:
-    """``a`` where the device condition ``cond`` holds, else ``b`` (C's ``cond ? a : b``; both are evaluated)."""
-    cond, a, b = ir.as_expr(cond), ir.as_expr(a), ir.as_expr(b)
-    return ir.Call("where", (cond, a, b), a.type)
-
-
 def cdiv(a, b):
     """Ceiling division of non-negative values; works on Python ints and device scalars."""
     return (a + b - 1) // b

@@ -91,11 +91,6 @@ class Machine:
                     t = [torch.as_tensor(a) for a in args]
                     return torch.minimum(*t) if e.fn == "min" else torch.maximum(*t)
                 return min(args) if e.fn == "min" else max(args)
-            if e.fn == "where":
-                c, a, b = args
-                if any(isinstance(x, torch.Tensor) for x in args):
-                    return torch.where(torch.as_tensor(c).bool(), torch.as_tensor(a), torch.as_tensor(b))
-                return a if c else b
             if e.fn == "not":
                 return ~torch.as_tensor(args[0]).bool() if isinstance(args[0], torch.Tensor) else int(not args[0])
         raise TypeError(f"cannot evaluate {e!r}")

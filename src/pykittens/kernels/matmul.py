@@ -6,7 +6,6 @@ from .checks import LayoutCache, device_info, layout_key, require_bf16
 from .gemm import gemm
 
 CLUSTER = 1  # blocks per cluster; 2 shares B by multicast but was slower (NOTES.md)
-STREAM_K = False  # split a partial last wave's tiles along K (tile_config): slower or level on the H200 (NOTES.md)
 
 
 def tile_config(M: int, N: int, sms: int) -> dict:
@@ -14,34 +13,10 @@ def tile_config(M: int, N: int, sms: int) -> dict:
     128 x 256 tiles with 4 stages (4 x 48 KB of A/B) and C staged in 64 x 128 pieces (2 x 16 KB), one wgmma kept in
     flight (LAG=1): 1.4-2% faster than 3 stages with C staged whole (NOTES.md). Unless such tiles would occupy
     fewer than half of the SMs (1000³: 32 tiles on 132 SMs); then 128 x 128 tiles (twice as many blocks) with 4
-    stages. (CONSUMERS=1, 64-row tiles, is a kernel option that no shape picks yet.)
-    STREAM_K (if the module's ``STREAM_K`` is set) when the last wave of tiles is partial (4096³: 512 tiles, 3.88
-    waves): its tiles are split along K over every SM instead of leaving SMs idle. Off: on the H200 it measured
-    12% slower at 4096³ and +1.4% at 8192³ (NOTES.md)."""
-    tiles = cdiv(M, 128) * cdiv(N, 256)
-    if tiles < sms // 2:
+    stages. (CONSUMERS=1, 64-row tiles, is a kernel option that no shape picks yet.)"""
+    if cdiv(M, 128) * cdiv(N, 256) < sms // 2:
         return dict(BN=128, STAGES=4, CONSUMERS=2)
-    return dict(BN=256, STAGES=4, CONSUMERS=2, EPI=128, LAG=1,
-                STREAM_K=STREAM_K and tiles > sms and tiles % sms > 0)
-
-
-_WORKSPACES: dict = {}  # (device, stream, blocks, consumers, BN) -> (partials, flags)
-
-
-def stream_k_workspace(c: torch.Tensor, grid: int, config: dict) -> tuple:
-    """The GEMM's ``partials`` and ``flags`` arguments for a launch writing ``c`` on ``grid`` blocks: with
-    STREAM_K, a 64 x BN fp32 partial sum per block and consumer warpgroup and an int32 flag per consumer warp (zero
-    before and after every launch); without it, placeholders the kernel never touches. One workspace per device and
-    stream: launches on one stream run one after another, so they may share it."""
-    shape = (grid, config.get("CONSUMERS", 2), 64, config.get("BN", 256)) if config.get("STREAM_K") else (1, 1, 1, 4)
-    key = (c.device, torch.cuda.current_stream(c.device).stream_id if c.is_cuda else 0, shape)
-    ws = _WORKSPACES.get(key)
-    if ws is None:
-        if len(_WORKSPACES) > 64:
-            _WORKSPACES.clear()
-        ws = _WORKSPACES[key] = (torch.empty(shape, dtype=torch.float32, device=c.device),
-                                 torch.zeros(shape[0], 4 * shape[1], dtype=torch.int32, device=c.device))
-    return ws
+    return dict(BN=256, STAGES=4, CONSUMERS=2, EPI=128, LAG=1)
 
 
 def persistent_grid(a: torch.Tensor, M: int, N: int, transpose_b: bool, cluster: int, **constexprs) -> int:
@@ -61,8 +36,7 @@ def persistent_grid(a: torch.Tensor, M: int, N: int, transpose_b: bool, cluster:
     if cluster == 1:
         return min(tiles, sms)
     from ..backend.cuda.launch import device_arch
-    ck = gemm.compile(a, a, a, *stream_k_workspace(a, 1, {}), TRANS_B=transpose_b, CLUSTER=cluster,
-                      arch=device_arch(a.device), **constexprs)
+    ck = gemm.compile(a, a, a, TRANS_B=transpose_b, CLUSTER=cluster, arch=device_arch(a.device), **constexprs)
     return cluster * min(tiles, ck.loaded(a.device).max_active_clusters(cluster))
 
 
@@ -96,10 +70,9 @@ def matmul(a: torch.Tensor, b: torch.Tensor, *, transpose_b: bool = False) -> to
             a = _padded(a, M, K8)
         if pad_b or b.data_ptr() % 16:
             b = _padded(b, N8, K8) if transpose_b else _padded(b, K8, N8)
-        gemm.launch(grid, a, b, c, *stream_k_workspace(c, grid, config), TRANS_B=bool(transpose_b),
-                    CLUSTER=CLUSTER, **config)
-    else:  # the layouts of this cache entry: the bound launcher skips the kernel's own layout key
-        launch(a, b, c, *stream_k_workspace(c, grid, config))
+        gemm.launch(grid, a, b, c, TRANS_B=bool(transpose_b), CLUSTER=CLUSTER, **config)
+    else:
+        launch(a, b, c)  # the layouts of this cache entry: the bound launcher skips the kernel's own layout key
     return c if N8 == N else c[:, :N].contiguous()
 
 

@@ -39,8 +39,6 @@ def expr(e) -> str:
     if isinstance(e, ir.Call):
         if e.fn == "not":
             return f"(!{expr(e.args[0])})"
-        if e.fn == "where":
-            return "(({}) ? ({}) : ({}))".format(*(expr(a) for a in e.args))
         return f"{e.fn}({', '.join(expr(a) for a in e.args)})"
     raise TypeError(f"cannot render {e!r}")
 
