@@ -32,12 +32,6 @@ __device__ __forceinline__ void wait_signal(const int* flag, int value) {
 """
 
 
-def _check(flags, idx):
-    t = kind(flags)
-    if not isinstance(t, GL) or t.dtype != int32:
-        fail(f"flags must be an int32 global layout (tk.gl(tk.int32)), got {t}")
-
-
 def _element(m, flags, idx, w):
     """Interpreter: the (b, d, row, col) of warp ``w``'s flag, bounds-checked."""
     at = tuple(int(m.scalar(i, w)) for i in idx)
@@ -48,27 +42,29 @@ def _element(m, flags, idx, w):
     return at
 
 
-class Signal(Op):
-    name = "signal"
+class _FlagOp(Op):
+    """A warp's access to one int32 flag: the type rule and the CUDA call are the same for both ops."""
     prelude = _PRELUDE
 
     def check(self, flags, idx, value):
-        _check(flags, idx)
+        t = kind(flags)
+        if not isinstance(t, GL) or t.dtype != int32:
+            fail(f"flags must be an int32 global layout (tk.gl(tk.int32)), got {t}")
+
+    def cuda(self, g, flags, idx, value):
+        return f"tk::{self.name}({g(flags)}.at({', '.join(g(i) for i in idx)}), {g(value)});"
+
+
+class Signal(_FlagOp):
+    name = "signal"
 
     def interpret(self, m, flags, idx, value):
         for w in m.warps():
             m.globals[flags][_element(m, flags, idx, w)] = int(m.scalar(value, w))
 
-    def cuda(self, g, flags, idx, value):
-        return f"tk::signal({g(flags)}.at({', '.join(g(i) for i in idx)}), {g(value)});"
 
-
-class WaitSignal(Op):
+class WaitSignal(_FlagOp):
     name = "wait_signal"
-    prelude = _PRELUDE
-
-    def check(self, flags, idx, value):
-        _check(flags, idx)
 
     def interpret(self, m, flags, idx, value):
         from ..interpreter.machine import Wait
@@ -81,9 +77,6 @@ class WaitSignal(Op):
         if not ready():
             at, v = want[0]
             yield Wait(ready, f"wait_signal on {flags.name}{list(at)} for {v} (it holds {int(t[at])})", m.loc)
-
-    def cuda(self, g, flags, idx, value):
-        return f"tk::wait_signal({g(flags)}.at({', '.join(g(i) for i in idx)}), {g(value)});"
 
 
 _SIGNAL, _WAIT_SIGNAL = Signal(), WaitSignal()
