@@ -23,7 +23,7 @@ def main_kernel_call(q, k, v, do, lse, causal):
     grid = (-(-n // (64 * A.BACKWARD_CONSUMERS[d, causal])), H, B)
     return (lambda with_dq=True, **kw: A.attention_bwd.launch(
         grid, q, k, v, do, lse_p, delta, dq, dk, dv, 0.1, d, causal, with_dq,
-        **{**A.backward_config(d, causal, with_dq), "GQA": False, **kw})), delta, dq
+        **{**A.backward_config(d, causal, with_dq), "GQA": q.shape[1] != k.shape[1], **kw})), delta, dq
 
 
 def main(n=4096):

@@ -82,6 +82,7 @@ BACKWARD_HEAVY_FIRST = True
 # (NOTES.md, session 10)
 BACKWARD_DQ_SPLIT = (64, 128, 256)
 
+
 def forward_config(D: int, causal: bool) -> dict:
     """The Hopper forward's configuration constexprs (CONSUMERS, STAGES, KV, PINGPONG, PV_LAG, DIAG64) for a head dim."""
     consumers, stages, kv, pingpong, pv_lag = HOPPER_CONFIG[D]

@@ -13,6 +13,7 @@ comes) is reported as ``tk.DeadlockError`` with its line.
 """
 from .base import GL, Op, emit, fail, kind
 from .memory import global_index
+from ..errors import OutOfBoundsError
 from ..types import int32
 
 __all__ = ["signal", "wait_signal"]
@@ -37,7 +38,6 @@ def _element(m, flags, idx, w):
     at = tuple(int(m.scalar(i, w)) for i in idx)
     t = m.globals[flags]
     if not all(0 <= i < n for i, n in zip(at, t.shape)):
-        from ..errors import OutOfBoundsError
         m.error(OutOfBoundsError, f"{flags.name}{list(at)} is outside shape {tuple(t.shape)}")
     return at
 
