@@ -1,5 +1,5 @@
-"""A/B the Hopper attention forward against an earlier version of its kernel file, in two alternating rounds,
-next to cuDNN (this machine's noise is several percent between runs; only same-run pairs are evidence).
+"""A/B the Hopper attention forward against an earlier version of its kernel file, next to cuDNN, every system
+timed call by call in turn (``time_interleaved``: the GPU's drift hits all alike).
 Usage: python scripts/ab_forward.py OLD_KERNEL_FILE [N ...] [D=64,128]
 (OLD_KERNEL_FILE: e.g. ``git show HEAD~1:src/pykittens/kernels/attention_hopper.py > scripts/old_kernel.py``);
 each variant runs the configuration ``attention`` ships (attention_ops.forward_config; an old kernel without a
@@ -11,9 +11,10 @@ import sys
 
 import torch
 
-from pykittens.bench.harness import run_once, time_ms
+from pykittens.bench.harness import run_once, time_interleaved
 from pykittens.kernels.attention_hopper import hopper_attention
 from pykittens.kernels.attention_ops import forward_config
+from pykittens.kernels.checks import device_info
 from tune_attention import grid_point  # (scripts/ is on the path when a script in it runs)
 
 
@@ -32,9 +33,9 @@ def main():
     for d in dims:
         for n in ns:
             for causal in (False, True):
-                q, k, v, fl, ref, tc = grid_point(n, d, causal)
+                q, k, v, fl, ref, cudnn = grid_point(n, d, causal)
                 B, H = q.shape[:2]
-                shipped = forward_config(d, causal)
+                shipped = forward_config(d, causal, device_info(q.device)[1])
                 c = shipped["CONSUMERS"]
                 grid = (-(-n // (64 * c)), H, B)
                 runs = {}
@@ -51,17 +52,12 @@ def main():
                     err = ((o.double() - ref.double()).norm() / ref.double().norm()).item()
                     if failed or not err < 1e-2:
                         raise SystemExit(f"{name} D={d} N={n} causal={causal}: failed={failed} err={err}")
-                tf = {name: [] for name in runs}
-                for _ in range(2):
-                    for name, run in runs.items():
-                        tf[name].append(fl / time_ms(run))
-                rows.append((d, n, causal, fl / tc, tf["old"], tf["new"]))
-                print(f"D={d} N={n} causal={causal}: cuDNN {fl / tc:.0f}  old {tf['old'][0]:.0f}/{tf['old'][1]:.0f}"
-                      f"  new {tf['new'][0]:.0f}/{tf['new'][1]:.0f}", flush=True)
-    print("\n|   D |     N | causal | cuDNN | old (2 rounds) | new (2 rounds) | new/old |")
+                tc, t_old, t_new = (fl / med for med, _, _ in time_interleaved([cudnn, runs["old"], runs["new"]]))
+                rows.append((d, n, causal, tc, t_old, t_new))
+                print(f"D={d} N={n} causal={causal}: cuDNN {tc:.0f}  old {t_old:.0f}  new {t_new:.0f}", flush=True)
+    print("\n|   D |     N | causal | cuDNN |   old |   new | new/old |")
     for d, n, causal, tc, o, nw in rows:
-        print(f"| {d:3d} | {n:5d} | {str(causal):6s} | {tc:5.0f} | {o[0]:5.0f} {o[1]:5.0f}    | {nw[0]:5.0f} {nw[1]:5.0f}"
-              f"    | {sum(nw) / sum(o):.3f} |")
+        print(f"| {d:3d} | {n:5d} | {str(causal):6s} | {tc:5.0f} | {o:5.0f} | {nw:5.0f} | {nw / o:.3f} |")
 
 
 if __name__ == "__main__":

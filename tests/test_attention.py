@@ -145,7 +145,7 @@ def test_hopper_kernel_compiles_with_hgmma_tma_and_no_spills(D, causal):
     from pykittens.kernels.attention_ops import forward_config
     q = torch.empty(1, 1, 256, D, dtype=torch.bfloat16)
     lse = torch.empty(1, 1, 1, 256)
-    ck = hopper_attention.compile(q, q, q, q, lse, 1.0, D=D, CAUSAL=causal, **forward_config(D, causal),
+    ck = hopper_attention.compile(q, q, q, q, lse, 1.0, D=D, CAUSAL=causal, **forward_config(D, causal, sms=132),
                                   arch="sm_90a")
     sass = ck.sass()
     assert "HGMMA" in sass and "UTMALDG" in sass and "UTMASTG" in sass
@@ -157,8 +157,8 @@ def test_hopper_kernel_compiles_with_hgmma_tma_and_no_spills(D, causal):
 def test_kernels_are_short():
     import inspect
     # the Hopper kernel has two schedules (with and without the P·V overlap, PV_LAG), each with a 64-key diagonal
-    # step for causal D=64 (DIAG64)
-    for k, limit in ((warp_attention, 70), (hopper_attention, 140)):
+    # step for causal D=64 (DIAG64), and an L2 warm-up for a later block (AHEAD)
+    for k, limit in ((warp_attention, 70), (hopper_attention, 150)):
         src = inspect.getsource(k.fn)
         body = [l for l in src.splitlines() if l.strip() and not l.strip().startswith("#")]
         assert len(body) <= limit, (k, len(body))

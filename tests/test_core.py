@@ -364,3 +364,33 @@ def test_mutable_scalar_carries_through_loops_of_different_lengths():
 def test_gpu_mutable_scalar():
     o, ref = _triangular_case("cuda")
     assert torch.equal(o, ref)
+
+
+@tk.kernel(warps=1)
+def later_blocks(o: tk.gl(tk.int32), N: tk.constexpr):
+    """Each block writes (exists, x, y, z) of ``tk.block_after(N)`` into its row of ``o`` (rows in launch order)."""
+    row = tk.block_idx.x + tk.grid_dim.x * (tk.block_idx.y + tk.grid_dim.y * tk.block_idx.z)
+    for i, value in enumerate(tk.block_after(N)):
+        tk.signal(o, (row, i), value)
+
+
+def _later_blocks_case(device, grid=(3, 2, 2), n=5):
+    blocks = grid[0] * grid[1] * grid[2]
+    o = torch.full((blocks, 4), -7, dtype=torch.int32, device=device)
+    later_blocks[grid](o, n)
+    later = torch.arange(blocks) + n  # launch order: x fastest, then y, then z
+    ref = torch.stack([(later < blocks).int(), later % grid[0], later // grid[0] % grid[1],
+                       later // (grid[0] * grid[1])], 1)
+    return o.cpu(), ref.int()
+
+
+def test_block_after_counts_blocks_in_launch_order():
+    o, ref = _later_blocks_case("cpu")
+    assert torch.equal(o, ref), (o, ref)
+    assert o[:, 0].tolist() == [1] * 7 + [0] * 5  # the last n blocks have no block n later
+
+
+@pytest.mark.gpu
+def test_gpu_block_after():
+    o, ref = _later_blocks_case("cuda")
+    assert torch.equal(o, ref), (o, ref)

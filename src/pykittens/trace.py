@@ -236,6 +236,15 @@ block_idx = _Dim3("block_idx")
 grid_dim = _Dim3("grid_dim")
 
 
+def block_after(n) -> tuple[ir.Expr, ir.Expr, ir.Expr, ir.Expr]:
+    """(exists, x, y, z): the block index of the block ``n`` places after the calling one in launch order (x
+    fastest, then y, then z: the order in which the hardware starts blocks), and whether the grid has it. With one
+    block per SM, the block an SM count later starts about when the calling one ends: e.g. warm L2 for it."""
+    gx, gy = grid_dim.x, grid_dim.y
+    later = let(block_idx.x + gx * (block_idx.y + gy * block_idx.z) + n, "later_block")
+    return later < gx * gy * grid_dim.z, later % gx, later // gx % gy, later // (gx * gy)
+
+
 def let(value, name: str | None = None) -> ir.Sym:
     """Bind a device scalar to a name once (the generated code computes it once, under that name)."""
     b, loc = builder(), user_loc()

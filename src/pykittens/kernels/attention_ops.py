@@ -59,6 +59,9 @@ def _check_layouts(q, k, v, causal) -> _Checked:
 # consumers for it, and 3 without it are faster. D = 256: O alone is 128 registers per thread (2 consumers, 232
 # each) and a 64-key K+V stage 64 KB next to 64 KB of Q.
 FORWARD_DIAG64 = (64,)  # head dims whose causal forward runs a diagonal block 64 keys wide where it can (NOTES.md)
+# head dims whose forward prefetches the next wave's Q and first K/V into L2 (AHEAD = SM count): D=64 +0.6-2.6% at
+# N = 1k-4k; D=128 -1 to +1% (NOTES.md, session 12)
+FORWARD_L2_AHEAD = (64,)
 HOPPER_CONFIG = {64: (3, 4, 128, True, True), 128: (3, 2, 128, True, False), 256: (2, 2, 64, True, False)}
 # (head dim, causal) -> consumer warpgroups (64 keys each) of the backward kernel: 3 is 6-10% faster at D=64
 # (NOTES.md); D=128 needs 2 for its registers (dK and dV alone are 128 per thread)
@@ -83,11 +86,12 @@ BACKWARD_HEAVY_FIRST = True
 BACKWARD_DQ_SPLIT = (64, 128, 256)
 
 
-def forward_config(D: int, causal: bool) -> dict:
-    """The Hopper forward's configuration constexprs (CONSUMERS, STAGES, KV, PINGPONG, PV_LAG, DIAG64) for a head dim."""
+def forward_config(D: int, causal: bool, sms: int = 0) -> dict:
+    """The Hopper forward's configuration constexprs (CONSUMERS, STAGES, KV, PINGPONG, PV_LAG, DIAG64, AHEAD) for a
+    head dim on a GPU of ``sms`` SMs (0: no L2 prefetch for later blocks)."""
     consumers, stages, kv, pingpong, pv_lag = HOPPER_CONFIG[D]
     return dict(CONSUMERS=consumers, STAGES=stages, KV=kv, PINGPONG=pingpong, PV_LAG=pv_lag,
-                DIAG64=bool(causal) and D in FORWARD_DIAG64)
+                DIAG64=bool(causal) and D in FORWARD_DIAG64, AHEAD=sms if D in FORWARD_L2_AHEAD else 0)
 
 
 def backward_config(D: int, causal: bool, with_dq: bool = True) -> dict:
@@ -133,7 +137,7 @@ class _ForwardLaunch:
 
     def __init__(self, q, causal: bool):
         B, H, N, D = q.shape
-        config = forward_config(D, causal)
+        config = forward_config(D, causal, device_info(q.device)[1])
         self.bnhd = q.stride(1) < q.stride(2)  # a transposed (B, N, H, D) tensor: o gets the same layout
         self.lse_rows = -(-N // 4) * 4  # lse rows padded to 16 bytes (a global layout requirement)
         grid = (-(-N // (64 * config["CONSUMERS"])), H, B)
