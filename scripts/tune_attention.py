@@ -34,7 +34,7 @@ def grid_point(n, d, causal):
 
 
 def kernel_call(q, k, v, causal, **overrides):
-    """A checked call of the forward kernel with ``overrides`` over the shipped configuration, or an error string."""
+    """(call, its poisoned output): the forward kernel with ``overrides`` over the shipped configuration."""
     B, H, n, d = q.shape
     cfg = dict(forward_config(d, causal, device_info(q.device)[1]), **overrides)
     grid = (-(-n // (64 * cfg["CONSUMERS"])), H, B)

@@ -58,7 +58,7 @@ def hopper_attention(q: tk.gl(tk.bf16), k: tk.gl(tk.bf16), v: tk.gl(tk.bf16), o:
     def load(s):
         kv = (b, h_kv, s.step, 0)
         tk.tma.load_group(s.full, (k_s[s.stage], k, kv), (v_s[s.stage], v, kv))
-        if AHEAD:  # L2 warm-up (here: in init, ptxas serialised the wgmma of D=64 causal)
+        if AHEAD:  # L2 warm-up for a later block (here, not in `init`: there ptxas serialised D=64 causal's wgmma)
             exists, *later = tk.block_after(AHEAD)
             with tk.if_((s.step == 0) & exists):
                 nb, nh, nh_kv, ntile0 = block_work(*later)

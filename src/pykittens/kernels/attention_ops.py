@@ -59,8 +59,8 @@ def _check_layouts(q, k, v, causal) -> _Checked:
 # consumers for it, and 3 without it are faster. D = 256: O alone is 128 registers per thread (2 consumers, 232
 # each) and a 64-key K+V stage 64 KB next to 64 KB of Q.
 FORWARD_DIAG64 = (64,)  # head dims whose causal forward runs a diagonal block 64 keys wide where it can (NOTES.md)
-# head dims whose forward prefetches the next wave's Q and first K/V into L2 (AHEAD = SM count): D=64 +0.6-2.6% at
-# N = 1k-4k; D=128 -1 to +1% (NOTES.md, session 12)
+# head dims whose forward prefetches the next wave's Q and first K/V into L2 (AHEAD = SM count): D=64 +0.7-3.0% at
+# N = 1k-2k, about 0 at 4k-16k; D=128 -1.2 to +0.8% (NOTES.md, session 12)
 FORWARD_L2_AHEAD = (64,)
 HOPPER_CONFIG = {64: (3, 4, 128, True, True), 128: (3, 2, 128, True, False), 256: (2, 2, 64, True, False)}
 # (head dim, causal) -> consumer warpgroups (64 keys each) of the backward kernel: 3 is 6-10% faster at D=64
