@@ -140,7 +140,7 @@ def test_warp_kernel_compiles_with_hmma_and_no_spills(D, arch):
     assert res.local == 0 and res.stack == 0, res
 
 
-@pytest.mark.parametrize("D,causal", [(64, False), (64, True), (128, True), (256, False), (256, True)])
+@pytest.mark.parametrize("D,causal", [(64, False), (64, True), (128, False), (128, True), (256, False), (256, True)])
 def test_hopper_kernel_compiles_with_hgmma_tma_and_no_spills(D, causal):
     from pykittens.kernels.attention_ops import forward_config
     q = torch.empty(1, 1, 256, D, dtype=torch.bfloat16)

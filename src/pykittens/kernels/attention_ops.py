@@ -59,9 +59,10 @@ def _check_layouts(q, k, v, causal) -> _Checked:
 # consumers for it, and 3 without it are faster. D = 256: O alone is 128 registers per thread (2 consumers, 232
 # each) and a 64-key K+V stage 64 KB next to 64 KB of Q.
 FORWARD_DIAG64 = (64,)  # head dims whose causal forward runs a diagonal block 64 keys wide where it can (NOTES.md)
-# head dims whose forward prefetches the next wave's Q and first K/V into L2 (AHEAD = SM count): D=64 +0.7-3.0% at
-# N = 1k-2k, about 0 at 4k-16k; D=128 -1.2 to +0.8% (NOTES.md, session 12)
-FORWARD_L2_AHEAD = (64,)
+# (head dim, causal) whose forward prefetches the next wave's Q and first K/V into L2 (AHEAD = SM count): D=64
+# +0.7-3.0% at N = 1k-2k, about 0 at 4k-16k; D=128 non-causal +0.1-0.9%; D=256 causal +0.1-5.0%. Not the others:
+# D=128 causal -0.8 to -1.6%, D=256 non-causal -0.7 to -1.8% (not understood; NOTES.md, session 12)
+FORWARD_L2_AHEAD = {(64, False), (64, True), (128, False), (256, True)}
 HOPPER_CONFIG = {64: (3, 4, 128, True, True), 128: (3, 2, 128, True, False), 256: (2, 2, 64, True, False)}
 # (head dim, causal) -> consumer warpgroups (64 keys each) of the backward kernel: 3 is 6-10% faster at D=64
 # (NOTES.md); D=128 needs 2 for its registers (dK and dV alone are 128 per thread)
@@ -91,7 +92,7 @@ def forward_config(D: int, causal: bool, sms: int = 0) -> dict:
     head dim on a GPU of ``sms`` SMs (0: no L2 prefetch for later blocks)."""
     consumers, stages, kv, pingpong, pv_lag = HOPPER_CONFIG[D]
     return dict(CONSUMERS=consumers, STAGES=stages, KV=kv, PINGPONG=pingpong, PV_LAG=pv_lag,
-                DIAG64=bool(causal) and D in FORWARD_DIAG64, AHEAD=sms if D in FORWARD_L2_AHEAD else 0)
+                DIAG64=bool(causal) and D in FORWARD_DIAG64, AHEAD=sms if (D, bool(causal)) in FORWARD_L2_AHEAD else 0)
 
 
 def backward_config(D: int, causal: bool, with_dq: bool = True) -> dict:
