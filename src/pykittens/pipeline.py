@@ -16,9 +16,13 @@ initialising their semaphores and before exiting.
 Stage/phase bookkeeping: step g (counted across all tiles a block handles) uses stage g % stages and waits for
 phase parity (g // stages) % 2 on ``full``; the producer waits on ``empty`` with the opposite parity, so its first
 pass over the ring does not block (a fresh semaphore counts as having completed a phase of parity 1).
+
+``with tk.timeline(times):`` around a kernel's body makes the pipeline record when its events happen (see
+``timeline``; ``scripts/timeline_forward.py`` reads them).
 """
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 
 from . import trace
@@ -27,6 +31,45 @@ from .ops.registers import decrease_registers, increase_registers
 from .ops.cluster import cluster_sync
 from .ops.semaphores import arrive, init_semaphore, wait
 from .ops.sync import sync
+from .ops.timing import timestamp
+
+# tk.timeline's events, per block: a slot of 4 int32 (ns timer, SM cycles, SM index, unused) each
+TIMELINE_BLOCK = ("entry", "past first barrier")  # warp 0 entering the kernel; the producer warp after the barrier
+TIMELINE_CONSUMER = ("entered", "first stage landed", "steps done", "finished")  # per consumer: before `start`
+# (after it here, ptxas serialised D=64 causal attention's wgmma), after its first wait for a full stage, before
+# `finish`, after `finish`
+
+
+def timeline_slots(consumers: int) -> int:
+    """Slots per block of a ``tk.timeline`` recording of a pipeline with ``consumers`` consumer warpgroups."""
+    return len(TIMELINE_BLOCK) + consumers * len(TIMELINE_CONSUMER)
+
+
+@contextlib.contextmanager
+def timeline(times):
+    """Record the events of the ``tk.producer_consumer`` pipeline traced inside: ``times`` (an int32 gl of shape
+    (blocks, 4 · ``timeline_slots(consumers)``); block (x, y, z) writes row x + grid.x · (y + grid.y · z)) gets
+    a ``tk.timestamp`` per event (TIMELINE_BLOCK, then TIMELINE_CONSUMER for each consumer; one warp per
+    warpgroup records). Meant for non-persistent pipelines (a persistent one keeps its last tile's events). A
+    probe: it adds a store per event and may change how ptxas schedules the kernel."""
+    b = trace.builder()
+    b.timeline = times
+    try:
+        yield
+    finally:
+        b.timeline = None
+
+
+def _record(slot, when=None):
+    """A timeline event (no-op without ``tk.timeline``): warp 0 of the calling warpgroup stamps ``slot``."""
+    times = trace.builder().timeline
+    if times is None:
+        return
+    g, i = trace.grid_dim, trace.block_idx
+    row = i.x + g.x * (i.y + g.y * i.z)
+    cond = trace.warp_id() % 4 == 0
+    with trace.if_(cond if when is None else cond & when):
+        timestamp(times, (row, slot * 4))
 
 
 @dataclass
@@ -85,6 +128,7 @@ def producer_consumer(*, stages: int, consumers: int, tiles, steps, load, comput
     freed = trace.semaphore(count=stages) if cluster > 1 else empty
     warp, wg = trace.warp_id(), trace.warp_id() // 4
     with trace.if_(warp == 0):
+        _record(0)
         for s in range(stages):
             init_semaphore(full[s], 1)
             init_semaphore(freed[s], 4 * consumers)
@@ -124,13 +168,16 @@ def producer_consumer(*, stages: int, consumers: int, tiles, steps, load, comput
     def consume():  # a consumer warpgroup: each step of each of the block's tiles
         increase_registers(consumer_registers)
         consumer = trace.let(wg - 1, "consumer")
+        slot = len(TIMELINE_BLOCK) + consumer * len(TIMELINE_CONSUMER)
 
         def begin(t, count):
+            _record(slot)
             if start is not None:
                 start(Step(None, t, None, None, consumer, count))
 
         def step(t, k, g, stage):
             wait(full[stage], (g // stages) % 2)
+            _record(slot + 1, k == 0)
             compute(Step(stage, t, k, full[stage], consumer))
             if release_lag:
                 with trace.if_(k > 0):
@@ -139,7 +186,9 @@ def producer_consumer(*, stages: int, consumers: int, tiles, steps, load, comput
                 arrive(freed[stage])
 
         def close(t, count, base, n):
+            _record(slot + 2)
             finish(Step(None, t, None, None, consumer, count))
+            _record(slot + 3)
             if release_lag:  # finish has waited for the last mma: release its stage
                 with trace.if_(n > 0):
                     arrive(freed[(base + n + stages - 1) % stages])
@@ -154,6 +203,7 @@ def producer_consumer(*, stages: int, consumers: int, tiles, steps, load, comput
     with trace.if_(wg == 0):
         decrease_registers(producer_registers)
         with trace.if_(warp == 0):
+            _record(1)
             walk(produce)
         if cluster > 1:  # (an else branch: the two warps run concurrently, also in the interpreter)
             with trace.else_():

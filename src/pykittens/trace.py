@@ -55,6 +55,7 @@ class Builder:
         self.used_names: dict[str, int] = {}
         self.last_if: ir.If | None = None
         self.tensor_maps: list = []  # (gl Var, ST) pairs that TMA ops use; each becomes a kernel parameter
+        self.timeline = None  # int32 gl where tk.producer_consumer records its events (tk.timeline)
 
     def tensor_map(self, gl_var, st_type) -> int:
         """Index of the TMA descriptor for copies between ``gl_var`` and tiles of type ``st_type``."""

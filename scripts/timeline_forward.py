@@ -1,0 +1,124 @@
+"""Where a Hopper attention forward block's time goes: the shipped kernel traced inside ``tk.timeline``, so its
+pipeline stamps (ns timer, SM) at each event, on BENCH.md's grid points (B·N = 16k, H·D = 2048):
+    python3 scripts/timeline_forward.py 1024,2048,16384 [D=64] [causal=0|1] [KEY=value ...] [--save DIR]
+KEY=value pairs override the shipped configuration (as in tune_attention.py). Prints, per point, the kernel's time
+with and without the stamps (they are a probe: a store per event), and the mean block's anatomy in µs: from its
+entry to the first barrier, to each consumer's entry, to its first K/V stage (and Q), its steps, its finish; the block's
+length; the gap between a block's last consumer finishing and the next block's entry on the same SM; and the
+share of SM time inside blocks. ``--save DIR`` writes the raw stamps (``timeline_<D>_<causal>_<N>.pt``)."""
+import math
+import sys
+
+import torch
+
+import pykittens as tk
+from pykittens.bench.harness import time_interleaved
+from pykittens.kernels import hopper_attention
+from pykittens.kernels.attention_ops import forward_config
+from pykittens.kernels.checks import device_info
+from pykittens.pipeline import TIMELINE_BLOCK, TIMELINE_CONSUMER
+from tune_attention import grid_point  # (scripts/ is on the path when a script in it runs)
+
+
+@tk.kernel(warps=lambda CONSUMERS: 4 * (1 + CONSUMERS), min_blocks=1)
+def timed_forward(q: tk.gl(tk.bf16), k: tk.gl(tk.bf16), v: tk.gl(tk.bf16), o: tk.gl(tk.bf16), lse: tk.gl(tk.fp32),
+                  times: tk.gl(tk.int32), scale_log2: tk.f32, D: tk.constexpr, CONSUMERS: tk.constexpr,
+                  STAGES: tk.constexpr, CAUSAL: tk.constexpr, KV: tk.constexpr, PINGPONG: tk.constexpr,
+                  PV_LAG: tk.constexpr, DIAG64: tk.constexpr, AHEAD: tk.constexpr):
+    with tk.timeline(times):
+        hopper_attention.fn(q, k, v, o, lse, scale_log2, D, CONSUMERS, STAGES, CAUSAL, KV, PINGPONG, PV_LAG, DIAG64,
+                            AHEAD)
+
+
+def anatomy(times: torch.Tensor, consumers: int) -> dict:
+    """Mean block anatomy (µs) from a (blocks, 4 · slots) stamp array; a slot never stamped holds -1."""
+    t = times.view(times.shape[0], -1, 4).long()
+    stamped = t[..., 0] != -1
+    ns = (t[..., 0] - t[0, 0, 0]) % 2 ** 32  # the ns timer, from block 0's entry (differences mod 2³²)
+    ns = torch.where(stamped, ns, torch.full_like(ns, -1)).double() / 1e3
+    nb = len(TIMELINE_BLOCK)
+    entry, barrier = ns[:, 0], ns[:, 1]
+    c = ns[:, nb:].view(-1, consumers, len(TIMELINE_CONSUMER))
+    entered, landed, done, finished = c.unbind(-1)
+    ran = landed >= 0  # consumers that ran at least one step
+    end = finished.max(1).values
+
+    def mean(x, mask=None):
+        x = x[mask] if mask is not None else x.flatten()
+        return x.mean().item() if x.numel() else float("nan")
+
+    out = {"barrier": mean(barrier - entry)}
+    for i in range(consumers):
+        out[f"c{i} in"] = mean(entered[:, i] - entry)
+        out[f"c{i} 1st K/V"] = mean(landed[:, i] - entry, ran[:, i])
+        out[f"c{i} steps"] = mean(done[:, i] - landed[:, i], ran[:, i])
+        out[f"c{i} finish"] = mean(finished[:, i] - done[:, i])
+    out["block"] = mean(end - entry)
+    sm = t[:, 0, 2]
+    gaps, busy = [], 0.0
+    for s in sm.unique():
+        idx = (sm == s).nonzero().flatten()
+        order = idx[entry[idx].argsort()]
+        gaps += (entry[order[1:]] - end[order[:-1]]).tolist()
+        busy += (end[order] - entry[order]).sum().item()
+    span = (end.max() - entry.min()).item()
+    out["gap"] = sum(gaps) / max(len(gaps), 1)
+    out["span"] = span
+    out["busy %"] = 100 * busy / (span * len(sm.unique()))
+    out["blocks/SM"] = t.shape[0] / len(sm.unique())
+    return out
+
+
+def main(ns, d=64, causal=False, overrides=None, save=None, rounds=20):
+    sms = device_info(torch.device("cuda"))[1]
+    cfg = dict(forward_config(d, causal, sms), **(overrides or {}))
+    rows = []
+    for n in ns:
+        q, k, v, fl, ref, _ = grid_point(n, d, causal)
+        B, H = q.shape[:2]
+        grid = (-(-n // (64 * cfg["CONSUMERS"])), H, B)
+        blocks = grid[0] * grid[1] * grid[2]
+        slots = len(TIMELINE_BLOCK) + cfg["CONSUMERS"] * len(TIMELINE_CONSUMER)
+        times = torch.full((blocks, 4 * slots), -1, dtype=torch.int32, device="cuda")
+        o = torch.full_like(q, float("nan"))
+        lse = torch.empty(B, H, 1, -(-n // 4) * 4, device="cuda")
+        scale = math.log2(math.e) / math.sqrt(d)
+        plain = lambda: hopper_attention.launch(grid, q, k, v, o, lse, scale, D=d, CAUSAL=causal, **cfg)  # noqa
+        stamped = lambda: timed_forward.launch(grid, q, k, v, o, lse, times, scale, D=d, CAUSAL=causal, **cfg)  # noqa
+        stamped()
+        torch.cuda.synchronize()
+        err = ((o.double() - ref.double()).norm() / ref.double().norm()).item()
+        if not err < 1e-2:
+            raise SystemExit(f"N={n}: the stamped kernel is wrong (relative error {err:.2e})")
+        ms_plain, ms_stamped = (m for m, *_ in time_interleaved([plain, stamped], rounds=rounds))
+        times.fill_(-1)
+        stamped()
+        torch.cuda.synchronize()
+        a = anatomy(times.cpu(), cfg["CONSUMERS"])
+        rows.append((n, ms_plain * 1e3, ms_stamped * 1e3, a))
+        if save:
+            torch.save({"times": times.cpu(), "config": cfg, "grid": grid, "n": n, "d": d, "causal": causal},
+                       f"{save}/timeline_{d}_{int(causal)}_{n}.pt")
+        print(f"N={n}: {ms_plain * 1e3:.1f} µs plain, {ms_stamped * 1e3:.1f} µs stamped", flush=True)
+    keys = list(rows[0][3])
+    print(f"\nforward D={d} causal={causal} {overrides or ''}: mean block anatomy (µs; 'c1 in' = entry to consumer "
+          f"1's entry, '1st K/V' = to its Q and first K/V stage, 'gap' = a block's end to the next entry on its SM)")
+    print("| quantity | " + " | ".join(f"N={n}" for n, *_ in rows) + " |")
+    print("|---|" + "---|" * len(rows))
+    print("| kernel µs (plain / stamped) | " + " | ".join(f"{p:.0f} / {s:.0f}" for _, p, s, _ in rows) + " |")
+    for key in keys:
+        print(f"| {key} | " + " | ".join(f"{r[3][key]:.2f}" for r in rows) + " |")
+
+
+if __name__ == "__main__":
+    args = [a for a in sys.argv[1:]]
+    save = None
+    if "--save" in args:
+        i = args.index("--save")
+        save = args[i + 1]
+        del args[i:i + 2]
+    ns = [int(x) for x in args[0].split(",")] if args and args[0][0].isdigit() else [1024, 2048, 16384]
+    opts = dict(a.split("=", 1) for a in args if "=" in a)
+    d, causal = int(opts.pop("D", 64)), bool(int(opts.pop("causal", 0)))
+    overrides = {k: eval(v) for k, v in opts.items()}  # noqa: S307 (constexpr values: ints, bools)
+    main(ns, d, causal, overrides, save)
