@@ -1,18 +1,20 @@
 """Where a Hopper attention forward block's time goes: the shipped kernel traced inside ``tk.timeline``, so its
 pipeline stamps (ns timer, SM) at each event, on BENCH.md's grid points (B·N = 16k, H·D = 2048):
-    python3 scripts/timeline_forward.py 1024,2048,16384 [D=64] [causal=0|1] [KEY=value ...] [--save DIR]
+    python3 scripts/timeline_forward.py 1024,2048,16384 [D=64] [causal=0|1] [KEY=value ...] [--save DIR] [--md FILE]
 KEY=value pairs override the shipped configuration (as in tune_attention.py). Prints, per point, the kernel's time
 with and without the stamps (they are a probe: a store per event), and the mean block's anatomy in µs: from its
 entry to the first barrier, to each consumer's entry, to its first K/V stage (and Q), its steps, its finish; the block's
 length; the gap between a block's last consumer finishing and the next block's entry on the same SM; and the
-share of SM time inside blocks. ``--save DIR`` writes the raw stamps (``timeline_<D>_<causal>_<N>.pt``)."""
+share of SM time inside blocks. ``--save DIR`` writes the raw stamps (``timeline_<D>_<causal>_<N>.pt``); ``--md FILE``
+appends the table to FILE (with the GPU, clocks, versions and commit the first time)."""
+import inspect
 import math
 import sys
 
 import torch
 
 import pykittens as tk
-from pykittens.bench.harness import time_interleaved
+from pykittens.bench.harness import context, time_interleaved
 from pykittens.kernels import hopper_attention
 from pykittens.kernels.attention_ops import forward_config
 from pykittens.kernels.checks import device_info
@@ -20,21 +22,30 @@ from pykittens.pipeline import TIMELINE_BLOCK, TIMELINE_CONSUMER
 from tune_attention import grid_point  # (scripts/ is on the path when a script in it runs)
 
 
-@tk.kernel(warps=lambda CONSUMERS: 4 * (1 + CONSUMERS), min_blocks=1)
-def timed_forward(q: tk.gl(tk.bf16), k: tk.gl(tk.bf16), v: tk.gl(tk.bf16), o: tk.gl(tk.bf16), lse: tk.gl(tk.fp32),
-                  times: tk.gl(tk.int32), scale_log2: tk.f32, D: tk.constexpr, CONSUMERS: tk.constexpr,
-                  STAGES: tk.constexpr, CAUSAL: tk.constexpr, KV: tk.constexpr, PINGPONG: tk.constexpr,
-                  PV_LAG: tk.constexpr, DIAG64: tk.constexpr, AHEAD: tk.constexpr):
-    with tk.timeline(times):
-        hopper_attention.fn(q, k, v, o, lse, scale_log2, D, CONSUMERS, STAGES, CAUSAL, KV, PINGPONG, PV_LAG, DIAG64,
-                            AHEAD)
+def _timed(kernel, after: str = "lse"):
+    """``kernel``'s function with an int32 gl ``times`` inserted after parameter ``after``, its body traced inside
+    ``tk.timeline(times)``: the same kernel, stamping its pipeline's events."""
+    sig = inspect.signature(kernel.fn)
+    params = list(sig.parameters.values())
+    at = [p.name for p in params].index(after) + 1
+    times = inspect.Parameter("times", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=tk.gl(tk.int32))
+
+    def timed(*args):
+        with tk.timeline(args[at]):
+            kernel.fn(*args[:at], *args[at + 1:])
+    timed.__signature__ = sig.replace(parameters=params[:at] + [times] + params[at:])
+    timed.__name__ = f"timed_{kernel.name}"
+    return tk.kernel(warps=kernel.warps, min_blocks=kernel.min_blocks)(timed)
+
+
+timed_forward = _timed(hopper_attention)
 
 
 def anatomy(times: torch.Tensor, consumers: int) -> dict:
     """Mean block anatomy (µs) from a (blocks, 4 · slots) stamp array; a slot never stamped holds -1."""
     t = times.view(times.shape[0], -1, 4).long()
     stamped = t[..., 0] != -1
-    ns = (t[..., 0] - t[0, 0, 0]) % 2 ** 32  # the ns timer, from block 0's entry (differences mod 2³²)
+    ns = (t[..., 0] - t[0, 0, 0] + 2 ** 31) % 2 ** 32 - 2 ** 31  # the ns timer from block 0's entry (mod 2³²)
     ns = torch.where(stamped, ns, torch.full_like(ns, -1)).double() / 1e3
     nb = len(TIMELINE_BLOCK)
     entry, barrier = ns[:, 0], ns[:, 1]
@@ -101,24 +112,35 @@ def main(ns, d=64, causal=False, overrides=None, save=None, rounds=20):
                        f"{save}/timeline_{d}_{int(causal)}_{n}.pt")
         print(f"N={n}: {ms_plain * 1e3:.1f} µs plain, {ms_stamped * 1e3:.1f} µs stamped", flush=True)
     keys = list(rows[0][3])
-    print(f"\nforward D={d} causal={causal} {overrides or ''}: mean block anatomy (µs; 'c1 in' = entry to consumer "
-          f"1's entry, '1st K/V' = to its Q and first K/V stage, 'gap' = a block's end to the next entry on its SM)")
-    print("| quantity | " + " | ".join(f"N={n}" for n, *_ in rows) + " |")
-    print("|---|" + "---|" * len(rows))
-    print("| kernel µs (plain / stamped) | " + " | ".join(f"{p:.0f} / {s:.0f}" for _, p, s, _ in rows) + " |")
-    for key in keys:
-        print(f"| {key} | " + " | ".join(f"{r[3][key]:.2f}" for r in rows) + " |")
+    lines = [f"\nforward D={d} causal={causal} {overrides or ''}: mean block anatomy (µs; 'c1 in' = entry to "
+             f"consumer 1's entry, '1st K/V' = to its Q and first K/V stage, 'gap' = a block's end to the next entry "
+             f"on its SM)\n",
+             "| quantity | " + " | ".join(f"N={n}" for n, *_ in rows) + " |",
+             "|---|" + "---|" * len(rows),
+             "| kernel µs (plain / stamped) | " + " | ".join(f"{p:.0f} / {s:.0f}" for _, p, s, _ in rows) + " |"]
+    lines += [f"| {key} | " + " | ".join(f"{r[3][key]:.2f}" for r in rows) + " |" for key in keys]
+    print("\n".join(lines))
+    return lines
 
 
 if __name__ == "__main__":
     args = [a for a in sys.argv[1:]]
-    save = None
-    if "--save" in args:
-        i = args.index("--save")
-        save = args[i + 1]
-        del args[i:i + 2]
+    save = md = None
+    for flag in ("--save", "--md"):
+        if flag in args:
+            i = args.index(flag)
+            save, md = (args[i + 1], md) if flag == "--save" else (save, args[i + 1])
+            del args[i:i + 2]
     ns = [int(x) for x in args[0].split(",")] if args and args[0][0].isdigit() else [1024, 2048, 16384]
     opts = dict(a.split("=", 1) for a in args if "=" in a)
     d, causal = int(opts.pop("D", 64)), bool(int(opts.pop("causal", 0)))
     overrides = {k: eval(v) for k, v in opts.items()}  # noqa: S307 (constexpr values: ints, bools)
-    main(ns, d, causal, overrides, save)
+    table = main(ns, d, causal, overrides, save)
+    if md:
+        import os
+        new = not os.path.exists(md)
+        with open(md, "a") as f:
+            if new:
+                f.write("# Forward block anatomy (`scripts/timeline_forward.py`)\n\n" + "\n".join(
+                    f"- {k}: {v}" for k, v in context().items()) + "\n")
+            f.write("\n".join(table) + "\n")
