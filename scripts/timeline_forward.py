@@ -7,7 +7,6 @@ entry to the first barrier, to each consumer's entry, to its first K/V stage (an
 length; the gap between a block's last consumer finishing and the next block's entry on the same SM; and the
 share of SM time inside blocks. ``--save DIR`` writes the raw stamps (``timeline_<D>_<causal>_<N>.pt``); ``--md FILE``
 appends the table to FILE (with the GPU, clocks, versions and commit the first time)."""
-import inspect
 import math
 import sys
 
@@ -22,23 +21,7 @@ from pykittens.pipeline import TIMELINE_BLOCK, TIMELINE_CONSUMER
 from tune_attention import grid_point  # (scripts/ is on the path when a script in it runs)
 
 
-def _timed(kernel, after: str = "lse"):
-    """``kernel``'s function with an int32 gl ``times`` inserted after parameter ``after``, its body traced inside
-    ``tk.timeline(times)``: the same kernel, stamping its pipeline's events."""
-    sig = inspect.signature(kernel.fn)
-    params = list(sig.parameters.values())
-    at = [p.name for p in params].index(after) + 1
-    times = inspect.Parameter("times", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=tk.gl(tk.int32))
-
-    def timed(*args):
-        with tk.timeline(args[at]):
-            kernel.fn(*args[:at], *args[at + 1:])
-    timed.__signature__ = sig.replace(parameters=params[:at] + [times] + params[at:])
-    timed.__name__ = f"timed_{kernel.name}"
-    return tk.kernel(warps=kernel.warps, min_blocks=kernel.min_blocks)(timed)
-
-
-timed_forward = _timed(hopper_attention)
+timed_forward = tk.stamped(hopper_attention, after="lse")  # the shipped kernel, stamping its pipeline
 
 
 def anatomy(times: torch.Tensor, consumers: int) -> dict:

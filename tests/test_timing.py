@@ -94,3 +94,17 @@ def test_gpu_timeline():
     assert (t[..., 2] == t[:, :1, 2]).all()
     cycles = (t[..., 1] - t[:, :1, 1]) % 2 ** 32
     assert (cycles[:, -1] > 0).all()
+
+
+def test_stamped_attention_forward_compiles_unserialised():
+    """``tk.stamped`` wraps a library kernel: the stamped forward keeps its wgmma pipelined (every shipped config)."""
+    from pykittens.kernels import hopper_attention
+    from pykittens.kernels.attention_ops import forward_config
+    timed = tk.stamped(hopper_attention, after="lse")
+    assert [n for n, _ in timed.params][:7] == ["q", "k", "v", "o", "lse", "times", "scale_log2"]
+    for d, causal in ((64, False), (64, True), (128, True)):
+        q = torch.empty(1, 2, 256, d, dtype=torch.bfloat16)
+        ck = timed.compile(q, q, q, q, torch.empty(1, 2, 1, 256), torch.empty(1, 64, dtype=torch.int32), 1.0, D=d,
+                           CAUSAL=causal, **forward_config(d, causal, 132), arch="sm_90a")
+        assert not ck.wgmma_serialized and ck.resources().local == 0, (d, causal)
+        assert ck.source.count("tk::timestamp(") == len(TIMELINE_BLOCK) + len(TIMELINE_CONSUMER)

@@ -23,6 +23,7 @@ pass over the ring does not block (a fresh semaphore counts as having completed 
 from __future__ import annotations
 
 import contextlib
+import inspect
 from dataclasses import dataclass
 
 from . import trace
@@ -48,10 +49,11 @@ def timeline_slots(consumers: int) -> int:
 @contextlib.contextmanager
 def timeline(times):
     """Record the events of the ``tk.producer_consumer`` pipeline traced inside: ``times`` (an int32 gl of shape
-    (blocks, 4 · ``timeline_slots(consumers)``); block (x, y, z) writes row x + grid.x · (y + grid.y · z)) gets
-    a ``tk.timestamp`` per event (TIMELINE_BLOCK, then TIMELINE_CONSUMER for each consumer; one warp per
-    warpgroup records). Meant for non-persistent pipelines (a persistent one keeps its last tile's events). A
-    probe: it adds a store per event and may change how ptxas schedules the kernel."""
+    (blocks, 4 · ``timeline_slots(consumers)``); a block writes the row of its launch index) gets a
+    ``tk.timestamp`` per event (TIMELINE_BLOCK, then TIMELINE_CONSUMER for each consumer; one warp per warpgroup
+    records). Meant for non-persistent pipelines (a persistent one keeps its last tile's events). A probe: it adds
+    a store per event and may change how ptxas schedules the kernel. ``stamped(kernel)`` makes a kernel that does
+    this around an existing kernel's body."""
     b = trace.builder()
     b.timeline = times
     try:
@@ -60,16 +62,33 @@ def timeline(times):
         b.timeline = None
 
 
+def stamped(kernel, after: str):
+    """``kernel`` (a ``tk.kernel`` built on ``tk.producer_consumer``) as a new kernel with an int32 gl parameter
+    ``times`` inserted after parameter ``after``, its body traced inside ``tk.timeline(times)``: the same kernel,
+    stamping its pipeline's events (``scripts/timeline_forward.py`` does this to the attention forward)."""
+    from .kernel import gl, kernel as make_kernel
+    from .types import int32
+    sig = inspect.signature(kernel.fn)
+    params = list(sig.parameters.values())
+    at = [p.name for p in params].index(after) + 1
+    times = inspect.Parameter("times", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=gl(int32))
+
+    def body(*args):
+        with timeline(args[at]):
+            kernel.fn(*args[:at], *args[at + 1:])
+    body.__signature__ = sig.replace(parameters=params[:at] + [times] + params[at:])
+    body.__name__ = f"stamped_{kernel.name}"
+    return make_kernel(warps=kernel.warps, min_blocks=kernel.min_blocks, cluster=kernel.cluster)(body)
+
+
 def _record(slot, when=None):
     """A timeline event (no-op without ``tk.timeline``): warp 0 of the calling warpgroup stamps ``slot``."""
     times = trace.builder().timeline
     if times is None:
         return
-    g, i = trace.grid_dim, trace.block_idx
-    row = i.x + g.x * (i.y + g.y * i.z)
     cond = trace.warp_id() % 4 == 0
     with trace.if_(cond if when is None else cond & when):
-        timestamp(times, (row, slot * 4))
+        timestamp(times, (trace.launch_index(), slot * 4))
 
 
 @dataclass

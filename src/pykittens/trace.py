@@ -237,12 +237,18 @@ block_idx = _Dim3("block_idx")
 grid_dim = _Dim3("grid_dim")
 
 
+def launch_index() -> ir.Expr:
+    """The calling block's place in launch order: x + grid.x · (y + grid.y · z) (x fastest, then y, then z: the
+    order in which the hardware starts blocks)."""
+    return block_idx.x + grid_dim.x * (block_idx.y + grid_dim.y * block_idx.z)
+
+
 def block_after(n) -> tuple[ir.Expr, ir.Expr, ir.Expr, ir.Expr]:
-    """(exists, x, y, z): the block index of the block ``n`` places after the calling one in launch order (x
-    fastest, then y, then z: the order in which the hardware starts blocks), and whether the grid has it. With one
-    block per SM, the block an SM count later starts about when the calling one ends: e.g. warm L2 for it."""
+    """(exists, x, y, z): the block index of the block ``n`` places after the calling one in launch order
+    (``launch_index``), and whether the grid has it. With one block per SM, the block an SM count later starts
+    about when the calling one ends: e.g. warm L2 for it."""
     gx, gy = grid_dim.x, grid_dim.y
-    later = let(block_idx.x + gx * (block_idx.y + gy * block_idx.z) + n, "later_block")
+    later = let(launch_index() + n, "later_block")
     return later < gx * gy * grid_dim.z, later % gx, later // gx % gy, later // (gx * gy)
 
 
