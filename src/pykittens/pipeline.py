@@ -169,17 +169,17 @@ def producer_consumer(*, stages: int, consumers: int, tiles, steps, load, comput
                 before(t, count)
             for k in trace.range(n):
                 g = trace.let(base + k, "g")
-                body(t, k, g, trace.let(g % stages, "stage"), count)
+                body(t, k, g, trace.let(g % stages, "stage"))
             if after is not None:
                 after(t, count, base, n)
             if done is not None:
                 trace.assign(done, done + n)
 
-    def produce(t, k, g, stage, count):
+    def produce(t, k, g, stage):
         wait(empty[stage], ((g // stages) % 2) ^ 1)
         load(Step(stage, t, k, full[stage]))
 
-    def forward(t, k, g, stage, count):
+    def forward(t, k, g, stage):
         wait(freed[stage], (g // stages) % 2)
         for r in range(cluster):
             arrive(empty[stage], cta=r)
@@ -194,10 +194,10 @@ def producer_consumer(*, stages: int, consumers: int, tiles, steps, load, comput
             if start is not None:
                 start(Step(None, t, None, None, consumer, count))
 
-        def step(t, k, g, stage, count):
+        def step(t, k, g, stage):
             wait(full[stage], (g // stages) % 2)
             _record(slot + 1, k == 0)
-            compute(Step(stage, t, k, full[stage], consumer, count))
+            compute(Step(stage, t, k, full[stage], consumer))
             if release_lag:
                 with trace.if_(k > 0):
                     arrive(freed[(g + stages - 1) % stages])  # the previous step's mma is done

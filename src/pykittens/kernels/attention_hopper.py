@@ -22,39 +22,22 @@ def hopper_attention(q: tk.gl(tk.bf16), k: tk.gl(tk.bf16), v: tk.gl(tk.bf16), o:
                      lse: tk.gl(tk.fp32), scale_log2: tk.f32, D: tk.constexpr, CONSUMERS: tk.constexpr,
                      STAGES: tk.constexpr, CAUSAL: tk.constexpr, KV: tk.constexpr = 128,
                      PINGPONG: tk.constexpr = False, PV_LAG: tk.constexpr = False, DIAG64: tk.constexpr = False,
-                     AHEAD: tk.constexpr = 0, PERSISTENT: tk.constexpr = False):
+                     AHEAD: tk.constexpr = 0):
     if DIAG64 and not (CAUSAL and KV == 128):
         raise tk.KernelTypeError("hopper_attention: DIAG64 needs CAUSAL and KV = 128")
 
-    if PERSISTENT and CAUSAL:
-        raise tk.KernelTypeError("hopper_attention: PERSISTENT is non-causal only (a probe)")
-    n_qb = tk.let(tk.cdiv(q.rows, 64 * CONSUMERS)) if PERSISTENT else tk.grid_dim.x  # query blocks per head
-
     def block_work(x, y, z):  # block (x, y, z)'s batch, query head, K/V head and first 64-row query tile
-        qb = tk.let(n_qb - 1 - x) if CAUSAL else x  # causal: longest rows first
+        qb = tk.let(tk.grid_dim.x - 1 - x) if CAUSAL else x  # causal: longest rows first
         # block qb's consumers own 64-row query tiles tile0 + c; causal: the head's partial block (N not a multiple
         # of 64·C) comes first, where its missing rows are the ones the mask makes cheapest (non-causal: last, 1%
         # faster)
-        tile0 = tk.let(qb * CONSUMERS - (n_qb * CONSUMERS - tk.cdiv(q.rows, 64) if CAUSAL else 0))
+        tile0 = tk.let(qb * CONSUMERS - (tk.grid_dim.x * CONSUMERS - tk.cdiv(q.rows, 64) if CAUSAL else 0))
         return z, y, tk.let(y // (q.depth // k.depth)), tile0
 
-    def where(t):  # persistent: work tile t's block_work
-        return block_work(t % n_qb, t // n_qb % q.depth, t // (n_qb * q.depth))
-
-    if PERSISTENT:
-        tiles = tk.let(n_qb * q.depth * q.batch)
-        tile0 = tk.var(0, "tile0")  # the consumer's current tile's (set in start)
-    else:
-        b, h, h_kv, tile0 = block_work(tk.block_idx.x, tk.block_idx.y, tk.block_idx.z)
-    q_s = tk.st(tk.bf16, 64, D, count=(2, CONSUMERS) if PERSISTENT else CONSUMERS)
+    b, h, h_kv, tile0 = block_work(tk.block_idx.x, tk.block_idx.y, tk.block_idx.z)
+    q_s = tk.st(tk.bf16, 64, D, count=CONSUMERS)
     k_s, v_s = tk.st(tk.bf16, KV, D, count=STAGES), tk.st(tk.bf16, KV, D, count=STAGES)
-    q_ready = tk.semaphore(count=2 * CONSUMERS if PERSISTENT else CONSUMERS)
-
-    def q_tile(s, buf=None):  # (Q tile, its semaphore) of this consumer (persistent: buffer count % 2)
-        if not PERSISTENT:
-            return q_s[s.consumer], q_ready[s.consumer]
-        buf = s.count % 2 if buf is None else buf
-        return q_s[buf, s.consumer], q_ready[buf * CONSUMERS + s.consumer]
+    q_ready = tk.semaphore(count=CONSUMERS)
     att, att_bf, o_reg = tk.rt(tk.fp32, 16, KV), tk.rt(tk.bf16, 16, KV), tk.rt(tk.fp32, 16, D)
     scores, probs = {KV: att}, {KV: att_bf}  # by keys per step: DIAG64 adds views of the first 64
     if DIAG64:
@@ -69,14 +52,13 @@ def hopper_attention(q: tk.gl(tk.bf16), k: tk.gl(tk.bf16), v: tk.gl(tk.bf16), o:
         steps = tk.minimum(steps, tk.cdiv(tk.minimum((tile0 + CONSUMERS) * 64, q.rows) + shift, KV))
 
     def init():
-        for c in range(CONSUMERS * (2 if PERSISTENT else 1)):
+        for c in range(CONSUMERS):
             tk.init_semaphore(q_ready[c], 1)
 
     def load(s):
-        b_, _, h_kv_, _ = where(s.tile) if PERSISTENT else (b, h, h_kv, tile0)
-        kv = (b_, h_kv_, s.step, 0)
+        kv = (b, h_kv, s.step, 0)
         tk.tma.load_group(s.full, (k_s[s.stage], k, kv), (v_s[s.stage], v, kv))
-        if AHEAD and not PERSISTENT:  # L2 warm-up for a later block (here, not in `init`: there ptxas serialised D=64 causal's wgmma)
+        if AHEAD:  # L2 warm-up for a later block (here, not in `init`: there ptxas serialised D=64 causal's wgmma)
             exists, *later = tk.block_after(AHEAD)
             with tk.if_((s.step == 0) & exists):
                 nb, nh, nh_kv, ntile0 = block_work(*later)
@@ -86,31 +68,15 @@ def hopper_attention(q: tk.gl(tk.bf16), k: tk.gl(tk.bf16), v: tk.gl(tk.bf16), o:
                     tk.tma.prefetch(dst, src, (nb, nh_kv, 0, 0))
 
     def start(s):
-        if PERSISTENT:
-            b_, h_, _, t0 = where(s.tile)
-            tk.assign(tile0, t0)
-            with tk.if_(tk.warp_id() % 4 == 0):
-                with tk.if_(s.count == 0):
-                    tk.tma.load_group(q_ready[s.consumer], (q_s[0, s.consumer], q, (b_, h_, t0 + s.consumer, 0)))
-                nxt = s.tile + tk.grid_dim.x  # the next tile's Q, into the buffer the previous tile's O left from
-                with tk.if_(nxt < tiles):
-                    nb, nh, _, nt0 = where(nxt)
-                    tk.tma.store_wait(0)
-                    dst, ready = q_tile(s, 1 - s.count % 2)
-                    tk.tma.load_group(ready, (dst, q, (nb, nh, nt0 + s.consumer, 0)))
-            if PV_LAG:
-                tk.assign(pending, 0)
-        else:
-            with tk.if_(tk.warp_id() % 4 == 0):  # (a tile before row 0 reads zeros: TMA coordinates are signed)
-                tk.tma.load_group(q_ready[s.consumer], (q_s[s.consumer], q, (b, h, tile0 + s.consumer, 0)))
+        with tk.if_(tk.warp_id() % 4 == 0):  # (a tile before row 0 reads zeros: TMA coordinates are signed)
+            tk.tma.load_group(q_ready[s.consumer], (q_s[s.consumer], q, (b, h, tile0 + s.consumer, 0)))
         tk.neg_infty(max_vec)
         tk.zero(max_scaled)  # read by finish even where a consumer had no rows to run
         tk.zero(norm_vec)
         tk.zero(o_reg)
-        tk.wait(q_tile(s)[1], s.count // 2 % 2 if PERSISTENT else 0)
+        tk.wait(q_ready[s.consumer], 0)
         if PINGPONG:  # consumers take turns on Q·Kᵀ, in order 0, 1, ...: the last one lets the first go
-            last = s.consumer == CONSUMERS - 1
-            with tk.if_(last & (s.count == 0) if PERSISTENT else last):
+            with tk.if_(s.consumer == CONSUMERS - 1):
                 tk.named_arrive(4, 8)
 
     def compute(s):
@@ -167,7 +133,7 @@ def hopper_attention(q: tk.gl(tk.bf16), k: tk.gl(tk.bf16), v: tk.gl(tk.bf16), o:
         return t if n == KV else tk.subtile(t, (n, D), (0, 0))
 
     def qk(s, n=KV):
-        tk.warpgroup.mm_ABt(scores[n], q_tile(s)[0], keys(k_s[s.stage], n))
+        tk.warpgroup.mm_ABt(scores[n], q_s[s.consumer], keys(k_s[s.stage], n))
 
     def pv(stage, n=KV):  # O += P·V, P (bf16) from registers
         tk.warpgroup.mma_AB(o_reg, probs[n], keys(v_s[stage], n))
@@ -201,7 +167,6 @@ def hopper_attention(q: tk.gl(tk.bf16), k: tk.gl(tk.bf16), v: tk.gl(tk.bf16), o:
         tk.copy(att_bf, att)
 
     def finish(s):
-        bb, hh = where(s.tile)[:2] if PERSISTENT else (b, h)
         if PV_LAG:  # the last step's P·V (its wait inside the branch: else ptxas serialises every wgmma)
             with tk.if_(pending != 0):
                 pv(pending - 1)
@@ -213,20 +178,15 @@ def hopper_attention(q: tk.gl(tk.bf16), k: tk.gl(tk.bf16), v: tk.gl(tk.bf16), o:
         # Q is no longer needed: its tile stages O (the first sync: no warp still reads Q in a wgmma); a tile before
         # row 0 stores no O (a TMA store at negative coordinates faults) and its lse is clipped
         with tk.if_(tile0 + s.consumer >= 0):
-            tk.warpgroup.store_async(o, q_tile(s)[0], o_bf, (bb, hh, tile0 + s.consumer, 0), 1 + s.consumer)
+            tk.warpgroup.store_async(o, q_s[s.consumer], o_bf, (b, h, tile0 + s.consumer, 0), 1 + s.consumer)
         tk.log2(norm_vec, norm_vec)  # lse = ln(sum exp(s * scale)) = (max·c + log2(norm)) * ln 2
         tk.add(norm_vec, norm_vec, max_scaled)
         tk.mul(norm_vec, norm_vec, math.log(2))
-        tk.store(lse, norm_vec, (bb, hh, 0, (tile0 + s.consumer) * 4 + tk.warp_id() % 4), clip=True)
-        if not PERSISTENT:  # (persistent: before the buffer takes a Q again, and at the end)
-            end(s)
-
-    def end(s):
+        tk.store(lse, norm_vec, (b, h, 0, (tile0 + s.consumer) * 4 + tk.warp_id() % 4), clip=True)
         with tk.if_(tk.warp_id() % 4 == 0):
             tk.tma.store_wait(0)
 
-    tk.producer_consumer(stages=STAGES, consumers=CONSUMERS, tiles=tiles if PERSISTENT else 1, steps=steps,
-                         load=load, compute=compute, finish=finish, start=start, init=init,
-                         end=end if PERSISTENT else None, persistent=PERSISTENT, release_lag=int(PV_LAG),
+    tk.producer_consumer(stages=STAGES, consumers=CONSUMERS, tiles=1, steps=steps, load=load, compute=compute,
+                         finish=finish, start=start, init=init, persistent=False, release_lag=int(PV_LAG),
                          producer_registers=24 if CONSUMERS == 3 else 40,
                          consumer_registers=160 if CONSUMERS == 3 else 232)
