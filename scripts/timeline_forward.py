@@ -17,7 +17,7 @@ from pykittens.bench.harness import context, time_interleaved
 from pykittens.kernels import hopper_attention
 from pykittens.kernels.attention_ops import forward_config
 from pykittens.kernels.checks import device_info
-from pykittens.pipeline import TIMELINE_BLOCK, TIMELINE_CONSUMER
+from pykittens.pipeline import TIMELINE_BLOCK, TIMELINE_CONSUMER, timeline_ns
 from tune_attention import grid_point  # (scripts/ is on the path when a script in it runs)
 
 
@@ -27,9 +27,7 @@ timed_forward = tk.stamped(hopper_attention, after="lse")  # the shipped kernel,
 def anatomy(times: torch.Tensor, consumers: int) -> dict:
     """Mean block anatomy (µs) from a (blocks, 4 · slots) stamp array; a slot never stamped holds -1."""
     t = times.view(times.shape[0], -1, 4).long()
-    stamped = t[..., 0] != -1
-    ns = (t[..., 0] - t[0, 0, 0] + 2 ** 31) % 2 ** 32 - 2 ** 31  # the ns timer from block 0's entry (mod 2³²)
-    ns = torch.where(stamped, ns, torch.full_like(ns, -1)).double() / 1e3
+    ns = timeline_ns(times).double() / 1e3
     nb = len(TIMELINE_BLOCK)
     entry, barrier = ns[:, 0], ns[:, 1]
     c = ns[:, nb:].view(-1, consumers, len(TIMELINE_CONSUMER))
@@ -72,8 +70,7 @@ def main(ns, d=64, causal=False, overrides=None, save=None, rounds=20):
         B, H = q.shape[:2]
         grid = (-(-n // (64 * cfg["CONSUMERS"])), H, B)
         blocks = grid[0] * grid[1] * grid[2]
-        slots = len(TIMELINE_BLOCK) + cfg["CONSUMERS"] * len(TIMELINE_CONSUMER)
-        times = torch.full((blocks, 4 * slots), -1, dtype=torch.int32, device="cuda")
+        times = torch.full((blocks, 4 * tk.timeline_slots(cfg["CONSUMERS"])), -1, dtype=torch.int32, device="cuda")
         o = torch.full_like(q, float("nan"))
         lse = torch.empty(B, H, 1, -(-n // 4) * 4, device="cuda")
         scale = math.log2(math.e) / math.sqrt(d)

@@ -62,6 +62,15 @@ def timeline(times):
         b.timeline = None
 
 
+def timeline_ns(times):
+    """The ns stamps of a ``tk.timeline`` recording as int64 (blocks, slots), measured from the first block's entry
+    (the 32-bit timer's wrap-around undone: differences taken modulo 2³²); a slot never stamped (-1) stays -1."""
+    import torch
+    t = times.view(times.shape[0], -1, 4)[..., 0].long()
+    ns = (t - t[0, 0] + 2 ** 31) % 2 ** 32 - 2 ** 31
+    return torch.where(t != -1, ns, torch.full_like(ns, -1))
+
+
 def stamped(kernel, after: str):
     """``kernel`` (a ``tk.kernel`` built on ``tk.producer_consumer``) as a new kernel with an int32 gl parameter
     ``times`` inserted after parameter ``after``, its body traced inside ``tk.timeline(times)``: the same kernel,
