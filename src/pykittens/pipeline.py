@@ -37,8 +37,8 @@ from .ops.timing import timestamp
 # tk.timeline's events, per block: a slot of 4 int32 (ns timer, SM cycles, SM index, unused) each
 TIMELINE_BLOCK = ("entry", "past first barrier")  # warp 0 entering the kernel; the producer warp after the barrier
 TIMELINE_CONSUMER = ("entered", "first stage landed", "steps done", "finished")  # per consumer: before `start`
-# (after it here, ptxas serialised D=64 causal attention's wgmma), after its first wait for a full stage, before
-# `finish`, after `finish`
+# (after it here, ptxas serialised D=64 causal attention's wgmma), after its first wait for a full stage (NVRTC 13.0
+# serialises D=64 causal attention's wgmma for this one; 13.5 does not), before `finish`, after `finish`
 
 
 def timeline_slots(consumers: int) -> int:
