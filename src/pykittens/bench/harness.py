@@ -163,8 +163,9 @@ def context() -> dict:
         except OSError:
             ctx["commit"] = "unknown"
     try:
-        from pykittens.backend.cuda.compiler import nvrtc_version
-        ctx["nvrtc"] = "%d.%d" % nvrtc_version()
+        from pykittens.backend.cuda.compiler import nvrtc_identity, nvrtc_version
+        # the build matters, not just major.minor: 13.0 and 13.5's ptxas schedule the kernels differently
+        ctx["nvrtc"] = "%d.%d (%s)" % (*nvrtc_version(), nvrtc_identity())
     except Exception as e:  # noqa: BLE001 - reported, not fatal
         ctx["nvrtc"] = f"unavailable ({e})"
     if torch.cuda.is_available():
