@@ -34,7 +34,9 @@ print(f"torch+ctx {1e3*(t1-t0):.0f} ms, import pykittens {1e3*(t2-t1):.0f} ms, i
 
 
 def main():
+    from pykittens.bench.harness import context
     from pykittens.kernels import attention, matmul
+    print("Context: " + ", ".join(f"{k} {v}" for k, v in context().items()))  # GPU, clocks, versions, commit
     a = torch.randn(1024, 1024, device="cuda", dtype=torch.bfloat16)
     q = torch.randn(1, 2, 128, 128, device="cuda", dtype=torch.bfloat16)
     from pykittens.kernels.attention_ops import _hopper_forward
