@@ -12,9 +12,10 @@ CASES = [  # (B, H_q, H_kv, N_q, N_kv, D, causal)
     (1, 2, 1, 24, 71, 64, True),  # causal bottom-right with N_q < N_kv, MQA
     (1, 1, 1, 1, 1, 64, False),  # N = 1
 ]
-CASES_256 = [  # head dim 256: the Hopper kernel only (2 consumers, 64-key stages)
+CASES_256 = [  # head dim 256: the Hopper kernel only (2 consumers, 80-key stages)
     (1, 2, 1, 70, 70, 256, False),  # ragged N, MQA
     (1, 1, 1, 100, 130, 256, True),  # causal bottom-right, N_q != N_kv
+    (1, 1, 1, 70, 250, 256, False),  # 4 key steps round the 2-stage ring, the last 10 keys wide
 ]
 
 
