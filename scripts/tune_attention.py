@@ -16,7 +16,7 @@ from torch.nn.functional import scaled_dot_product_attention as sdpa
 from ab_backward import parse  # (scripts/ is on the path when a script in it runs)
 from pykittens.bench.harness import run_once, time_interleaved
 from pykittens.kernels import hopper_attention
-from pykittens.kernels.attention_ops import forward_config, forward_grid
+from pykittens.kernels.attention_ops import forward_config
 from pykittens.kernels.checks import device_info
 
 
@@ -36,7 +36,8 @@ def grid_point(n, d, causal):
 def kernel_call(q, k, v, causal, **overrides):
     """(call, its poisoned output): the forward kernel with ``overrides`` over the shipped configuration."""
     B, H, n, d = q.shape
-    cfg, grid = forward_grid(B, H, n, dict(forward_config(d, causal, device_info(q.device)[1]), **overrides))
+    cfg = dict(forward_config(d, causal, device_info(q.device)[1]), **overrides)
+    grid = (-(-n // (64 * cfg["CONSUMERS"])), H, B)
     o = torch.full_like(q, float("nan"))  # poisoned: an unwritten row shows
     lse = torch.empty(B, H, 1, -(-n // 4) * 4, device="cuda")
     call = lambda: hopper_attention.launch(  # noqa: E731

@@ -10,10 +10,6 @@ registers for it at D=64 with 3 consumers, not at D=128). DIAG64 (causal, D=64):
 no row of it sees the block's second 64 keys, runs 64 keys wide (wgmma on half of the score tile). AHEAD = the SM
 count: the producer warms L2 with the Q and first K/V block of the block AHEAD later in launch order, which starts
 about when this one ends (blocks run one per SM), so that block's prologue reads L2, not DRAM.
-MERGE (a head's query tiles number C·full + 1, C = CONSUMERS): the grid is 1-D, in chunks of C heads — each head's
-`full` blocks of C tiles, then one block whose consumer c takes the leftover tile of the chunk's head c (causal:
-tile 0, the cheapest; else the last). Its steps cycle through the heads (step s: consumer s % C, key block s // C), so
-the consumers still take turns, and C blocks of one busy consumer each become one block of C.
 """
 import contextlib
 import math
@@ -26,25 +22,9 @@ def hopper_attention(q: tk.gl(tk.bf16), k: tk.gl(tk.bf16), v: tk.gl(tk.bf16), o:
                      lse: tk.gl(tk.fp32), scale_log2: tk.f32, D: tk.constexpr, CONSUMERS: tk.constexpr,
                      STAGES: tk.constexpr, CAUSAL: tk.constexpr, KV: tk.constexpr = 128,
                      PINGPONG: tk.constexpr = False, PV_LAG: tk.constexpr = False, DIAG64: tk.constexpr = False,
-                     AHEAD: tk.constexpr = 0, MERGE: tk.constexpr = False):
+                     AHEAD: tk.constexpr = 0):
     if DIAG64 and not (CAUSAL and KV == 128):
         raise tk.KernelTypeError("hopper_attention: DIAG64 needs CAUSAL and KV = 128")
-    T, group = tk.cdiv(q.rows, 64), q.depth // k.depth  # 64-row query tiles per head; query heads per K/V head
-
-    def head_coords(fh):  # a (batch, head) pair's index -> (batch, query head, K/V head)
-        h_ = tk.let(fh % q.depth)
-        return tk.let(fh // q.depth), h_, tk.let(h_ // group)
-
-    def merged_block(x):  # MERGE: block x -> (its first (batch, head) index, merged?, heads in its chunk, first tile)
-        full = T // CONSUMERS  # full blocks per head
-        g, r = tk.let(x // (CONSUMERS * full + 1)), tk.let(x % (CONSUMERS * full + 1))
-        nh = tk.let(tk.minimum(CONSUMERS, q.batch * q.depth - g * CONSUMERS))  # (the last chunk may have fewer)
-        merged = tk.let(r >= nh * full)
-        j = r % full
-        tile = CONSUMERS * (full - 1 - j) + 1 if CAUSAL else CONSUMERS * j  # causal: longest rows first
-        left = 0 if CAUSAL else T - 1  # the leftover tile
-        return (tk.let(g * CONSUMERS + (1 - merged) * (r // full)), merged, nh,
-                tk.let(merged * left + (1 - merged) * tile))
 
     def block_work(x, y, z):  # block (x, y, z)'s batch, query head, K/V head and first 64-row query tile
         qb = tk.let(tk.grid_dim.x - 1 - x) if CAUSAL else x  # causal: longest rows first
@@ -54,20 +34,7 @@ def hopper_attention(q: tk.gl(tk.bf16), k: tk.gl(tk.bf16), v: tk.gl(tk.bf16), o:
         tile0 = tk.let(qb * CONSUMERS - (tk.grid_dim.x * CONSUMERS - tk.cdiv(q.rows, 64) if CAUSAL else 0))
         return z, y, tk.let(y // (q.depth // k.depth)), tile0
 
-    if MERGE:
-        fh0, merged, nh, tile0 = merged_block(tk.block_idx.x)
-        slots = [head_coords(fh0 + merged * c) for c in range(CONSUMERS)]  # each consumer's (batch, head, K/V head)
-    else:
-        b, h, h_kv, tile0 = block_work(tk.block_idx.x, tk.block_idx.y, tk.block_idx.z)
-
-    def my_tile(c):  # consumer c's (batch, query head, query tile)
-        if not MERGE:
-            return b, h, tile0 + c
-        mb, mh, _ = head_coords(fh0 + merged * c)
-        return mb, mh, tile0 + (1 - merged) * c
-
-    def kv_index(step):  # the key block a step brings (MERGE: merged blocks cycle through their heads)
-        return step - merged * (step - step // CONSUMERS) if MERGE else step
+    b, h, h_kv, tile0 = block_work(tk.block_idx.x, tk.block_idx.y, tk.block_idx.z)
     q_s = tk.st(tk.bf16, 64, D, count=CONSUMERS)
     k_s, v_s = tk.st(tk.bf16, KV, D, count=STAGES), tk.st(tk.bf16, KV, D, count=STAGES)
     q_ready = tk.semaphore(count=CONSUMERS)
@@ -83,41 +50,26 @@ def hopper_attention(q: tk.gl(tk.bf16), k: tk.gl(tk.bf16), v: tk.gl(tk.bf16), o:
     steps = tk.cdiv(k.rows, KV)
     if CAUSAL:  # key blocks past the last query row's diagonal are skipped
         steps = tk.minimum(steps, tk.cdiv(tk.minimum((tile0 + CONSUMERS) * 64, q.rows) + shift, KV))
-    if MERGE:  # a merged block: each head's key blocks (causal: those tile 0 sees), C heads even in a short chunk
-        per_head = tk.cdiv(64 + shift, KV) if CAUSAL else tk.cdiv(k.rows, KV)  # (its missing heads read zeros)
-        steps = tk.let(merged * (CONSUMERS * per_head) + (1 - merged) * steps)
 
     def init():
         for c in range(CONSUMERS):
             tk.init_semaphore(q_ready[c], 1)
 
     def load(s):
-        if MERGE:  # the step's head: slot 0 in a full block, consumer step % C's in a merged one
-            slot = merged * (s.step % CONSUMERS)
-            kb_, kh = (slots[0][0] + sum((slot == c) * (slots[c][0] - slots[0][0]) for c in range(1, CONSUMERS)),
-                       slots[0][2] + sum((slot == c) * (slots[c][2] - slots[0][2]) for c in range(1, CONSUMERS)))
-            kv = (kb_, kh, kv_index(s.step), 0)
-        else:
-            kv = (b, h_kv, s.step, 0)
+        kv = (b, h_kv, s.step, 0)
         tk.tma.load_group(s.full, (k_s[s.stage], k, kv), (v_s[s.stage], v, kv))
         if AHEAD:  # L2 warm-up for a later block (here, not in `init`: there ptxas serialised D=64 causal's wgmma)
             exists, *later = tk.block_after(AHEAD)
             with tk.if_((s.step == 0) & exists):
-                if MERGE:
-                    nfh, nmerged, _, ntile0 = merged_block(later[0])
-                    nq = [(*head_coords(nfh + nmerged * c)[:2], ntile0 + (1 - nmerged) * c) for c in range(CONSUMERS)]
-                    nb, _, nh_kv = head_coords(nfh)
-                else:
-                    nb, nh, nh_kv, ntile0 = block_work(*later)
-                    nq = [(nb, nh, ntile0 + c) for c in range(CONSUMERS)]
+                nb, nh, nh_kv, ntile0 = block_work(*later)
                 for c in range(CONSUMERS):
-                    tk.tma.prefetch(q_s[c], q, (*nq[c], 0))
+                    tk.tma.prefetch(q_s[c], q, (nb, nh, ntile0 + c, 0))
                 for dst, src in ((k_s[0], k), (v_s[0], v)):
                     tk.tma.prefetch(dst, src, (nb, nh_kv, 0, 0))
 
     def start(s):
         with tk.if_(tk.warp_id() % 4 == 0):  # (a tile before row 0 reads zeros: TMA coordinates are signed)
-            tk.tma.load_group(q_ready[s.consumer], (q_s[s.consumer], q, (*my_tile(s.consumer), 0)))
+            tk.tma.load_group(q_ready[s.consumer], (q_s[s.consumer], q, (b, h, tile0 + s.consumer, 0)))
         tk.neg_infty(max_vec)
         tk.zero(max_scaled)  # read by finish even where a consumer had no rows to run
         tk.zero(norm_vec)
@@ -132,10 +84,8 @@ def hopper_attention(q: tk.gl(tk.bf16), k: tk.gl(tk.bf16), v: tk.gl(tk.bf16), o:
             tk.named_sync(4 + s.consumer, 8)  # my turn
         # a consumer whose rows all lie outside (in a head's partial block: before row 0 if causal, else past the
         # end) skips its steps; with a causal mask so does one whose rows' diagonal lies left of the key block
-        row0 = (tile0 + (1 - merged) * s.consumer if MERGE else tile0 + s.consumer) * 64  # the consumer's first row
-        needed = (row0 >= 0) & (kv_index(s.step) * KV <= row0 + 63 + shift) if CAUSAL else row0 < q.rows
-        if MERGE:  # a merged block's step serves one consumer
-            needed = needed & ((merged == 0) | (s.step % CONSUMERS == s.consumer))
+        row0 = (tile0 + s.consumer) * 64  # this consumer's first query row
+        needed = (row0 >= 0) & (s.step * KV <= row0 + 63 + shift) if CAUSAL else row0 < q.rows
         first = contextlib.nullcontext()
         if PV_LAG:  # FA3's intra-warpgroup overlap: the previous step's P·V is issued after this step's Q·Kᵀ and
             with tk.if_(pending != 0):  # runs during its softmax (every path has static waits: else ptxas
@@ -156,7 +106,7 @@ def hopper_attention(q: tk.gl(tk.bf16), k: tk.gl(tk.bf16), v: tk.gl(tk.bf16), o:
     def key_block(s, row0, lagged):  # DIAG64: a diagonal block whose last 64 keys no row sees runs 64 keys wide
         if not DIAG64:
             return step(s, row0, lagged, KV)
-        with tk.if_(row0 + 63 + shift - kv_index(s.step) * KV < 64):
+        with tk.if_(row0 + 63 + shift - s.step * KV < 64):
             step(s, row0, lagged, 64)
         with tk.else_():
             step(s, row0, lagged, KV)
@@ -195,12 +145,11 @@ def hopper_attention(q: tk.gl(tk.bf16), k: tk.gl(tk.bf16), v: tk.gl(tk.bf16), o:
     def softmax(s, row0, pv_in_flight, n):  # scores -> P; O and the row sums rescaled to the new maxima
         att, att_bf = scores[n], probs[n]
         q0 = row0 + (tk.warp_id() % 4) * 16  # this warp's first query row
-        kb = kv_index(s.step)
-        with tk.if_((kb + 1) * KV > k.rows):  # ragged last block
-            tk.right_fill(att, att, k.rows - kb * KV, -math.inf)
+        with tk.if_((s.step + 1) * KV > k.rows):  # ragged last block
+            tk.right_fill(att, att, k.rows - s.step * KV, -math.inf)
         if CAUSAL:
-            with tk.if_((kb + 1) * KV > q0 + shift):  # block crosses this warp's diagonal
-                tk.tril(att, att, q0 + shift - kb * KV, -math.inf)
+            with tk.if_((s.step + 1) * KV > q0 + shift):  # block crosses this warp's diagonal
+                tk.tril(att, att, q0 + shift - s.step * KV, -math.inf)
         tk.copy(max_last, max_vec)  # running max of the raw scores; the scale is applied as s·c − m·c (one FFMA)
         tk.row_max(max_vec, att, max_vec)
         tk.mul(max_scaled, max_vec, scale_log2)
@@ -228,15 +177,12 @@ def hopper_attention(q: tk.gl(tk.bf16), k: tk.gl(tk.bf16), v: tk.gl(tk.bf16), o:
         tk.copy(o_bf, o_reg)
         # Q is no longer needed: its tile stages O (the first sync: no warp still reads Q in a wgmma); a tile before
         # row 0 stores no O (a TMA store at negative coordinates faults) and its lse is clipped
-        ob, oh, ot = my_tile(s.consumer)
-        mine = (merged == 0) | (s.consumer < nh) if MERGE else tile0 + s.consumer >= 0  # (MERGE: a short chunk)
-        with tk.if_(mine):
-            tk.warpgroup.store_async(o, q_s[s.consumer], o_bf, (ob, oh, ot, 0), 1 + s.consumer)
+        with tk.if_(tile0 + s.consumer >= 0):
+            tk.warpgroup.store_async(o, q_s[s.consumer], o_bf, (b, h, tile0 + s.consumer, 0), 1 + s.consumer)
         tk.log2(norm_vec, norm_vec)  # lse = ln(sum exp(s * scale)) = (max·c + log2(norm)) * ln 2
         tk.add(norm_vec, norm_vec, max_scaled)
         tk.mul(norm_vec, norm_vec, math.log(2))
-        with tk.if_(mine) if MERGE else contextlib.nullcontext():
-            tk.store(lse, norm_vec, (ob, oh, 0, ot * 4 + tk.warp_id() % 4), clip=True)
+        tk.store(lse, norm_vec, (b, h, 0, (tile0 + s.consumer) * 4 + tk.warp_id() % 4), clip=True)
         with tk.if_(tk.warp_id() % 4 == 0):
             tk.tma.store_wait(0)
 

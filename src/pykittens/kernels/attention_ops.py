@@ -65,7 +65,6 @@ FORWARD_DIAG64 = (64,)  # head dims whose causal forward runs a diagonal block 6
 # +0.7-3.0% at N = 1k-2k, about 0 at 4k-16k; D=128 non-causal +0.1-0.9%; D=256 causal +0.1-5.0%. Not the others:
 # D=128 causal -0.8 to -1.6%, D=256 non-causal -0.7 to -1.8% (not understood; NOTES.md, session 12)
 FORWARD_L2_AHEAD = {(64, False), (64, True), (128, False), (256, True)}
-FORWARD_MERGE = False  # experiment (NOTES.md, session 15): slower everywhere
 HOPPER_CONFIG = {64: (3, 4, 128, True, True), 128: (3, 2, 128, True, False), 256: (2, 2, 80, True, False)}
 # (head dim, causal) -> consumer warpgroups (64 keys each) of the backward kernel: 3 is 6-10% faster at D=64
 # (NOTES.md); D=128 needs 2 for its registers (dK and dV alone are 128 per thread)
@@ -96,17 +95,6 @@ def forward_config(D: int, causal: bool, sms: int = 0) -> dict:
     consumers, stages, kv, pingpong, pv_lag = HOPPER_CONFIG[D]
     return dict(CONSUMERS=consumers, STAGES=stages, KV=kv, PINGPONG=pingpong, PV_LAG=pv_lag,
                 DIAG64=bool(causal) and D in FORWARD_DIAG64, AHEAD=sms if (D, bool(causal)) in FORWARD_L2_AHEAD else 0)
-
-
-def forward_grid(B: int, H: int, N: int, config: dict) -> tuple[dict, tuple]:
-    """The Hopper forward's launch for B·H heads of N query rows: (``config`` with MERGE set, grid). MERGE (where
-    allowed and a head's 64-row tiles number C·full + 1 with full ≥ 1): a 1-D grid, each chunk of C heads the heads'
-    full blocks and one block of their C leftover tiles; otherwise a block per C tiles of a head."""
-    c, tiles = config["CONSUMERS"], -(-N // 64)
-    full = tiles // c
-    if config.get("MERGE", FORWARD_MERGE) and c > 1 and tiles % c == 1 and full >= 1:
-        return dict(config, MERGE=True), (B * H * full + -(-B * H // c), 1, 1)
-    return dict(config, MERGE=False), (-(-tiles // c), H, B)
 
 
 def backward_config(D: int, causal: bool, with_dq: bool = True) -> dict:
@@ -155,7 +143,7 @@ class _ForwardLaunch:
         config = forward_config(D, causal, device_info(q.device)[1])
         self.bnhd = q.stride(1) < q.stride(2)  # a transposed (B, N, H, D) tensor: o gets the same layout
         self.lse_rows = -(-N // 4) * 4  # lse rows padded to 16 bytes (a global layout requirement)
-        config, grid = forward_grid(B, H, N, config)
+        grid = (-(-N // (64 * config["CONSUMERS"])), H, B)
         self.kernel = hopper_attention.launcher(grid, D=D, CAUSAL=bool(causal), **config)
 
 
