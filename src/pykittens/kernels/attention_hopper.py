@@ -1,9 +1,10 @@
 """H100 FlashAttention forward: TMA + wgmma + warp specialisation (ThunderKittens' H100 kernel, in pykittens).
 
-A producer warp streams 128-key blocks of K and V through a ring of shared stages by TMA; each consumer warpgroup
-owns 64 query rows (Q by TMA into shared memory), computes S = Q·Kᵀ with wgmma from shared memory, keeps the online
-softmax in registers (exp2, scale folded in), and accumulates O += P·V with wgmma taking P from registers. O goes
-out through shared memory by TMA, with the log-sum-exp per row for the backward. Causal masks align bottom-right.
+A producer warp streams blocks of KV keys (128; 80 at D = 256) of K and V through a ring of shared stages by TMA;
+each consumer warpgroup owns 64 query rows (Q by TMA into shared memory), computes S = Q·Kᵀ with wgmma from shared
+memory, keeps the online softmax in registers (exp2, scale folded in), and accumulates O += P·V with wgmma taking P
+from registers. O goes out through shared memory by TMA, with the log-sum-exp per row for the backward. Causal masks
+align bottom-right.
 PINGPONG: consumers take turns issuing their matmuls. PV_LAG (FA3's intra-warpgroup overlap): each step issues its
 Q·Kᵀ and then the previous step's P·V, so the softmax runs while the tensor cores do P·V (P stays live in bf16:
 registers for it at D=64 with 3 consumers, not at D=128). DIAG64 (causal, D=64): a consumer's last key block, when
