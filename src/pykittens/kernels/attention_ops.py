@@ -57,9 +57,9 @@ def _check_layouts(q, k, v, causal) -> _Checked:
 # the next softmax): what fits 227 KB of shared memory and the register file (3 consumers get setmaxnreg 160), and
 # timed fastest (NOTES.md). The overlap keeps P (bf16) live during the softmax: D=64 gains 2-6%; D=128 would need 2
 # consumers for it, and 3 without it are faster. D = 256: O alone is 128 registers per thread (2 consumers, 232
-# each); two 80-key K+V stages (80 KB each) fill the shared memory next to 64 KB of Q. 80 keys rather than 64: a
-# 64-wide Q·Kᵀ wgmma with both operands in shared memory needs all of its 128 B/clock, 80 keys leave some for the
-# TMA writes (+2.4 to +5.7%, causal 1k a tie; NOTES.md, session 15).
+# each); two 80-key K+V stages (80 KB each) fill the shared memory next to 64 KB of Q. 80 keys rather than 64:
+# +2.4 to +5.7%, causal 1k a tie (NOTES.md, session 15: predicted from the shared-memory reads of a 64-wide Q·Kᵀ,
+# which ncu's wavefront count does not confirm; a step also does 25% more work per barrier).
 FORWARD_DIAG64 = (64,)  # head dims whose causal forward runs a diagonal block 64 keys wide where it can (NOTES.md)
 # (head dim, causal) whose forward prefetches the next wave's Q and first K/V into L2 (AHEAD = SM count): D=64
 # +0.7-3.0% at N = 1k-2k, about 0 at 4k-16k; D=128 non-causal +0.1-0.9%; D=256 causal +0.1-5.0%. Not the others:
