@@ -10,6 +10,7 @@ import sys
 import torch
 
 from backward_breakdown import main_kernel_call  # (scripts/ is on the path when this script runs)
+from pykittens.bench.attention import grid_shape
 from pykittens.bench.harness import time_interleaved
 from pykittens.kernels import attention
 
@@ -18,7 +19,7 @@ def main(n: int, variants: list[dict], dims=(64, 128), masks=(False, True), roun
     print(f"N={n}: main kernel TFLOP/s, variants {variants} (default first), {rounds} interleaved rounds")
     for d in dims:
         for causal in masks:
-            B, H = 16384 // n, 2048 // d
+            B, H = grid_shape(n, d)
             q, k, v, do = (torch.randn(B, H, n, d, device="cuda", dtype=torch.bfloat16) for _ in range(4))
             o, lse = attention(q, k, v, causal=causal, return_lse=True)
             call = main_kernel_call(q, k, v, do, lse, causal)[0]

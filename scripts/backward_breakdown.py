@@ -6,6 +6,7 @@ import torch
 from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.nn.functional import scaled_dot_product_attention as sdpa
 
+from pykittens.bench.attention import grid_shape
 from pykittens.bench.harness import time_ms
 from pykittens.kernels import attention
 
@@ -30,7 +31,7 @@ def main(n=4096):
     print(f"{'case':24s} {'cuDNN':>7s} {'ours':>7s} {'main':>7s} {'no dQ':>7s} {'3 stg':>7s} {'prep+0':>6s} {'dq cvt':>8s}   (us)")
     for d in (64, 128):
         for causal in (False, True):
-            B, H = 16384 // n, 2048 // d
+            B, H = grid_shape(n, d)
             q, k, v, do = (torch.randn(B, H, n, d, device="cuda", dtype=torch.bfloat16) for _ in range(4))
             for t in (q, k, v):
                 t.requires_grad_()

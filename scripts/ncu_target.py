@@ -10,6 +10,7 @@ import torch
 from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.nn.functional import scaled_dot_product_attention as sdpa
 
+from pykittens.bench.attention import grid_shape
 from pykittens.kernels import attention, matmul
 
 
@@ -25,7 +26,7 @@ def case(what: str):
     if not m:
         raise SystemExit(f"unknown case {what!r}: {__doc__}")
     peer, kind, d, causal, n = m.group(1), m.group(2), int(m.group(3)), m.group(4) == "c", int(m.group(5) or 4096)
-    B, H = 16384 // n, 2048 // d  # the BENCH.md attention grid: 16k tokens, 2048 model width
+    B, H = grid_shape(n, d)
     q, k, v, do = (torch.randn(B, H, n, d, device="cuda", dtype=torch.bfloat16) for _ in range(4))
 
     def fwd():

@@ -3,6 +3,7 @@ import sys
 
 import torch
 
+from pykittens.bench.attention import grid_shape
 from pykittens.bench.harness import time_ms
 from pykittens.kernels import attention, matmul
 
@@ -25,7 +26,7 @@ def main():
         from torch.nn.functional import scaled_dot_product_attention as sdpa
         for d, causal in ((64, False), (128, False), (128, True)):
             n = 4096
-            B, H = 16384 // n, 2048 // d
+            B, H = grid_shape(n, d)
             q, k, v = (torch.randn(B, H, n, d, device="cuda", dtype=torch.bfloat16) for _ in range(3))
             fl = 4 * B * H * n * n * d / (2 if causal else 1) / 1e9
             out = attention(q, k, v, causal=causal)

@@ -14,6 +14,7 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.nn.functional import scaled_dot_product_attention as sdpa
 
 from ab_backward import parse  # (scripts/ is on the path when a script in it runs)
+from pykittens.bench.attention import grid_shape
 from pykittens.bench.harness import run_once, time_interleaved
 from pykittens.kernels import hopper_attention
 from pykittens.kernels.attention_ops import forward_config
@@ -23,7 +24,7 @@ from pykittens.kernels.checks import device_info
 def grid_point(n, d, causal):
     """BENCH.md's attention grid point (B·N = 16k, H·D = 2048): fresh random q, k, v, its GFLOP, cuDNN's output
     (the reference) and a call of cuDNN."""
-    B, H = 16384 // n, 2048 // d
+    B, H = grid_shape(n, d)
     q, k, v = (torch.randn(B, H, n, d, device="cuda", dtype=torch.bfloat16) for _ in range(3))
     fl = 4 * B * H * n * n * d / (2 if causal else 1) / 1e9
 

@@ -8,6 +8,7 @@ from torch.nn.functional import scaled_dot_product_attention as sdpa
 
 import importlib
 
+from pykittens.bench.attention import grid_shape
 from pykittens.bench.harness import time_ms
 from pykittens.kernels import attention
 
@@ -17,7 +18,7 @@ A = importlib.import_module("pykittens.kernels.attention_ops")
 def main(n):
     for d, variants in ((64, (2, 3)), (128, (2,))):
         for causal in (False, True):
-            B, H = 16384 // n, 2048 // d
+            B, H = grid_shape(n, d)
             q, k, v, do = (torch.randn(B, H, n, d, device="cuda", dtype=torch.bfloat16) for _ in range(4))
             for t in (q, k, v):
                 t.requires_grad_()

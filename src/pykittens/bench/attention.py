@@ -14,12 +14,19 @@ GATE = 1e-2
 REF_ROWS = 256  # the float64 reference covers the first batch/head and this many query rows (all keys)
 
 
+def grid_shape(n: int, d: int) -> tuple[int, int]:
+    """(batch, heads) of the BENCH.md attention grid point at sequence length n, head dim d: B·N = 16k tokens,
+    H·D = 2048 model width."""
+    return 16384 // n, 2048 // d
+
+
 def configs(quick: bool, head_dims=(64, 128, 256)):
     ns = (1024, 4096, 16384) if quick else (512, 1024, 2048, 4096, 8192, 16384)
     for d in head_dims:
         for causal in (False, True):
             for n in ns:
-                yield dict(B=16384 // n, H=2048 // d, N=n, D=d, causal=causal)
+                B, H = grid_shape(n, d)
+                yield dict(B=B, H=H, N=n, D=d, causal=causal)
 
 
 def flops(c) -> float:
