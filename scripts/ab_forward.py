@@ -2,7 +2,7 @@
 timed call by call in turn (``time_interleaved``: the GPU's drift hits all alike).
 Usage: python scripts/ab_forward.py OLD_KERNEL_FILE [N ...] [D=64,128]
 (OLD_KERNEL_FILE: e.g. ``git show HEAD~1:src/pykittens/kernels/attention_hopper.py > scripts/old_kernel.py``);
-each variant runs the configuration ``attention`` ships (attention_ops.forward_config; an old kernel without a
+each variant runs the configuration ``attention`` ships (attention_ops.forward_launch; an old kernel without a
 constexpr of it runs without it)."""
 import importlib.util
 import inspect
@@ -13,7 +13,7 @@ import torch
 
 from pykittens.bench.harness import run_once, time_interleaved
 from pykittens.kernels.attention_hopper import hopper_attention
-from pykittens.kernels.attention_ops import forward_config
+from pykittens.kernels.attention_ops import forward_launch
 from pykittens.kernels.checks import device_info
 from tune_attention import grid_point  # (scripts/ is on the path when a script in it runs)
 
@@ -35,19 +35,20 @@ def main():
             for causal in (False, True):
                 q, k, v, fl, ref, cudnn = grid_point(n, d, causal)
                 B, H = q.shape[:2]
-                shipped = forward_config(d, causal, device_info(q.device)[1])
+                blocks, shipped = forward_launch(d, causal, n, n, device_info(q.device)[1])
                 c = shipped["CONSUMERS"]
-                grid = (-(-n // (64 * c)), H, B)
                 runs = {}
                 for name, kern in (("old", old), ("new", hopper_attention)):
                     o = torch.full_like(q, float("nan"))
                     lse = torch.empty(B, H, 1, n, device="cuda")
                     params = inspect.signature(kern.fn).parameters
                     cfg = {key: x for key, x in dict(D=d, CAUSAL=causal, **shipped).items() if key in params}
+                    # a kernel without EXTRA gives a head's leftover query tiles a block of their own
+                    grid = (blocks if cfg.get("EXTRA") else -(-n // (64 * c)), H, B)
                     if "W" in params:  # kernels before 9989753 took their warp count
                         cfg["W"] = 4 * (1 + c)
-                    runs[name] = (lambda kern, o, lse, cfg: lambda: kern.launch(
-                        grid, q, k, v, o, lse, math.log2(math.e) / math.sqrt(d), **cfg))(kern, o, lse, cfg)
+                    runs[name] = (lambda kern, grid, o, lse, cfg: lambda: kern.launch(
+                        grid, q, k, v, o, lse, math.log2(math.e) / math.sqrt(d), **cfg))(kern, grid, o, lse, cfg)
                     failed = run_once(runs[name])
                     err = ((o.double() - ref.double()).norm() / ref.double().norm()).item()
                     if failed or not err < 1e-2:

@@ -55,6 +55,37 @@ def test_192_row_blocks_partial_block_first(Nq, Nk, D, causal, device):
                                atol=2e-2, rtol=0)
 
 
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=pytest.mark.gpu)])
+@pytest.mark.parametrize("Nq, Nk, extra", [(200, 200, True), (300, 300, True), (200, 230, True), (400, 420, True),
+                                           (300, 330, False), (384, 384, False)])
+def test_causal_leftover_tiles_run_in_a_heads_first_block(Nq, Nk, extra, device):
+    """D=64 causal (3 consumers): a head's leftover query tiles (N/64 % 3) are run by its first block's consumers
+    after their own tiles (EXTRA), when their keys fit one K/V stage; otherwise (or with none left over) they keep
+    a block. Output (poisoned) and lse must match float64 either way, with GQA."""
+    import math
+    from pykittens.kernels.attention_ops import forward_launch
+    q, k, v = _inputs(2, 4, 2, Nq, Nk, 64, device)
+    blocks, cfg = forward_launch(64, True, Nq, Nk)
+    assert cfg.get("EXTRA", False) == extra
+    assert blocks == -(-Nq // 64) // 3 + (0 if extra else bool(-(-Nq // 64) % 3))
+    o = torch.full_like(q, float("nan"))
+    lse = torch.full((2, 4, 1, -(-Nq // 4) * 4), float("nan"), device=device)
+    hopper_attention.launch((blocks, 4, 2), q, k, v, o, lse, math.log2(math.e) / 8, D=64, CAUSAL=True, **cfg)
+    assert_close(o.cpu(), reference_attention(q.cpu(), k.cpu(), v.cpu(), True), 1e-2)
+    torch.testing.assert_close(lse[..., 0, :Nq].cpu().double(), _reference_lse(q.cpu(), k.cpu(), True),
+                               atol=2e-2, rtol=0)
+
+
+def test_forward_launch_gives_leftover_tiles_to_the_first_block_only_where_they_fit():
+    from pykittens.kernels.attention_ops import forward_launch
+    assert forward_launch(64, True, 1024, 1024)[0] == 5 and forward_launch(64, True, 1024, 1024)[1]["EXTRA"]
+    assert forward_launch(64, True, 2048, 2048)[0] == 10  # two leftover tiles: keys 0..127, one stage
+    assert forward_launch(64, True, 2048, 2100) == (11, forward_launch(64, True, 3072, 3072)[1])  # 128 + 52 keys
+    assert forward_launch(64, True, 100, 100) == (1, forward_launch(64, True, 100, 100)[1])  # no full block
+    assert "EXTRA" not in forward_launch(64, False, 1024, 1024)[1]  # non-causal: the leftover tile is the heaviest
+    assert "EXTRA" not in forward_launch(128, True, 1024 + 64, 1024 + 64)[1]  # (D = 128: measured at no N yet)
+
+
 def _reference_lse(q, k, causal):
     Hq, Hk = q.shape[1], k.shape[1]
     s = (q.double() @ k.double().repeat_interleave(Hq // Hk, 1).transpose(-1, -2)) / q.shape[-1] ** 0.5
@@ -141,13 +172,16 @@ def test_warp_kernel_compiles_with_hmma_and_no_spills(D, arch):
     assert res.local == 0 and res.stack == 0, res
 
 
-@pytest.mark.parametrize("D,causal", [(64, False), (64, True), (128, False), (128, True), (256, False), (256, True)])
-def test_hopper_kernel_compiles_with_hgmma_tma_and_no_spills(D, causal):
-    from pykittens.kernels.attention_ops import forward_config
-    q = torch.empty(1, 1, 256, D, dtype=torch.bfloat16)
-    lse = torch.empty(1, 1, 1, 256)
-    ck = hopper_attention.compile(q, q, q, q, lse, 1.0, D=D, CAUSAL=causal, **forward_config(D, causal, sms=132),
-                                  arch="sm_90a")
+@pytest.mark.parametrize("D,causal,N", [(64, False, 256), (64, True, 256), (64, True, 384), (128, False, 256),
+                                         (128, True, 256), (256, False, 256), (256, True, 256)])
+def test_hopper_kernel_compiles_with_hgmma_tma_and_no_spills(D, causal, N):
+    """Every configuration ``attention`` launches (D=64 causal: with EXTRA at N = 256, without at 384)."""
+    from pykittens.kernels.attention_ops import forward_launch
+    q = torch.empty(1, 1, N, D, dtype=torch.bfloat16)
+    lse = torch.empty(1, 1, 1, N)
+    config = forward_launch(D, causal, N, N, sms=132)[1]
+    assert config.get("EXTRA", False) == (D == 64 and causal and N == 256)
+    ck = hopper_attention.compile(q, q, q, q, lse, 1.0, D=D, CAUSAL=causal, **config, arch="sm_90a")
     sass = ck.sass()
     assert "HGMMA" in sass and "UTMALDG" in sass and "UTMASTG" in sass
     assert not ck.wgmma_serialized, ck.result.log[-300:]
@@ -158,8 +192,9 @@ def test_hopper_kernel_compiles_with_hgmma_tma_and_no_spills(D, causal):
 def test_kernels_are_short():
     import inspect
     # the Hopper kernel has two schedules (with and without the P·V overlap, PV_LAG), each with a 64-key diagonal
-    # step for causal D=64 (DIAG64), and an L2 warm-up for a later block (AHEAD)
-    for k, limit in ((warp_attention, 70), (hopper_attention, 150)):
+    # step for causal D=64 (DIAG64), an L2 warm-up for a later block (AHEAD) and a head's leftover query tiles run
+    # by its first block (EXTRA)
+    for k, limit in ((warp_attention, 70), (hopper_attention, 170)):
         src = inspect.getsource(k.fn)
         body = [l for l in src.splitlines() if l.strip() and not l.strip().startswith("#")]
         assert len(body) <= limit, (k, len(body))

@@ -5,7 +5,9 @@ each consumer warpgroup owns 64 query rows (Q by TMA into shared memory), comput
 memory, keeps the online softmax in registers (exp2, scale folded in), and accumulates O += P·V with wgmma taking P
 from registers. O goes out through shared memory by TMA, with the log-sum-exp per row for the backward. Causal masks
 align bottom-right.
-PINGPONG: consumers take turns issuing their matmuls. PV_LAG (FA3's intra-warpgroup overlap): each step issues its
+PINGPONG: consumers take turns issuing their matmuls. EXTRA (causal): a head's leftover query tiles (N/64 not a
+multiple of the consumers) are run by its first block's consumers after their own, instead of by a block of
+their own (whose fixed cost outweighs one step of work). PV_LAG (FA3's intra-warpgroup overlap): each step issues its
 Q·Kᵀ and then the previous step's P·V, so the softmax runs while the tensor cores do P·V (P stays live in bf16:
 registers for it at D=64 with 3 consumers, not at D=128). DIAG64 (causal, D=64): a consumer's last key block, when
 no row of it sees the block's second 64 keys, runs 64 keys wide (wgmma on half of the score tile). AHEAD = the SM
@@ -23,9 +25,11 @@ def hopper_attention(q: tk.gl(tk.bf16), k: tk.gl(tk.bf16), v: tk.gl(tk.bf16), o:
                      lse: tk.gl(tk.fp32), scale_log2: tk.f32, D: tk.constexpr, CONSUMERS: tk.constexpr,
                      STAGES: tk.constexpr, CAUSAL: tk.constexpr, KV: tk.constexpr = 128,
                      PINGPONG: tk.constexpr = False, PV_LAG: tk.constexpr = False, DIAG64: tk.constexpr = False,
-                     AHEAD: tk.constexpr = 0):
+                     AHEAD: tk.constexpr = 0, EXTRA: tk.constexpr = False):
     if DIAG64 and not (CAUSAL and KV == 128):
         raise tk.KernelTypeError("hopper_attention: DIAG64 needs CAUSAL and KV = 128")
+    if EXTRA and not (CAUSAL and STAGES * KV >= 64 * (2 * CONSUMERS - 2) + KV):
+        raise tk.KernelTypeError("hopper_attention: EXTRA needs CAUSAL and a head's first block's steps to fit the ring")
 
     def block_work(x, y, z):  # block (x, y, z)'s batch, query head, K/V head and first 64-row query tile
         qb = tk.let(tk.grid_dim.x - 1 - x) if CAUSAL else x  # causal: longest rows first
@@ -68,24 +72,30 @@ def hopper_attention(q: tk.gl(tk.bf16), k: tk.gl(tk.bf16), v: tk.gl(tk.bf16), o:
                 for dst, src in ((k_s[0], k), (v_s[0], v)):
                     tk.tma.prefetch(dst, src, (nb, nh_kv, 0, 0))
 
+    class Extra:  # EXTRA: leftover query tile c, run by consumer c after its own (one step, on stage 0)
+        def __init__(self, c):
+            self.consumer, self.stage, self.step = c, 0, 0
+    q_tile = lambda s: s.consumer if isinstance(s, Extra) else tile0 + s.consumer  # noqa: E731 (its query tile)
+    pingpong = lambda s: PINGPONG and not isinstance(s, Extra)  # noqa: E731 (an extra tile runs after the turns)
+
     def start(s):
         with tk.if_(tk.warp_id() % 4 == 0):  # (a tile before row 0 reads zeros: TMA coordinates are signed)
-            tk.tma.load_group(q_ready[s.consumer], (q_s[s.consumer], q, (b, h, tile0 + s.consumer, 0)))
+            tk.tma.load_group(q_ready[s.consumer], (q_s[s.consumer], q, (b, h, q_tile(s), 0)))
         tk.neg_infty(max_vec)
         tk.zero(max_scaled)  # read by finish even where a consumer had no rows to run
         tk.zero(norm_vec)
         tk.zero(o_reg)
-        tk.wait(q_ready[s.consumer], 0)
-        if PINGPONG:  # consumers take turns on Q·Kᵀ, in order 0, 1, ...: the last one lets the first go
+        tk.wait(q_ready[s.consumer], int(isinstance(s, Extra)))  # (an extra tile's Q: the second phase)
+        if pingpong(s):  # consumers take turns on Q·Kᵀ, in order 0, 1, ...: the last one lets the first go
             with tk.if_(s.consumer == CONSUMERS - 1):
                 tk.named_arrive(4, 8)
 
     def compute(s):
-        if PINGPONG:
+        if pingpong(s):
             tk.named_sync(4 + s.consumer, 8)  # my turn
         # a consumer whose rows all lie outside (in a head's partial block: before row 0 if causal, else past the
         # end) skips its steps; with a causal mask so does one whose rows' diagonal lies left of the key block
-        row0 = (tile0 + s.consumer) * 64  # this consumer's first query row
+        row0 = q_tile(s) * 64  # this consumer's first query row
         needed = (row0 >= 0) & (s.step * KV <= row0 + 63 + shift) if CAUSAL else row0 < q.rows
         first = contextlib.nullcontext()
         if PV_LAG:  # FA3's intra-warpgroup overlap: the previous step's P·V is issued after this step's Q·Kᵀ and
@@ -140,7 +150,7 @@ def hopper_attention(q: tk.gl(tk.bf16), k: tk.gl(tk.bf16), v: tk.gl(tk.bf16), o:
         tk.warpgroup.mma_AB(o_reg, probs[n], keys(v_s[stage], n))
 
     def turn(s):  # ping-pong: the next consumer may issue its matmuls
-        if PINGPONG:
+        if pingpong(s):
             tk.named_arrive(4 + (s.consumer + 1) % CONSUMERS, 8)
 
     def softmax(s, row0, pv_in_flight, n):  # scores -> P; O and the row sums rescaled to the new maxima
@@ -178,16 +188,28 @@ def hopper_attention(q: tk.gl(tk.bf16), k: tk.gl(tk.bf16), v: tk.gl(tk.bf16), o:
         tk.copy(o_bf, o_reg)
         # Q is no longer needed: its tile stages O (the first sync: no warp still reads Q in a wgmma); a tile before
         # row 0 stores no O (a TMA store at negative coordinates faults) and its lse is clipped
-        with tk.if_(tile0 + s.consumer >= 0):
-            tk.warpgroup.store_async(o, q_s[s.consumer], o_bf, (b, h, tile0 + s.consumer, 0), 1 + s.consumer)
+        with tk.if_(q_tile(s) >= 0):
+            tk.warpgroup.store_async(o, q_s[s.consumer], o_bf, (b, h, q_tile(s), 0), 1 + s.consumer)
         tk.log2(norm_vec, norm_vec)  # lse = ln(sum exp(s * scale)) = (max·c + log2(norm)) * ln 2
         tk.add(norm_vec, norm_vec, max_scaled)
         tk.mul(norm_vec, norm_vec, math.log(2))
-        tk.store(lse, norm_vec, (b, h, 0, (tile0 + s.consumer) * 4 + tk.warp_id() % 4), clip=True)
+        tk.store(lse, norm_vec, (b, h, 0, q_tile(s) * 4 + tk.warp_id() % 4), clip=True)
         with tk.if_(tk.warp_id() % 4 == 0):
             tk.tma.store_wait(0)
 
+    def end(s):  # EXTRA (causal): the launch leaves out a head's first `left` tiles (< C; the host checks that their
+        # keys fit one stage); consumer c < left of its first block (steps within the ring) runs tile c on stage 0
+        left = tk.cdiv(q.rows, 64) - tk.grid_dim.x * CONSUMERS
+        with tk.if_((tile0 == left) & (s.consumer < left)):
+            x = Extra(s.consumer)
+            if PV_LAG:
+                tk.assign(pending, 0)
+            start(x)
+            compute(x)
+            finish(x)
+
     tk.producer_consumer(stages=STAGES, consumers=CONSUMERS, tiles=1, steps=steps, load=load, compute=compute,
-                         finish=finish, start=start, init=init, persistent=False, release_lag=int(PV_LAG),
+                         finish=finish, start=start, end=end if EXTRA else None, init=init, persistent=False,
+                         release_lag=int(PV_LAG),
                          producer_registers=24 if CONSUMERS == 3 else 40,
                          consumer_registers=160 if CONSUMERS == 3 else 232)

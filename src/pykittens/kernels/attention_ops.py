@@ -65,6 +65,10 @@ FORWARD_DIAG64 = (64,)  # head dims whose causal forward runs a diagonal block 6
 # +0.7-3.0% at N = 1k-2k, about 0 at 4k-16k; D=128 non-causal +0.1-0.9%; D=256 causal +0.1-5.0%. Not the others:
 # D=128 causal -0.8 to -1.6%, D=256 non-causal -0.7 to -1.8% (not understood; NOTES.md, session 12)
 FORWARD_L2_AHEAD = {(64, False), (64, True), (128, False), (256, True)}
+# head dims whose causal forward gives a head's leftover query tiles (N/64 not a multiple of the consumers) to its
+# first block instead of a block of their own (EXTRA): consumer c runs tile c after its own, on K/V stage 0, when
+# those tiles' keys fit one stage. D=64 causal +1.6-4.0% at N = 512-1k, ±0.4% at 2k-8k (NOTES.md, session 16)
+FORWARD_EXTRA = (64,)
 HOPPER_CONFIG = {64: (3, 4, 128, True, True), 128: (3, 2, 128, True, False), 256: (2, 2, 80, True, False)}
 # (head dim, causal) -> consumer warpgroups (64 keys each) of the backward kernel: 3 is 6-10% faster at D=64
 # (NOTES.md); D=128 needs 2 for its registers (dK and dV alone are 128 per thread)
@@ -95,6 +99,18 @@ def forward_config(D: int, causal: bool, sms: int = 0) -> dict:
     consumers, stages, kv, pingpong, pv_lag = HOPPER_CONFIG[D]
     return dict(CONSUMERS=consumers, STAGES=stages, KV=kv, PINGPONG=pingpong, PV_LAG=pv_lag,
                 DIAG64=bool(causal) and D in FORWARD_DIAG64, AHEAD=sms if (D, bool(causal)) in FORWARD_L2_AHEAD else 0)
+
+
+def forward_launch(D: int, causal: bool, n_q: int, n_kv: int, sms: int = 0) -> tuple[int, dict]:
+    """(blocks per head, configuration constexprs) of the Hopper forward for these sequence lengths: the grid is
+    (blocks, heads, batch). Causal at a head dim in FORWARD_EXTRA, a head's leftover query tiles (fewer than the
+    consumers) go to its first block (EXTRA) when their keys fit one K/V stage; otherwise they get a block."""
+    config = forward_config(D, causal, sms)
+    tiles, c = -(-n_q // 64), config["CONSUMERS"]
+    full, left = divmod(tiles, c)
+    if causal and D in FORWARD_EXTRA and full and left and 64 * left + n_kv - n_q <= config["KV"]:
+        return full, dict(config, EXTRA=True)
+    return -(-tiles // c), config
 
 
 def backward_config(D: int, causal: bool, with_dq: bool = True) -> dict:
@@ -138,13 +154,12 @@ def _attention_fwd(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, causal: bo
 class _ForwardLaunch:
     """The Hopper forward for one checked layout: configuration, grid and the bound kernel (``Launcher``)."""
 
-    def __init__(self, q, causal: bool):
+    def __init__(self, q, k, causal: bool):
         B, H, N, D = q.shape
-        config = forward_config(D, causal, device_info(q.device)[1])
+        blocks, config = forward_launch(D, causal, N, k.shape[2], device_info(q.device)[1])
         self.bnhd = q.stride(1) < q.stride(2)  # a transposed (B, N, H, D) tensor: o gets the same layout
         self.lse_rows = -(-N // 4) * 4  # lse rows padded to 16 bytes (a global layout requirement)
-        grid = (-(-N // (64 * config["CONSUMERS"])), H, B)
-        self.kernel = hopper_attention.launcher(grid, D=D, CAUSAL=bool(causal), **config)
+        self.kernel = hopper_attention.launcher((blocks, H, B), D=D, CAUSAL=bool(causal), **config)
 
 
 def _hopper_forward(q, k, v, causal: bool, scale: float, checked: _Checked | None = None):
@@ -153,7 +168,7 @@ def _hopper_forward(q, k, v, causal: bool, scale: float, checked: _Checked | Non
     checked = checked or _check(q, k, v, causal)
     f = checked.forward
     if f is None:
-        f = checked.forward = _ForwardLaunch(q, causal)
+        f = checked.forward = _ForwardLaunch(q, k, causal)
     B, H, N, D = q.shape
     o = torch.empty(B, N, H, D, dtype=q.dtype, device=q.device).transpose(1, 2) if f.bnhd else torch.empty_like(
         q, memory_format=torch.contiguous_format)
