@@ -106,11 +106,17 @@ def forward_launch(D: int, causal: bool, n_q: int, n_kv: int, sms: int = 0) -> t
     (blocks, heads, batch). Causal at a head dim in FORWARD_EXTRA, a head's leftover query tiles (fewer than the
     consumers) go to its first block (EXTRA) when their keys fit one K/V stage; otherwise they get a block."""
     config = forward_config(D, causal, sms)
-    tiles, c = -(-n_q // 64), config["CONSUMERS"]
-    full, left = divmod(tiles, c)
+    full, left = divmod(-(-n_q // 64), config["CONSUMERS"])
     if causal and D in FORWARD_EXTRA and full and left and 64 * left + n_kv - n_q <= config["KV"]:
-        return full, dict(config, EXTRA=True)
-    return -(-tiles // c), config
+        config["EXTRA"] = True
+    return forward_blocks(n_q, config), config
+
+
+def forward_blocks(n_q: int, config: dict) -> int:
+    """Blocks per head of a forward launch with this configuration: one per CONSUMERS query tiles of 64 rows; with
+    EXTRA the leftover tiles have none (the head's first block runs them)."""
+    tiles, c = -(-n_q // 64), config["CONSUMERS"]
+    return tiles // c if config.get("EXTRA") else -(-tiles // c)
 
 
 def backward_config(D: int, causal: bool, with_dq: bool = True) -> dict:
