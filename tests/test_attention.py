@@ -83,7 +83,7 @@ def test_forward_launch_gives_leftover_tiles_to_the_first_block_only_where_they_
     assert forward_launch(64, True, 2048, 2100) == (11, forward_launch(64, True, 3072, 3072)[1])  # 128 + 52 keys
     assert forward_launch(64, True, 100, 100) == (1, forward_launch(64, True, 100, 100)[1])  # no full block
     assert "EXTRA" not in forward_launch(64, False, 1024, 1024)[1]  # non-causal: the leftover tile is the heaviest
-    assert "EXTRA" not in forward_launch(128, True, 1024 + 64, 1024 + 64)[1]  # (D = 128: measured at no N yet)
+    assert "EXTRA" not in forward_launch(128, True, 1024 + 64, 1024 + 64)[1]  # (D = 128: 2 stages, its first block's 3 steps wrap)
 
 
 def _reference_lse(q, k, causal):

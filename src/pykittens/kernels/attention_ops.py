@@ -67,7 +67,8 @@ FORWARD_DIAG64 = (64,)  # head dims whose causal forward runs a diagonal block 6
 FORWARD_L2_AHEAD = {(64, False), (64, True), (128, False), (256, True)}
 # head dims whose causal forward gives a head's leftover query tiles (N/64 not a multiple of the consumers) to its
 # first block instead of a block of their own (EXTRA): consumer c runs tile c after its own, on K/V stage 0, when
-# those tiles' keys fit one stage. D=64 causal +1.6-4.0% at N = 512-1k, ±0.4% at 2k-8k (NOTES.md, session 16)
+# those tiles' keys fit one stage. D=64 causal +1.6-4.0% at N = 512-1k, ±0.4% at 2k-8k (NOTES.md, session 16). Not
+# D = 128: its first block's 3 steps would wrap the 2-stage ring and overwrite stage 0 (the kernel refuses EXTRA).
 FORWARD_EXTRA = (64,)
 HOPPER_CONFIG = {64: (3, 4, 128, True, True), 128: (3, 2, 128, True, False), 256: (2, 2, 80, True, False)}
 # (head dim, causal) -> consumer warpgroups (64 keys each) of the backward kernel: 3 is 6-10% faster at D=64
