@@ -13,7 +13,7 @@ import torch
 
 from pykittens.bench.harness import run_once, time_interleaved
 from pykittens.kernels.attention_hopper import hopper_attention
-from pykittens.kernels.attention_ops import forward_blocks, forward_launch
+from pykittens.kernels.attention_ops import forward_grid, forward_launch
 from pykittens.kernels.checks import device_info
 from tune_attention import grid_point  # (scripts/ is on the path when a script in it runs)
 
@@ -35,7 +35,7 @@ def main():
             for causal in (False, True):
                 q, k, v, fl, ref, cudnn = grid_point(n, d, causal)
                 B, H = q.shape[:2]
-                shipped = forward_launch(d, causal, n, n, device_info(q.device)[1])[1]
+                shipped = forward_launch(d, causal, n, n, sms=device_info(q.device)[1])[1]
                 c = shipped["CONSUMERS"]
                 runs = {}
                 for name, kern in (("old", old), ("new", hopper_attention)):
@@ -43,7 +43,7 @@ def main():
                     lse = torch.empty(B, H, 1, n, device="cuda")
                     params = inspect.signature(kern.fn).parameters
                     cfg = {key: x for key, x in dict(D=d, CAUSAL=causal, **shipped).items() if key in params}
-                    grid = (forward_blocks(n, cfg), H, B)  # (a kernel without EXTRA: the leftover tiles' block)
+                    grid = forward_grid(n, H, B, cfg)  # (a kernel without EXTRA: the leftover tiles' block)
                     if "W" in params:  # kernels before 9989753 took their warp count
                         cfg["W"] = 4 * (1 + c)
                     runs[name] = (lambda kern, grid, o, lse, cfg: lambda: kern.launch(

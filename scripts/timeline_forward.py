@@ -15,7 +15,7 @@ import torch
 import pykittens as tk
 from pykittens.bench.harness import context, time_interleaved
 from pykittens.kernels import hopper_attention
-from pykittens.kernels.attention_ops import forward_blocks, forward_launch
+from pykittens.kernels.attention_ops import forward_grid, forward_launch
 from pykittens.kernels.checks import device_info
 from pykittens.pipeline import TIMELINE_BLOCK, TIMELINE_CONSUMER, timeline_ns
 from tune_attention import grid_point  # (scripts/ is on the path when a script in it runs)
@@ -67,8 +67,8 @@ def main(ns, d=64, causal=False, overrides=None, save=None, rounds=20):
     for n in ns:
         q, k, v, fl, ref, _ = grid_point(n, d, causal)
         B, H = q.shape[:2]
-        cfg = dict(forward_launch(d, causal, n, n, sms)[1], **(overrides or {}))
-        grid = (forward_blocks(n, cfg), H, B)
+        cfg = dict(forward_launch(d, causal, n, n, sms=sms)[1], **(overrides or {}))
+        grid = forward_grid(n, H, B, cfg)
         blocks = grid[0] * grid[1] * grid[2]
         times = torch.full((blocks, 4 * tk.timeline_slots(cfg["CONSUMERS"])), -1, dtype=torch.int32, device="cuda")
         o = torch.full_like(q, float("nan"))

@@ -65,25 +65,52 @@ def test_causal_leftover_tiles_run_in_a_heads_first_block(Nq, Nk, extra, device)
     import math
     from pykittens.kernels.attention_ops import forward_launch
     q, k, v = _inputs(2, 4, 2, Nq, Nk, 64, device)
-    blocks, cfg = forward_launch(64, True, Nq, Nk)
+    grid, cfg = forward_launch(64, True, Nq, Nk, heads=4, batch=2)
     assert cfg.get("EXTRA", False) == extra
-    assert blocks == -(-Nq // 64) // 3 + (0 if extra else bool(-(-Nq // 64) % 3))
+    assert grid == (-(-Nq // 64) // 3 + (0 if extra else bool(-(-Nq // 64) % 3)), 4, 2)
     o = torch.full_like(q, float("nan"))
     lse = torch.full((2, 4, 1, -(-Nq // 4) * 4), float("nan"), device=device)
-    hopper_attention.launch((blocks, 4, 2), q, k, v, o, lse, math.log2(math.e) / 8, D=64, CAUSAL=True, **cfg)
+    hopper_attention.launch(grid, q, k, v, o, lse, math.log2(math.e) / 8, D=64, CAUSAL=True, **cfg)
     assert_close(o.cpu(), reference_attention(q.cpu(), k.cpu(), v.cpu(), True), 1e-2)
     torch.testing.assert_close(lse[..., 0, :Nq].cpu().double(), _reference_lse(q.cpu(), k.cpu(), True),
                                atol=2e-2, rtol=0)
 
 
-def test_forward_launch_gives_leftover_tiles_to_the_first_block_only_where_they_fit():
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=pytest.mark.gpu)])
+@pytest.mark.parametrize("D, Nq, Nk", [(64, 200, 200), (64, 300, 330), (64, 384, 384), (128, 200, 260)])
+def test_causal_heads_first_launch_order_matches_float64(D, Nq, Nk, device):
+    """HEADS_FIRST (grid (heads, blocks, batch)) maps every block to the same work as the default order: with and
+    without EXTRA, GQA and N_q != N_kv, output (poisoned) and lse match float64."""
+    import math
+    from pykittens.kernels.attention_ops import forward_grid, forward_launch
+    q, k, v = _inputs(2, 4, 2, Nq, Nk, D, device)
+    cfg = dict(forward_launch(D, True, Nq, Nk)[1], HEADS_FIRST=True)
+    grid = forward_grid(Nq, 4, 2, cfg)
+    assert grid[0] == 4 and grid[2] == 2
+    o = torch.full_like(q, float("nan"))
+    lse = torch.full((2, 4, 1, -(-Nq // 4) * 4), float("nan"), device=device)
+    hopper_attention.launch(grid, q, k, v, o, lse, math.log2(math.e) / D ** 0.5, D=D, CAUSAL=True, **cfg)
+    assert_close(o.cpu(), reference_attention(q.cpu(), k.cpu(), v.cpu(), True), 1e-2)
+    torch.testing.assert_close(lse[..., 0, :Nq].cpu().double(), _reference_lse(q.cpu(), k.cpu(), True),
+                               atol=2e-2, rtol=0)
+
+
+def test_forward_launch_decisions():
+    """Where the forward gives leftover tiles to a head's first block (EXTRA) and launches heads first."""
     from pykittens.kernels.attention_ops import forward_launch
-    assert forward_launch(64, True, 1024, 1024)[0] == 5 and forward_launch(64, True, 1024, 1024)[1]["EXTRA"]
-    assert forward_launch(64, True, 2048, 2048)[0] == 10  # two leftover tiles: keys 0..127, one stage
-    assert forward_launch(64, True, 2048, 2100) == (11, forward_launch(64, True, 3072, 3072)[1])  # 128 + 52 keys
-    assert forward_launch(64, True, 100, 100) == (1, forward_launch(64, True, 100, 100)[1])  # no full block
+    assert forward_launch(64, True, 1024, 1024, 32, 16) == ((5, 32, 16), forward_launch(64, True, 1024, 1024)[1])
+    assert forward_launch(64, True, 1024, 1024)[1]["EXTRA"]
+    assert forward_launch(64, True, 2048, 2048, 32, 8)[0] == (32, 10, 8)  # two leftover tiles: keys 0..127, one stage
+    assert forward_launch(64, True, 2048, 2100)[0] == (1, 11, 1)  # 128 + 52 keys: the leftover tiles keep a block
+    assert "EXTRA" not in forward_launch(64, True, 2048, 2100)[1]
+    assert forward_launch(64, True, 100, 100)[0] == (1, 1, 1)  # no full block
     assert "EXTRA" not in forward_launch(64, False, 1024, 1024)[1]  # non-causal: the leftover tile is the heaviest
     assert "EXTRA" not in forward_launch(128, True, 1024 + 64, 1024 + 64)[1]  # (D = 128: 2 stages, its first block's 3 steps wrap)
+    # heads first: causal only, from 2k at D = 64 and 1k at D = 128 and 256 (measured: slower below)
+    assert [forward_launch(64, True, n, n)[1].get("HEADS_FIRST", False) for n in (1024, 2048)] == [False, True]
+    assert [forward_launch(128, True, n, n)[1].get("HEADS_FIRST", False) for n in (512, 1024)] == [False, True]
+    assert forward_launch(256, True, 4096, 4096, 8, 4)[0] == (8, 32, 4)  # 2 consumers: 32 blocks per head
+    assert not any(forward_launch(d, False, 4096, 4096)[1].get("HEADS_FIRST") for d in (64, 128, 256))
 
 
 def _reference_lse(q, k, causal):
@@ -172,15 +199,18 @@ def test_warp_kernel_compiles_with_hmma_and_no_spills(D, arch):
     assert res.local == 0 and res.stack == 0, res
 
 
-@pytest.mark.parametrize("D,causal,N", [(64, False, 256), (64, True, 256), (64, True, 384), (128, False, 256),
-                                         (128, True, 256), (256, False, 256), (256, True, 256)])
+@pytest.mark.parametrize("D,causal,N", [(64, False, 256), (64, True, 256), (64, True, 384), (64, True, 2048),
+                                         (128, False, 256), (128, True, 256), (128, True, 1024), (256, False, 256),
+                                         (256, True, 256), (256, True, 1024)])
 def test_hopper_kernel_compiles_with_hgmma_tma_and_no_spills(D, causal, N):
-    """Every configuration ``attention`` launches (D=64 causal: with EXTRA at N = 256, without at 384)."""
+    """Every configuration ``attention`` launches (D=64 causal: with EXTRA at N = 256 and 2048, without at 384;
+    causal heads first from N = 2048 at D=64, 1024 at D=128 and 256)."""
     from pykittens.kernels.attention_ops import forward_launch
     q = torch.empty(1, 1, N, D, dtype=torch.bfloat16)
     lse = torch.empty(1, 1, 1, N)
     config = forward_launch(D, causal, N, N, sms=132)[1]
-    assert config.get("EXTRA", False) == (D == 64 and causal and N == 256)
+    assert config.get("EXTRA", False) == (D == 64 and causal and N in (256, 2048))
+    assert config.get("HEADS_FIRST", False) == (causal and N >= 1024 and (D > 64 or N >= 2048))
     ck = hopper_attention.compile(q, q, q, q, lse, 1.0, D=D, CAUSAL=causal, **config, arch="sm_90a")
     sass = ck.sass()
     assert "HGMMA" in sass and "UTMALDG" in sass and "UTMASTG" in sass

@@ -12,7 +12,9 @@ Q·Kᵀ and then the previous step's P·V, so the softmax runs while the tensor 
 registers for it at D=64 with 3 consumers, not at D=128). DIAG64 (causal, D=64): a consumer's last key block, when
 no row of it sees the block's second 64 keys, runs 64 keys wide (wgmma on half of the score tile). AHEAD = the SM
 count: the producer warms L2 with the Q and first K/V block of the block AHEAD later in launch order, which starts
-about when this one ends (blocks run one per SM), so that block's prologue reads L2, not DRAM.
+about when this one ends (blocks run one per SM), so that block's prologue reads L2, not DRAM. HEADS_FIRST
+(causal): the grid is (heads, blocks, batch), so a batch's heads start their longest blocks together and the short
+ones fill the tail, rather than (blocks, heads, batch), one head's blocks after another's.
 """
 import contextlib
 import math
@@ -25,18 +27,22 @@ def hopper_attention(q: tk.gl(tk.bf16), k: tk.gl(tk.bf16), v: tk.gl(tk.bf16), o:
                      lse: tk.gl(tk.fp32), scale_log2: tk.f32, D: tk.constexpr, CONSUMERS: tk.constexpr,
                      STAGES: tk.constexpr, CAUSAL: tk.constexpr, KV: tk.constexpr = 128,
                      PINGPONG: tk.constexpr = False, PV_LAG: tk.constexpr = False, DIAG64: tk.constexpr = False,
-                     AHEAD: tk.constexpr = 0, EXTRA: tk.constexpr = False):
+                     AHEAD: tk.constexpr = 0, EXTRA: tk.constexpr = False,
+                     HEADS_FIRST: tk.constexpr = False):
     if DIAG64 and not (CAUSAL and KV == 128):
         raise tk.KernelTypeError("hopper_attention: DIAG64 needs CAUSAL and KV = 128")
     if EXTRA and not (CAUSAL and STAGES * KV >= 64 * (2 * CONSUMERS - 2) + KV):
         raise tk.KernelTypeError("hopper_attention: EXTRA needs CAUSAL and a head's first block's steps to fit the ring")
 
+    blocks = tk.grid_dim.y if HEADS_FIRST else tk.grid_dim.x  # per head
+
     def block_work(x, y, z):  # block (x, y, z)'s batch, query head, K/V head and first 64-row query tile
-        qb = tk.let(tk.grid_dim.x - 1 - x) if CAUSAL else x  # causal: longest rows first
+        x, y = (y, x) if HEADS_FIRST else (x, y)  # HEADS_FIRST: grid (heads, blocks, batch)
+        qb = tk.let(blocks - 1 - x) if CAUSAL else x  # causal: longest rows first
         # block qb's consumers own 64-row query tiles tile0 + c; causal: the head's partial block (N not a multiple
         # of 64·C) comes first, where its missing rows are the ones the mask makes cheapest (non-causal: last, 1%
         # faster)
-        tile0 = tk.let(qb * CONSUMERS - (tk.grid_dim.x * CONSUMERS - tk.cdiv(q.rows, 64) if CAUSAL else 0))
+        tile0 = tk.let(qb * CONSUMERS - (blocks * CONSUMERS - tk.cdiv(q.rows, 64) if CAUSAL else 0))
         return z, y, tk.let(y // (q.depth // k.depth)), tile0
 
     b, h, h_kv, tile0 = block_work(tk.block_idx.x, tk.block_idx.y, tk.block_idx.z)
@@ -199,7 +205,7 @@ def hopper_attention(q: tk.gl(tk.bf16), k: tk.gl(tk.bf16), v: tk.gl(tk.bf16), o:
 
     def end(s):  # EXTRA (causal): the launch leaves out a head's first `left` tiles (< C; the host checks that their
         # keys fit one stage); consumer c < left of its first block (steps within the ring) runs tile c on stage 0
-        left = tk.cdiv(q.rows, 64) - tk.grid_dim.x * CONSUMERS
+        left = tk.cdiv(q.rows, 64) - blocks * CONSUMERS
         with tk.if_((tile0 == left) & (s.consumer < left)):
             x = Extra(s.consumer)
             if PV_LAG:

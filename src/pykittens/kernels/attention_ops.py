@@ -70,6 +70,12 @@ FORWARD_L2_AHEAD = {(64, False), (64, True), (128, False), (256, True)}
 # those tiles' keys fit one stage. D=64 causal +1.6-4.0% at N = 512-1k, ±0.4% at 2k-8k (NOTES.md, session 16). Not
 # D = 128: its first block's 3 steps would wrap the 2-stage ring and overwrite stage 0 (the kernel refuses EXTRA).
 FORWARD_EXTRA = (64,)
+# head dim -> the query length from which its causal forward launches a batch's heads together, each head's blocks
+# longest first (HEADS_FIRST: grid (heads, blocks, batch)), instead of one head's blocks after another's. The long
+# blocks then start early and the short ones fill the tail: D=64 +2.5-3.5% at 2k-16k (-1.3% at 1k), D=128 +1.5% at
+# 1k and +5.4-7.0% at 2k-16k (-0.6% at 512), D=256 +2.2% at 1k, +10% at 4k (NOTES.md, session 17). Not non-causal
+# (blocks of equal length; -1 to -2% at D=128)
+FORWARD_HEADS_FIRST = {64: 2048, 128: 1024, 256: 1024}
 HOPPER_CONFIG = {64: (3, 4, 128, True, True), 128: (3, 2, 128, True, False), 256: (2, 2, 80, True, False)}
 # (head dim, causal) -> consumer warpgroups (64 keys each) of the backward kernel: 3 is 6-10% faster at D=64
 # (NOTES.md); D=128 needs 2 for its registers (dK and dV alone are 128 per thread)
@@ -102,15 +108,26 @@ def forward_config(D: int, causal: bool, sms: int = 0) -> dict:
                 DIAG64=bool(causal) and D in FORWARD_DIAG64, AHEAD=sms if (D, bool(causal)) in FORWARD_L2_AHEAD else 0)
 
 
-def forward_launch(D: int, causal: bool, n_q: int, n_kv: int, sms: int = 0) -> tuple[int, dict]:
-    """(blocks per head, configuration constexprs) of the Hopper forward for these sequence lengths: the grid is
-    (blocks, heads, batch). Causal at a head dim in FORWARD_EXTRA, a head's leftover query tiles (fewer than the
-    consumers) go to its first block (EXTRA) when their keys fit one K/V stage; otherwise they get a block."""
+def forward_launch(D: int, causal: bool, n_q: int, n_kv: int, heads: int = 1, batch: int = 1,
+                   sms: int = 0) -> tuple[tuple[int, int, int], dict]:
+    """(grid, configuration constexprs) of the Hopper forward for these sizes. Causal at a head dim in
+    FORWARD_EXTRA, a head's leftover query tiles (fewer than the consumers) go to its first block (EXTRA) when
+    their keys fit one K/V stage; otherwise they get a block. Causal from FORWARD_HEADS_FIRST's length on, a
+    batch's heads launch together (HEADS_FIRST)."""
     config = forward_config(D, causal, sms)
     full, left = divmod(-(-n_q // 64), config["CONSUMERS"])
     if causal and D in FORWARD_EXTRA and full and left and 64 * left + n_kv - n_q <= config["KV"]:
         config["EXTRA"] = True
-    return forward_blocks(n_q, config), config
+    if causal and n_q >= FORWARD_HEADS_FIRST[D]:
+        config["HEADS_FIRST"] = True
+    return forward_grid(n_q, heads, batch, config), config
+
+
+def forward_grid(n_q: int, heads: int, batch: int, config: dict) -> tuple[int, int, int]:
+    """The grid of a forward launch with this configuration: (blocks per head, heads, batch), or with HEADS_FIRST
+    (heads, blocks per head, batch)."""
+    blocks = forward_blocks(n_q, config)
+    return (heads, blocks, batch) if config.get("HEADS_FIRST") else (blocks, heads, batch)
 
 
 def forward_blocks(n_q: int, config: dict) -> int:
@@ -163,10 +180,10 @@ class _ForwardLaunch:
 
     def __init__(self, q, k, causal: bool):
         B, H, N, D = q.shape
-        blocks, config = forward_launch(D, causal, N, k.shape[2], device_info(q.device)[1])
+        grid, config = forward_launch(D, causal, N, k.shape[2], H, B, device_info(q.device)[1])
         self.bnhd = q.stride(1) < q.stride(2)  # a transposed (B, N, H, D) tensor: o gets the same layout
         self.lse_rows = -(-N // 4) * 4  # lse rows padded to 16 bytes (a global layout requirement)
-        self.kernel = hopper_attention.launcher((blocks, H, B), D=D, CAUSAL=bool(causal), **config)
+        self.kernel = hopper_attention.launcher(grid, D=D, CAUSAL=bool(causal), **config)
 
 
 def _hopper_forward(q, k, v, causal: bool, scale: float, checked: _Checked | None = None):
