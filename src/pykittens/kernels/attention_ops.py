@@ -63,7 +63,8 @@ def _check_layouts(q, k, v, causal) -> _Checked:
 FORWARD_DIAG64 = (64,)  # head dims whose causal forward runs a diagonal block 64 keys wide where it can (NOTES.md)
 # (head dim, causal) whose forward prefetches the next wave's Q and first K/V into L2 (AHEAD = SM count): D=64
 # +0.7-3.0% at N = 1k-2k, about 0 at 4k-16k; D=128 non-causal +0.1-0.9%; D=256 causal +0.1-5.0%. Not the others:
-# D=128 causal -0.8 to -1.6%, D=256 non-causal -0.7 to -1.8% (not understood; NOTES.md, session 12)
+# D=128 causal -0.8 to -1.6%, D=256 non-causal -0.7 to -1.8% (not understood; NOTES.md, session 12). A launch with
+# HEADS_FIRST (below) prefetches at every head dim
 FORWARD_L2_AHEAD = {(64, False), (64, True), (128, False), (256, True)}
 # head dims whose causal forward gives a head's leftover query tiles (N/64 not a multiple of the consumers) to its
 # first block instead of a block of their own (EXTRA): consumer c runs tile c after its own, on K/V stage 0, when
@@ -118,8 +119,8 @@ def forward_launch(D: int, causal: bool, n_q: int, n_kv: int, heads: int = 1, ba
     full, left = divmod(-(-n_q // 64), config["CONSUMERS"])
     if causal and D in FORWARD_EXTRA and full and left and 64 * left + n_kv - n_q <= config["KV"]:
         config["EXTRA"] = True
-    if causal and n_q >= FORWARD_HEADS_FIRST[D]:
-        config["HEADS_FIRST"] = True
+    if causal and n_q >= FORWARD_HEADS_FIRST[D]:  # (with it, D=128 causal too gains from AHEAD: +0.3-1.0% at 1k-4k)
+        config.update(HEADS_FIRST=True, AHEAD=sms)
     return forward_grid(n_q, heads, batch, config), config
 
 
