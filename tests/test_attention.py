@@ -112,6 +112,7 @@ def test_forward_launch_decisions():
     assert forward_launch(256, True, 4096, 4096, 8, 4)[0] == (8, 32, 4)  # 2 consumers: 32 blocks per head
     assert not any(forward_launch(d, False, 4096, 4096)[1].get("HEADS_FIRST") for d in (64, 128, 256))
     assert [forward_launch(128, True, n, n, sms=132)[1]["AHEAD"] for n in (512, 1024)] == [0, 132]  # L2 warm-up
+    assert forward_launch(64, True, 2 ** 24, 2 ** 24)[0] == (87381, 1, 1)  # blocks per head past a grid's y limit
 
 
 def _reference_lse(q, k, causal):

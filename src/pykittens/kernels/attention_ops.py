@@ -119,7 +119,8 @@ def forward_launch(D: int, causal: bool, n_q: int, n_kv: int, heads: int = 1, ba
     full, left = divmod(-(-n_q // 64), config["CONSUMERS"])
     if causal and D in FORWARD_EXTRA and full and left and 64 * left + n_kv - n_q <= config["KV"]:
         config["EXTRA"] = True
-    if causal and n_q >= FORWARD_HEADS_FIRST[D]:  # (with it, D=128 causal too gains from AHEAD: +0.3-1.0% at 1k-4k)
+    # (blocks per head on the grid's y: at most 65535. With heads first, D=128 causal too gains from AHEAD: +0.3-1.0%)
+    if causal and n_q >= FORWARD_HEADS_FIRST[D] and forward_blocks(n_q, config) <= 65535:
         config.update(HEADS_FIRST=True, AHEAD=sms)
     return forward_grid(n_q, heads, batch, config), config
 
