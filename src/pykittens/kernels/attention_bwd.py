@@ -69,8 +69,7 @@ def attention_bwd(q: tk.gl(tk.bf16), k: tk.gl(tk.bf16), v: tk.gl(tk.bf16), do: t
         raise tk.KernelTypeError(f"attention_bwd: GRADS must be 'all', 'dv' (without dQ) or 'dkq', got {GRADS!r}")
     b, h_kv, kb = tk.block_idx.z, tk.block_idx.y, tk.block_idx.x
     if CAUSAL and HEAVY_FIRST:  # launch order -> (head, key block): the GEMM's grouped order, heads as its rows
-        lin = tk.block_idx.x + tk.grid_dim.x * (tk.block_idx.y + tk.grid_dim.y * tk.block_idx.z)
-        hh, kb = tk.grouped_tile_order(lin, tk.grid_dim.y * tk.grid_dim.z, tk.grid_dim.x, 8)
+        hh, kb = tk.grouped_tile_order(tk.launch_index(), tk.grid_dim.y * tk.grid_dim.z, tk.grid_dim.x, 8)
         b, h_kv = tk.let(hh // tk.grid_dim.y), tk.let(hh % tk.grid_dim.y)
     group = tk.let(q.depth // k.depth)
     k_s = tk.st(tk.bf16, 64, D, count=C)
