@@ -323,6 +323,15 @@ class Machine:
         out[:rr, :cc] = t[b, d, r0:r0 + rr, c0:c0 + cc].float()
         return out
 
+    def global_elements(self, var, b, d, r, c, n=1) -> torch.Tensor:
+        """The ``n`` elements of row (b, d, r) of ``var`` from column c on, as a view (an error if any is outside)."""
+        t = self.globals[var]
+        B, D, R, C = t.shape
+        if not (0 <= b < B and 0 <= d < D and 0 <= r < R and 0 <= c and c + n <= C):
+            cols = f"{c}" if n == 1 else f"{c}:{c + n}"
+            self.error(OutOfBoundsError, f"{var.name}[{b}, {d}, {r}, {cols}] is outside shape {tuple(t.shape)}")
+        return t[b, d, r, c:c + n]
+
     def global_write(self, var, b, d, r0, c0, value: torch.Tensor, clip=False):
         """Write a 2-D block at (b, d, r0, c0). Out of bounds is an error unless ``clip`` drops those elements."""
         t = self.globals[var]

@@ -13,7 +13,6 @@ comes) is reported as ``tk.DeadlockError`` with its line.
 """
 from .base import GL, Op, emit, fail, kind
 from .memory import global_index
-from ..errors import OutOfBoundsError
 from ..types import int32
 
 __all__ = ["signal", "wait_signal"]
@@ -33,13 +32,10 @@ __device__ __forceinline__ void wait_signal(const int* flag, int value) {
 """
 
 
-def _element(m, flags, idx, w):
-    """Interpreter: the (b, d, row, col) of warp ``w``'s flag, bounds-checked."""
+def _flag(m, flags, idx, w):
+    """Interpreter: warp ``w``'s flag as (its (b, d, row, col), a one-element view), bounds-checked."""
     at = tuple(int(m.scalar(i, w)) for i in idx)
-    t = m.globals[flags]
-    if not all(0 <= i < n for i, n in zip(at, t.shape)):
-        m.error(OutOfBoundsError, f"{flags.name}{list(at)} is outside shape {tuple(t.shape)}")
-    return at
+    return at, m.global_elements(flags, *at)
 
 
 class _FlagOp(Op):
@@ -60,7 +56,7 @@ class Signal(_FlagOp):
 
     def interpret(self, m, flags, idx, value):
         for w in m.warps():
-            m.globals[flags][_element(m, flags, idx, w)] = int(m.scalar(value, w))
+            _flag(m, flags, idx, w)[1][0] = int(m.scalar(value, w))
 
 
 class WaitSignal(_FlagOp):
@@ -68,15 +64,14 @@ class WaitSignal(_FlagOp):
 
     def interpret(self, m, flags, idx, value):
         from ..interpreter.machine import Wait
-        t = m.globals[flags]
-        want = [(_element(m, flags, idx, w), int(m.scalar(value, w))) for w in m.warps()]
+        want = [(*_flag(m, flags, idx, w), int(m.scalar(value, w))) for w in m.warps()]
 
         def ready():
-            return all(int(t[at]) == v for at, v in want)
+            return all(int(flag[0]) == v for _, flag, v in want)
 
         if not ready():
-            at, v = want[0]
-            yield Wait(ready, f"wait_signal on {flags.name}{list(at)} for {v} (it holds {int(t[at])})", m.loc)
+            at, flag, v = want[0]
+            yield Wait(ready, f"wait_signal on {flags.name}{list(at)} for {v} (it holds {int(flag[0])})", m.loc)
 
 
 _SIGNAL, _WAIT_SIGNAL = Signal(), WaitSignal()

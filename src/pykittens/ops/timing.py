@@ -14,7 +14,6 @@ import torch
 
 from .base import GL, Op, emit, fail, kind
 from .memory import global_index
-from ..errors import OutOfBoundsError
 from ..types import int32
 
 __all__ = ["timestamp"]
@@ -44,13 +43,10 @@ class Timestamp(Op):
             fail(f"tk.timestamp writes into an int32 global layout (tk.gl(tk.int32)), got {t}")
 
     def interpret(self, m, times, idx):
-        t = m.globals[times]
         for w in m.warps():
-            b, d, r, c = (int(m.scalar(i, w)) for i in idx)
-            if not (0 <= b < t.shape[0] and 0 <= d < t.shape[1] and 0 <= r < t.shape[2] and 0 <= c <= t.shape[3] - 3):
-                m.error(OutOfBoundsError, f"{times.name}[{b}, {d}, {r}, {c}:{c + 3}] is outside shape {tuple(t.shape)}")
             taken = getattr(m, "timestamps_taken", 0)
-            t[b, d, r, c:c + 3] = torch.tensor([taken, taken, 0], dtype=torch.int32)
+            at = m.global_elements(times, *(int(m.scalar(i, w)) for i in idx), n=3)
+            at[:] = torch.tensor([taken, taken, 0], dtype=torch.int32)
             m.timestamps_taken = taken + 1
 
     def cuda(self, g, times, idx):
