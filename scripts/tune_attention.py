@@ -3,8 +3,7 @@ next to cuDNN, every system timed call by call in turn (``time_interleaved``) so
     python3 scripts/tune_attention.py 1024,2048 AHEAD=132 STAGES=3,AHEAD=132
     python3 scripts/tune_attention.py 4096 D=128 causal=1 CONSUMERS=2,STAGES=3,PV_LAG=True
 N is a comma list (default 1024,2048,4096); D=... picks head dims (default 64 and 128), causal=0/1 one mask
-(default both). Each variant is a space-free list of NAME=value pairs joined by commas (ab_backward.py's format);
-TAIL_C=c,TAIL_T=t asks for a tail launch (``attention_ops.forward_launches``; TAIL_DEP=0: not dependent).
+(default both). Each variant is a space-free list of NAME=value pairs joined by commas (ab_backward.py's format).
 Every variant is checked against cuDNN first (poisoned output; relative error ≤ 1e-2). Prints the median TFLOP/s
 of cuDNN, the shipped kernel and each variant and, last, each variant's ratio to the shipped kernel."""
 import math
@@ -18,7 +17,7 @@ from ab_backward import parse  # (scripts/ is on the path when a script in it ru
 from pykittens.bench.attention import grid_shape
 from pykittens.bench.harness import run_once, time_interleaved
 from pykittens.kernels import hopper_attention
-from pykittens.kernels.attention_ops import forward_grid, forward_launches
+from pykittens.kernels.attention_ops import forward_grid, forward_launch
 from pykittens.kernels.checks import device_info
 
 
@@ -36,28 +35,14 @@ def grid_point(n, d, causal):
 
 
 def kernel_call(q, k, v, causal, **overrides):
-    """(call, its poisoned output): the forward kernel with ``overrides`` over the shipped configuration (of its
-    first launch). TAIL_C=c,TAIL_T=t: a tail launch of blocks of c consumers over each head's last t tiles
-    (``forward_launches``); TAIL_C=0: none."""
+    """(call, its poisoned output): the forward kernel with ``overrides`` over the shipped configuration."""
     B, H, n, d = q.shape
-    tail = (overrides.pop("TAIL_C"), overrides.pop("TAIL_T", 0)) if "TAIL_C" in overrides else None
-    dependent = overrides.pop("TAIL_DEP", True)  # TAIL_DEP=0: the tail launch waits for the first to end
-    if tail and overrides:
-        raise SystemExit(f"tune_attention: a tail launch takes no other overrides, got {overrides}")
-    launches = forward_launches(d, causal, n, k.shape[2], H, B, device_info(q.device)[1],
-                                **({} if tail is None else {"tail": tail if tail[0] else ()}))
-    if overrides:  # (a single launch: the grid follows the overridden configuration)
-        cfg = dict(launches[0][1], **overrides)
-        launches = [(forward_grid(n, H, B, cfg), cfg)]
+    cfg = dict(forward_launch(d, causal, n, k.shape[2], sms=device_info(q.device)[1])[1], **overrides)
+    grid = forward_grid(n, H, B, cfg)
     o = torch.full_like(q, float("nan"))  # poisoned: an unwritten row shows
     lse = torch.empty(B, H, 1, -(-n // 4) * 4, device="cuda")
-    kernels = [hopper_attention.launcher(grid, dependent=dependent and cfg.get("TAIL", False), D=d, CAUSAL=causal, **cfg)
-               for grid, cfg in launches]
-    scale = math.log2(math.e) / math.sqrt(d)
-
-    def call():
-        for kernel in kernels:
-            kernel(q, k, v, o, lse, scale)
+    call = lambda: hopper_attention.launch(  # noqa: E731
+        grid, q, k, v, o, lse, math.log2(math.e) / math.sqrt(d), D=d, CAUSAL=causal, **cfg)
     return call, o
 
 

@@ -336,10 +336,8 @@ class Kernel:
         if plan is not None:
             plan.launch(_grid(grid), self._values(args), _current_stream(plan.device_index))
 
-    def launcher(self, grid, dependent: bool = False, **constexprs) -> "Launcher":
-        """This kernel bound to ``grid`` and to constexpr values (by name; defaults as declared): see ``Launcher``.
-        ``dependent``: a programmatic dependent launch, which may start while the launch ahead of it on the stream
-        runs, once that one's blocks have all called ``tk.launch_dependents()`` (see ``tk.wait_prior_launch``)."""
+    def launcher(self, grid, **constexprs) -> "Launcher":
+        """This kernel bound to ``grid`` and to constexpr values (by name; defaults as declared): see ``Launcher``."""
         names = {n for n, a in self.params if a is constexpr}
         unknown = set(constexprs) - names
         missing = names - set(constexprs) - set(self.defaults)
@@ -347,7 +345,7 @@ class Kernel:
             raise LaunchError(f"kernel '{self.name}': launcher() takes its constexprs {sorted(names)} by name; "
                               f"unknown {sorted(unknown)}, missing {sorted(missing)}")
         args = [constexprs.get(n, self.defaults.get(n)) if a is constexpr else None for n, a in self.params]
-        return Launcher(self, grid, args, dependent)
+        return Launcher(self, grid, args)
 
     def _cached_plan(self, grid, args):
         """The LaunchPlan for these argument layouts (validated and built on first sight), or None after running
@@ -418,8 +416,8 @@ class Launcher:
     compiles as ``Kernel.launch`` does. On CPU tensors (or with ``settings.interpret``) every call interprets.
     """
 
-    def __init__(self, kernel: Kernel, grid, args: list, dependent: bool = False):
-        self.kernel, self.grid, self.args, self.dependent = kernel, _grid(grid), args, dependent
+    def __init__(self, kernel: Kernel, grid, args: list):
+        self.kernel, self.grid, self.args = kernel, _grid(grid), args
         self.runtime = [i for i, k in enumerate(kernel._kinds) if k != 1]  # where call arguments go in args
         self.plan = None
 
@@ -442,7 +440,7 @@ class Launcher:
         params, kinds = self.kernel.params, self.kernel._kinds
         values = [_address(params[i][0], a) if kinds[i] == 0 else _check_scalar(*params[i], a)
                   for i, a in zip(self.runtime, runtime)]
-        plan.launch(self.grid, values, _current_stream(plan.device_index), self.dependent)
+        plan.launch(self.grid, values, _current_stream(plan.device_index))
 
 
 def _address(name: str, t) -> int:

@@ -14,10 +14,7 @@ no row of it sees the block's second 64 keys, runs 64 keys wide (wgmma on half o
 count: the producer warms L2 with the Q and first K/V block of the block AHEAD later in launch order, which starts
 about when this one ends (blocks run one per SM), so that block's prologue reads L2, not DRAM. HEADS_FIRST
 (causal): the grid is (heads, blocks, batch), so a batch's heads start their longest blocks together and the short
-ones fill the tail, rather than (blocks, heads, batch), one head's blocks after another's. LEADS / TAIL
-(non-causal): the launch's blocks of CONSUMERS tiles leave each head's last tiles to a second, dependent launch
-(TAIL) of blocks of fewer consumers, whose blocks fill the SMs that the first launch's last wave leaves idle
-(programmatic dependent launch: ``tk.launch_dependents``); a TAIL launch's blocks own each head's last tiles.
+ones fill the tail, rather than (blocks, heads, batch), one head's blocks after another's.
 """
 import contextlib
 import math
@@ -31,16 +28,12 @@ def hopper_attention(q: tk.gl(tk.bf16), k: tk.gl(tk.bf16), v: tk.gl(tk.bf16), o:
                      STAGES: tk.constexpr, CAUSAL: tk.constexpr, KV: tk.constexpr = 128,
                      PINGPONG: tk.constexpr = False, PV_LAG: tk.constexpr = False, DIAG64: tk.constexpr = False,
                      AHEAD: tk.constexpr = 0, EXTRA: tk.constexpr = False,
-                     HEADS_FIRST: tk.constexpr = False, LEADS: tk.constexpr = False, TAIL: tk.constexpr = False):
+                     HEADS_FIRST: tk.constexpr = False):
     if DIAG64 and not (CAUSAL and KV == 128):
         raise tk.KernelTypeError("hopper_attention: DIAG64 needs CAUSAL and KV = 128")
     if EXTRA and not (CAUSAL and STAGES * KV >= 64 * (2 * CONSUMERS - 2) + KV):
         raise tk.KernelTypeError("hopper_attention: EXTRA needs CAUSAL and a head's first block's steps to fit the ring")
 
-    if TAIL and CAUSAL:
-        raise tk.KernelTypeError("hopper_attention: TAIL is for non-causal launches (blocks of equal length)")
-    if LEADS:  # a TAIL launch follows: its blocks may take SMs once every block of this launch has started
-        tk.launch_dependents()
     blocks = tk.grid_dim.y if HEADS_FIRST else tk.grid_dim.x  # per head
 
     def block_work(x, y, z):  # block (x, y, z)'s batch, query head, K/V head and first 64-row query tile
@@ -49,7 +42,7 @@ def hopper_attention(q: tk.gl(tk.bf16), k: tk.gl(tk.bf16), v: tk.gl(tk.bf16), o:
         # block qb's consumers own 64-row query tiles tile0 + c; causal: the head's partial block (N not a multiple
         # of 64·C) comes first, where its missing rows are the ones the mask makes cheapest (non-causal: last, 1%
         # faster)
-        tile0 = tk.let(qb * CONSUMERS - (blocks * CONSUMERS - tk.cdiv(q.rows, 64) if CAUSAL or TAIL else 0))
+        tile0 = tk.let(qb * CONSUMERS - (blocks * CONSUMERS - tk.cdiv(q.rows, 64) if CAUSAL else 0))
         return z, y, tk.let(y // (q.depth // k.depth)), tile0
 
     b, h, h_kv, tile0 = block_work(tk.block_idx.x, tk.block_idx.y, tk.block_idx.z)
@@ -226,5 +219,3 @@ def hopper_attention(q: tk.gl(tk.bf16), k: tk.gl(tk.bf16), v: tk.gl(tk.bf16), o:
                          release_lag=int(PV_LAG),
                          producer_registers=24 if CONSUMERS == 3 else 40,
                          consumer_registers=160 if CONSUMERS == 3 else 232)
-    if TAIL:  # (this launch reads nothing the LEADS launch writes: it waits only so that its end means both ended)
-        tk.wait_prior_launch()

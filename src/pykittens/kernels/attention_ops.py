@@ -125,24 +125,6 @@ def forward_launch(D: int, causal: bool, n_q: int, n_kv: int, heads: int = 1, ba
     return forward_grid(n_q, heads, batch, config), config
 
 
-def forward_launches(D: int, causal: bool, n_q: int, n_kv: int, heads: int = 1, batch: int = 1, sms: int = 0,
-                     tail: tuple[int, int] | None = None) -> list[tuple[tuple[int, int, int], dict]]:
-    """The Hopper forward's launches, each (grid, configuration constexprs): ``forward_launch``'s, or with a tail
-    ``(consumers, tiles)`` two: blocks of CONSUMERS tiles over each head's first tiles (LEADS), then a dependent
-    launch of blocks of ``consumers`` tiles over its last ``tiles`` (TAIL)."""
-    grid, config = forward_launch(D, causal, n_q, n_kv, heads, batch, sms)
-    if not tail:
-        return [(grid, config)]
-    consumers, tiles = tail
-    lead_tiles = -(-n_q // 64) - tiles
-    if causal or tiles % consumers or lead_tiles <= 0 or lead_tiles % config["CONSUMERS"]:
-        raise ValueError(f"forward tail {tail}: needs non-causal, whole blocks of {consumers} and of "
-                         f"{config['CONSUMERS']} consumers over {-(-n_q // 64)} tiles")
-    tail_config = dict(config, CONSUMERS=consumers, AHEAD=0, TAIL=True, PINGPONG=config["PINGPONG"] and consumers > 1)
-    return [((lead_tiles // config["CONSUMERS"], heads, batch), dict(config, LEADS=True)),
-            ((tiles // consumers, heads, batch), tail_config)]
-
-
 def forward_grid(n_q: int, heads: int, batch: int, config: dict) -> tuple[int, int, int]:
     """The grid of a forward launch with this configuration: (blocks per head, heads, batch), or with HEADS_FIRST
     (heads, blocks per head, batch)."""
@@ -196,16 +178,14 @@ def _attention_fwd(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, causal: bo
 
 
 class _ForwardLaunch:
-    """The Hopper forward for one checked layout: its launches, each a bound kernel (``Launcher``) with its
-    configuration and grid; a tail launch (TAIL) is dependent on the one before it."""
+    """The Hopper forward for one checked layout: configuration, grid and the bound kernel (``Launcher``)."""
 
     def __init__(self, q, k, causal: bool):
         B, H, N, D = q.shape
-        launches = forward_launches(D, causal, N, k.shape[2], H, B, device_info(q.device)[1])
+        grid, config = forward_launch(D, causal, N, k.shape[2], H, B, device_info(q.device)[1])
         self.bnhd = q.stride(1) < q.stride(2)  # a transposed (B, N, H, D) tensor: o gets the same layout
         self.lse_rows = -(-N // 4) * 4  # lse rows padded to 16 bytes (a global layout requirement)
-        self.kernels = [hopper_attention.launcher(grid, dependent=config.get("TAIL", False), D=D,
-                                                  CAUSAL=bool(causal), **config) for grid, config in launches]
+        self.kernel = hopper_attention.launcher(grid, D=D, CAUSAL=bool(causal), **config)
 
 
 def _hopper_forward(q, k, v, causal: bool, scale: float, checked: _Checked | None = None):
@@ -219,8 +199,7 @@ def _hopper_forward(q, k, v, causal: bool, scale: float, checked: _Checked | Non
     o = torch.empty(B, N, H, D, dtype=q.dtype, device=q.device).transpose(1, 2) if f.bnhd else torch.empty_like(
         q, memory_format=torch.contiguous_format)
     lse = torch.empty(B, H, 1, f.lse_rows, dtype=torch.float32, device=q.device)
-    for kernel in f.kernels:
-        kernel(q, k, v, o, lse, scale * LOG2E)
+    f.kernel(q, k, v, o, lse, scale * LOG2E)
     lse = lse.squeeze(2)
     return o, (lse if f.lse_rows == N else lse[..., :N].clone())
 

@@ -17,5 +17,4 @@ from .semaphores import *  # noqa: F401,F403
 from .cluster import *  # noqa: F401,F403
 from .flags import *  # noqa: F401,F403
 from .timing import *  # noqa: F401,F403
-from .dependent_launch import *  # noqa: F401,F403
 from .wgmma import *  # noqa: F401,F403  (exports nothing flat: the user API is tk.warpgroup.mma_AB, ...)

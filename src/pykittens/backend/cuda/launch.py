@@ -65,36 +65,14 @@ class LoadedKernel:
         cfg.numAttrs = 0  # the cluster size is compiled in (__cluster_dims__)
         return _drv(driver.cuOccupancyMaxActiveClusters(self.function, cfg), "cuOccupancyMaxActiveClusters")
 
-    def launch(self, grid: tuple, arg_pointer: int, stream: int, dependent: bool = False):
-        """cuLaunchKernel through ctypes: cuda-bindings' wrapper costs ~4 us of argument conversion per call.
-        ``dependent``: cuLaunchKernelEx with programmatic stream serialisation, so that the launch may start while
-        the one ahead of it on the stream runs (``tk.launch_dependents``)."""
+    def launch(self, grid: tuple, arg_pointer: int, stream: int):
+        """cuLaunchKernel through ctypes: cuda-bindings' wrapper costs ~4 us of argument conversion per call."""
         gx, gy, gz = grid
-        if dependent:
-            config = _DependentLaunch(gx, gy, gz, self.threads, 1, 1, self.smem, stream)
-            config.attrs, config.numAttrs = ctypes.pointer(_PROGRAMMATIC_SERIALISATION), 1
-            err, what = _libcuda().cuLaunchKernelEx(ctypes.byref(config), self.handle, arg_pointer, None), "cuLaunchKernelEx"
-        else:
-            err = _libcuda().cuLaunchKernel(self.handle, gx, gy, gz, self.threads, 1, 1, self.smem, stream,
-                                            arg_pointer, None)
-            what = "cuLaunchKernel"
+        err = _libcuda().cuLaunchKernel(self.handle, gx, gy, gz, self.threads, 1, 1, self.smem, stream, arg_pointer,
+                                        None)
         if err:
             from cuda.bindings import driver
-            _drv((driver.CUresult(err),), what)
-
-
-class _LaunchAttribute(ctypes.Structure):  # CUlaunchAttribute: an id, padding to 8 bytes, a 64-byte value union
-    _fields_ = [("id", ctypes.c_int), ("pad", ctypes.c_char * 4), ("value", ctypes.c_int * 16)]
-
-
-class _DependentLaunch(ctypes.Structure):  # CUlaunchConfig
-    _fields_ = [(n, ctypes.c_uint) for n in ("gridDimX", "gridDimY", "gridDimZ", "blockDimX", "blockDimY",
-                                             "blockDimZ", "sharedMemBytes")] + [
-        ("hStream", ctypes.c_void_p), ("attrs", ctypes.POINTER(_LaunchAttribute)), ("numAttrs", ctypes.c_uint)]
-
-
-# CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION (6), value.programmaticStreamSerializationAllowed = 1
-_PROGRAMMATIC_SERIALISATION = _LaunchAttribute(6, b"", (ctypes.c_int * 16)(1))
+            _drv((driver.CUresult(err),), "cuLaunchKernel")
 
 
 _LIBCUDA = []
@@ -108,9 +86,6 @@ def _libcuda():
         lib.cuLaunchKernel.argtypes = [ctypes.c_void_p, u, u, u, u, u, u, u, ctypes.c_void_p, ctypes.c_void_p,
                                        ctypes.c_void_p]
         lib.cuLaunchKernel.restype = ctypes.c_int
-        lib.cuLaunchKernelEx.argtypes = [ctypes.POINTER(_DependentLaunch), ctypes.c_void_p, ctypes.c_void_p,
-                                         ctypes.c_void_p]
-        lib.cuLaunchKernelEx.restype = ctypes.c_int
         _LIBCUDA.append(lib)
     return _LIBCUDA[0]
 
@@ -164,9 +139,8 @@ class LaunchPlan:
         self.layouts = {i: (a.shape, a.stride, a.dtype) for i, a in enumerate(runtime) if isinstance(params[i].type, GL)}
         self.last = [None] * len(self.tmaps)  # the address whose descriptor each slot holds now
 
-    def launch(self, grid: tuple, values: list, stream: int, dependent: bool = False):
-        """``values``: the kernel's runtime values in parameter order (addresses for gl parameters); ``dependent``:
-        see ``LoadedKernel.launch``."""
+    def launch(self, grid: tuple, values: list, stream: int):
+        """``values``: the kernel's runtime values in parameter order (addresses for gl parameters)."""
         check_cluster_grid(self.name, grid, self.cluster)
         v = self.template.copy()
         for i, at in self.slots:
@@ -185,4 +159,4 @@ class LaunchPlan:
                     desc = cache[ptr] = ctypes.string_at(encode(g, st).getPtr(), 128)
                 ctypes.memmove(self.base + self.shift + off, desc, 128)
                 self.last[n] = ptr
-        self.loaded.launch(grid, self.pointer, stream, dependent)
+        self.loaded.launch(grid, self.pointer, stream)
