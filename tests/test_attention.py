@@ -3,7 +3,6 @@ import pytest
 import torch
 
 from pykittens.kernels import attention, hopper_attention, reference_attention, warp_attention
-from pykittens.kernels.attention_ops import SplitScratch
 from util import assert_close, rel_err
 
 CASES = [  # (B, H_q, H_kv, N_q, N_kv, D, causal)
@@ -49,8 +48,8 @@ def test_192_row_blocks_partial_block_first(Nq, Nk, D, causal, device):
     o = torch.full_like(q, float("nan"))
     lse = torch.full((1, 2, 1, -(-Nq // 4) * 4), float("nan"), device=device)
     stages = 4 if D == 64 else 2
-    hopper_attention[(-(-Nq // 192), 2, 1)](q, k, v, o, lse, *SplitScratch.get(D, dict(CONSUMERS=3), q.device),
-                                           math.log2(math.e) / math.sqrt(D), D, 3, stages, causal, 128, True)
+    hopper_attention[(-(-Nq // 192), 2, 1)](q, k, v, o, lse, math.log2(math.e) / math.sqrt(D), D, 3, stages,
+                                           causal, 128, True)
     assert_close(o.cpu(), reference_attention(q.cpu(), k.cpu(), v.cpu(), causal), 1e-2)
     torch.testing.assert_close(lse[0, :, 0, :Nq].cpu().double(), _reference_lse(q.cpu(), k.cpu(), causal)[0],
                                atol=2e-2, rtol=0)
@@ -71,8 +70,7 @@ def test_causal_leftover_tiles_run_in_a_heads_first_block(Nq, Nk, extra, device)
     assert grid == (-(-Nq // 64) // 3 + (0 if extra else bool(-(-Nq // 64) % 3)), 4, 2)
     o = torch.full_like(q, float("nan"))
     lse = torch.full((2, 4, 1, -(-Nq // 4) * 4), float("nan"), device=device)
-    hopper_attention.launch(grid, q, k, v, o, lse, *SplitScratch.get(64, cfg, q.device), math.log2(math.e) / 8, D=64,
-                            CAUSAL=True, **cfg)
+    hopper_attention.launch(grid, q, k, v, o, lse, math.log2(math.e) / 8, D=64, CAUSAL=True, **cfg)
     assert_close(o.cpu(), reference_attention(q.cpu(), k.cpu(), v.cpu(), True), 1e-2)
     torch.testing.assert_close(lse[..., 0, :Nq].cpu().double(), _reference_lse(q.cpu(), k.cpu(), True),
                                atol=2e-2, rtol=0)
@@ -91,8 +89,7 @@ def test_causal_heads_first_launch_order_matches_float64(D, Nq, Nk, device):
     assert grid[0] == 4 and grid[2] == 2
     o = torch.full_like(q, float("nan"))
     lse = torch.full((2, 4, 1, -(-Nq // 4) * 4), float("nan"), device=device)
-    hopper_attention.launch(grid, q, k, v, o, lse, *SplitScratch.get(D, cfg, q.device), math.log2(math.e) / D ** 0.5,
-                            D=D, CAUSAL=True, **cfg)
+    hopper_attention.launch(grid, q, k, v, o, lse, math.log2(math.e) / D ** 0.5, D=D, CAUSAL=True, **cfg)
     assert_close(o.cpu(), reference_attention(q.cpu(), k.cpu(), v.cpu(), True), 1e-2)
     torch.testing.assert_close(lse[..., 0, :Nq].cpu().double(), _reference_lse(q.cpu(), k.cpu(), True),
                                atol=2e-2, rtol=0)
@@ -216,8 +213,7 @@ def test_hopper_kernel_compiles_with_hgmma_tma_and_no_spills(D, causal, N):
     config = forward_launch(D, causal, N, N, sms=132)[1]
     assert config.get("EXTRA", False) == (D == 64 and causal and N in (256, 2048))
     assert config.get("HEADS_FIRST", False) == (causal and N >= 1024 and (D > 64 or N >= 2048))
-    ck = hopper_attention.compile(q, q, q, q, lse, *SplitScratch.get(D, config, q.device), 1.0, D=D, CAUSAL=causal,
-                                  **config, arch="sm_90a")
+    ck = hopper_attention.compile(q, q, q, q, lse, 1.0, D=D, CAUSAL=causal, **config, arch="sm_90a")
     sass = ck.sass()
     assert "HGMMA" in sass and "UTMALDG" in sass and "UTMASTG" in sass
     assert not ck.wgmma_serialized, ck.result.log[-300:]
@@ -337,8 +333,7 @@ def test_pv_lag_overlap_matches_float64(B, Hq, Hk, Nq, Nk, D, causal, consumers,
     q, k, v = _inputs(B, Hq, Hk, Nq, Nk, D, device)
     o = torch.full_like(q, float("nan"))
     lse = torch.full((B, Hq, 1, -(-Nq // 4) * 4), float("nan"), device=device)
-    hopper_attention.launch((-(-Nq // (64 * consumers)), Hq, B), q, k, v, o, lse,
-                            *SplitScratch.get(D, dict(CONSUMERS=consumers), q.device), math.log2(math.e) / math.sqrt(D),
+    hopper_attention.launch((-(-Nq // (64 * consumers)), Hq, B), q, k, v, o, lse, math.log2(math.e) / math.sqrt(D),
                             D=D, CONSUMERS=consumers, STAGES=stages, CAUSAL=causal, KV=128,
                             PINGPONG=True, PV_LAG=True)
     assert_close(o.cpu(), reference_attention(q.cpu(), k.cpu(), v.cpu(), causal), 1e-2)
@@ -353,8 +348,7 @@ def test_pv_lag_compiles_without_serialised_wgmma(D, consumers, stages):
     q = torch.empty(1, 1, 256, D, dtype=torch.bfloat16)
     lse = torch.empty(1, 1, 1, 256)
     for causal in (False, True):
-        ck = hopper_attention.compile(q, q, q, q, lse, *SplitScratch.get(D, dict(CONSUMERS=consumers), q.device), 1.0,
-                                      D, consumers, stages, causal, 128,
+        ck = hopper_attention.compile(q, q, q, q, lse, 1.0, D, consumers, stages, causal, 128,
                                       True, True, arch="sm_90a")
         assert not ck.wgmma_serialized, ck.result.log[-300:]
         res = ck.resources()

@@ -9,7 +9,6 @@ from .attention_bwd import attention_bwd, attention_bwd_dq, attention_bwd_dq_con
 from .attention_hopper import hopper_attention
 from .attention_warp import warp_attention
 from .checks import LayoutCache, device_info, layout_key, require_bf16
-from ..kernel import _current_stream
 
 SUPPORTED_HEAD_DIMS = (64, 128, 256)
 BACKWARD_HEAD_DIMS = (64, 128, 256)  # D = 256: in two launches, dV and then dK + dQ (BACKWARD_BY_GRADIENT)
@@ -78,9 +77,6 @@ FORWARD_EXTRA = (64,)
 # 1k and +5.4-7.0% at 2k-16k (-0.6% at 512), D=256 +2.2% at 1k, +10% at 4k (NOTES.md, session 17). Not non-causal
 # (blocks of equal length; -1 to -2% at D=128)
 FORWARD_HEADS_FIRST = {64: 2048, 128: 1024, 256: 1024}
-# head dims whose non-causal forward runs the launch's last blocks (half the SM count of them) as two blocks each, on
-# half the keys, combined through global memory (SPLIT): the last wave ends in half-length blocks
-FORWARD_SPLIT = (128,)
 HOPPER_CONFIG = {64: (3, 4, 128, True, True), 128: (3, 2, 128, True, False), 256: (2, 2, 80, True, False)}
 # (head dim, causal) -> consumer warpgroups (64 keys each) of the backward kernel: 3 is 6-10% faster at D=64
 # (NOTES.md); D=128 needs 2 for its registers (dK and dV alone are 128 per thread)
@@ -126,10 +122,6 @@ def forward_launch(D: int, causal: bool, n_q: int, n_kv: int, heads: int = 1, ba
     # (blocks per head on the grid's y: at most 65535. With heads first, D=128 causal too gains from AHEAD: +0.3-1.0%)
     if causal and n_q >= FORWARD_HEADS_FIRST[D] and forward_blocks(n_q, config) <= 65535:
         config.update(HEADS_FIRST=True, AHEAD=sms)
-    split = sms // 2
-    if not causal and D in FORWARD_SPLIT and split and -(-n_kv // config["KV"]) >= 2 and \
-            forward_blocks(n_q, config) * heads * batch >= 4 * split:
-        config["SPLIT"] = split
     return forward_grid(n_q, heads, batch, config), config
 
 
@@ -137,36 +129,7 @@ def forward_grid(n_q: int, heads: int, batch: int, config: dict) -> tuple[int, i
     """The grid of a forward launch with this configuration: (blocks per head, heads, batch), or with HEADS_FIRST
     (heads, blocks per head, batch)."""
     blocks = forward_blocks(n_q, config)
-    if config.get("SPLIT"):  # 1-D: the plain grid's blocks in launch order, the last SPLIT of them twice
-        return blocks * heads * batch + config["SPLIT"], 1, 1
     return (heads, blocks, batch) if config.get("HEADS_FIRST") else (blocks, heads, batch)
-
-
-class SplitScratch:
-    """Where a SPLIT forward's key halves meet, per (device, stream): ``part`` (half 0's unnormalised O), ``stats``
-    (its row maxima and sums) and ``flags`` (each set to the call's epoch once a warp's share is written). A flag
-    keeps the epoch of the call that set it last, so no call clears them; calls on one stream run one after
-    another, so they may share the buffers. Not under CUDA-graph capture: a replay would repeat its epoch."""
-    _by_stream: dict = {}
-    epoch = 0
-
-    @classmethod
-    def get(cls, D: int, config: dict, device) -> tuple:
-        """(part, stats, flags, epoch) for a launch of this configuration on torch's current stream; placeholders
-        (never written) without SPLIT."""
-        n, c = config.get("SPLIT", 0), config["CONSUMERS"]
-        key = (device, _current_stream(device.index or 0) if device.type == "cuda" else 0, n, c, D)
-        bufs = cls._by_stream.get(key)
-        if bufs is None:
-            if len(cls._by_stream) > 64:
-                cls._by_stream.clear()
-            f32 = dict(dtype=torch.float32, device=device)
-            bufs = cls._by_stream[key] = (torch.empty(max(n, 1), c, 64, D if n else 4, **f32),
-                                          torch.empty(max(n, 1), c, 2, 64, **f32),
-                                          torch.zeros(1, 1, max(n, 1), 4 * c, dtype=torch.int32, device=device))
-        if n:
-            cls.epoch = cls.epoch % (2 ** 31 - 1) + 1
-        return (*bufs, cls.epoch)
 
 
 def forward_blocks(n_q: int, config: dict) -> int:
@@ -215,19 +178,14 @@ def _attention_fwd(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, causal: bo
 
 
 class _ForwardLaunch:
-    """The Hopper forward for one checked layout: configuration, grid and the bound kernel (``Launcher``); with
-    SPLIT also the launch without it, which CUDA-graph captures take (``SplitScratch``)."""
+    """The Hopper forward for one checked layout: configuration, grid and the bound kernel (``Launcher``)."""
 
     def __init__(self, q, k, causal: bool):
         B, H, N, D = q.shape
-        grid, self.config = forward_launch(D, causal, N, k.shape[2], H, B, device_info(q.device)[1])
+        grid, config = forward_launch(D, causal, N, k.shape[2], H, B, device_info(q.device)[1])
         self.bnhd = q.stride(1) < q.stride(2)  # a transposed (B, N, H, D) tensor: o gets the same layout
         self.lse_rows = -(-N // 4) * 4  # lse rows padded to 16 bytes (a global layout requirement)
-        self.kernel = hopper_attention.launcher(grid, D=D, CAUSAL=bool(causal), **self.config)
-        plain = dict(self.config, SPLIT=0)
-        self.plain = hopper_attention.launcher(forward_grid(N, H, B, plain), D=D, CAUSAL=bool(causal), **plain) \
-            if self.config.get("SPLIT") else self.kernel
-        self.placeholders = SplitScratch.get(D, plain, q.device)  # (never written by a launch without SPLIT)
+        self.kernel = hopper_attention.launcher(grid, D=D, CAUSAL=bool(causal), **config)
 
 
 def _hopper_forward(q, k, v, causal: bool, scale: float, checked: _Checked | None = None):
@@ -241,10 +199,7 @@ def _hopper_forward(q, k, v, causal: bool, scale: float, checked: _Checked | Non
     o = torch.empty(B, N, H, D, dtype=q.dtype, device=q.device).transpose(1, 2) if f.bnhd else torch.empty_like(
         q, memory_format=torch.contiguous_format)
     lse = torch.empty(B, H, 1, f.lse_rows, dtype=torch.float32, device=q.device)
-    if f.plain is f.kernel or torch.cuda.is_current_stream_capturing():
-        f.plain(q, k, v, o, lse, *f.placeholders, scale * LOG2E)
-    else:
-        f.kernel(q, k, v, o, lse, *SplitScratch.get(D, f.config, q.device), scale * LOG2E)
+    f.kernel(q, k, v, o, lse, scale * LOG2E)
     lse = lse.squeeze(2)
     return o, (lse if f.lse_rows == N else lse[..., :N].clone())
 
