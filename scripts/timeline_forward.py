@@ -15,7 +15,7 @@ import torch
 import pykittens as tk
 from pykittens.bench.harness import context, time_interleaved
 from pykittens.kernels import hopper_attention
-from pykittens.kernels.attention_ops import forward_grid, forward_launch
+from pykittens.kernels.attention_ops import SplitScratch, forward_grid, forward_launch, forward_split_blocks
 from pykittens.kernels.checks import device_info
 from pykittens.pipeline import TIMELINE_BLOCK, TIMELINE_CONSUMER, timeline_ns
 from tune_attention import grid_point  # (scripts/ is on the path when a script in it runs)
@@ -74,8 +74,11 @@ def main(ns, d=64, causal=False, overrides=None, save=None, rounds=20):
         o = torch.full_like(q, float("nan"))
         lse = torch.empty(B, H, 1, -(-n // 4) * 4, device="cuda")
         scale = math.log2(math.e) / math.sqrt(d)
-        plain = lambda: hopper_attention.launch(grid, q, k, v, o, lse, scale, D=d, CAUSAL=causal, **cfg)  # noqa
-        stamped = lambda: timed_forward.launch(grid, q, k, v, o, lse, times, scale, D=d, CAUSAL=causal, **cfg)  # noqa
+        scratch = SplitScratch.get(d, cfg["CONSUMERS"], forward_split_blocks(n, B, cfg), q.device)
+        plain = lambda: hopper_attention.launch(grid, q, k, v, o, lse, *scratch, scale, D=d, CAUSAL=causal,  # noqa
+                                                **cfg)
+        stamped = lambda: timed_forward.launch(grid, q, k, v, o, lse, times, *scratch, scale, D=d, CAUSAL=causal,  # noqa
+                                               **cfg)
         stamped()
         torch.cuda.synchronize()
         err = ((o.double() - ref.double()).norm() / ref.double().norm()).item()

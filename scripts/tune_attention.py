@@ -17,7 +17,7 @@ from ab_backward import parse  # (scripts/ is on the path when a script in it ru
 from pykittens.bench.attention import grid_shape
 from pykittens.bench.harness import run_once, time_interleaved
 from pykittens.kernels import hopper_attention
-from pykittens.kernels.attention_ops import forward_grid, forward_launch
+from pykittens.kernels.attention_ops import SplitScratch, forward_grid, forward_launch, forward_split_blocks
 from pykittens.kernels.checks import device_info
 
 
@@ -37,12 +37,13 @@ def grid_point(n, d, causal):
 def kernel_call(q, k, v, causal, **overrides):
     """(call, its poisoned output): the forward kernel with ``overrides`` over the shipped configuration."""
     B, H, n, d = q.shape
-    cfg = dict(forward_launch(d, causal, n, k.shape[2], sms=device_info(q.device)[1])[1], **overrides)
+    cfg = dict(forward_launch(d, causal, n, k.shape[2], H, B, device_info(q.device)[1])[1], **overrides)
     grid = forward_grid(n, H, B, cfg)
     o = torch.full_like(q, float("nan"))  # poisoned: an unwritten row shows
     lse = torch.empty(B, H, 1, -(-n // 4) * 4, device="cuda")
     call = lambda: hopper_attention.launch(  # noqa: E731
-        grid, q, k, v, o, lse, math.log2(math.e) / math.sqrt(d), D=d, CAUSAL=causal, **cfg)
+        grid, q, k, v, o, lse, *SplitScratch.get(d, cfg["CONSUMERS"], forward_split_blocks(n, B, cfg), q.device), math.log2(math.e) / math.sqrt(d), D=d,
+        CAUSAL=causal, **cfg)
     return call, o
 
 

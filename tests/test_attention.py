@@ -3,6 +3,7 @@ import pytest
 import torch
 
 from pykittens.kernels import attention, hopper_attention, reference_attention, warp_attention
+from pykittens.kernels.attention_ops import SplitScratch
 from util import assert_close, rel_err
 
 CASES = [  # (B, H_q, H_kv, N_q, N_kv, D, causal)
@@ -48,8 +49,8 @@ def test_192_row_blocks_partial_block_first(Nq, Nk, D, causal, device):
     o = torch.full_like(q, float("nan"))
     lse = torch.full((1, 2, 1, -(-Nq // 4) * 4), float("nan"), device=device)
     stages = 4 if D == 64 else 2
-    hopper_attention[(-(-Nq // 192), 2, 1)](q, k, v, o, lse, math.log2(math.e) / math.sqrt(D), D, 3, stages,
-                                           causal, 128, True)
+    hopper_attention[(-(-Nq // 192), 2, 1)](q, k, v, o, lse, *SplitScratch.get(D, 3, 0, q.device),
+                                           math.log2(math.e) / math.sqrt(D), D, 3, stages, causal, 128, True)
     assert_close(o.cpu(), reference_attention(q.cpu(), k.cpu(), v.cpu(), causal), 1e-2)
     torch.testing.assert_close(lse[0, :, 0, :Nq].cpu().double(), _reference_lse(q.cpu(), k.cpu(), causal)[0],
                                atol=2e-2, rtol=0)
@@ -70,7 +71,8 @@ def test_causal_leftover_tiles_run_in_a_heads_first_block(Nq, Nk, extra, device)
     assert grid == (-(-Nq // 64) // 3 + (0 if extra else bool(-(-Nq // 64) % 3)), 4, 2)
     o = torch.full_like(q, float("nan"))
     lse = torch.full((2, 4, 1, -(-Nq // 4) * 4), float("nan"), device=device)
-    hopper_attention.launch(grid, q, k, v, o, lse, math.log2(math.e) / 8, D=64, CAUSAL=True, **cfg)
+    hopper_attention.launch(grid, q, k, v, o, lse, *SplitScratch.get(64, cfg["CONSUMERS"], 0, q.device), math.log2(math.e) / 8, D=64,
+                            CAUSAL=True, **cfg)
     assert_close(o.cpu(), reference_attention(q.cpu(), k.cpu(), v.cpu(), True), 1e-2)
     torch.testing.assert_close(lse[..., 0, :Nq].cpu().double(), _reference_lse(q.cpu(), k.cpu(), True),
                                atol=2e-2, rtol=0)
@@ -89,10 +91,37 @@ def test_causal_heads_first_launch_order_matches_float64(D, Nq, Nk, device):
     assert grid[0] == 4 and grid[2] == 2
     o = torch.full_like(q, float("nan"))
     lse = torch.full((2, 4, 1, -(-Nq // 4) * 4), float("nan"), device=device)
-    hopper_attention.launch(grid, q, k, v, o, lse, math.log2(math.e) / D ** 0.5, D=D, CAUSAL=True, **cfg)
+    hopper_attention.launch(grid, q, k, v, o, lse, *SplitScratch.get(D, cfg["CONSUMERS"], 0, q.device), math.log2(math.e) / D ** 0.5,
+                            D=D, CAUSAL=True, **cfg)
     assert_close(o.cpu(), reference_attention(q.cpu(), k.cpu(), v.cpu(), True), 1e-2)
     torch.testing.assert_close(lse[..., 0, :Nq].cpu().double(), _reference_lse(q.cpu(), k.cpu(), True),
                                atol=2e-2, rtol=0)
+
+
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=pytest.mark.gpu)])
+@pytest.mark.parametrize("D, B, Hq, Hk, Nq, Nk", [(128, 2, 4, 2, 200, 300), (128, 3, 2, 1, 581, 581),
+                                                  (64, 2, 4, 4, 384, 451), (128, 1, 1, 1, 384, 384)])
+def test_split_last_head_matches_float64(D, B, Hq, Hk, Nq, Nk, device):
+    """SPLIT: the last head's blocks run twice, on the first and the second half of the keys; half 0 hands its
+    unnormalised O, maxima and sums to half 1 through global memory and a flag per warp. Output (poisoned) and lse
+    match float64 with GQA, N_q != N_kv, a ragged last key block and D=64's P·V overlap, and every flag shows the
+    current epoch (the halves met)."""
+    import math
+    from pykittens.kernels.attention_ops import forward_grid, forward_launch, forward_split_blocks
+    q, k, v = _inputs(B, Hq, Hk, Nq, Nk, D, device)
+    cfg = dict(forward_launch(D, False, Nq, Nk, Hq, B)[1], SPLIT=True, AHEAD=3)  # (and a warm-up across the halves)
+    grid = forward_grid(Nq, Hq, B, cfg)
+    assert grid == (-(-Nq // 192), B, Hq + 1)
+    n = forward_split_blocks(Nq, B, cfg)
+    part, stats, flags, epoch = SplitScratch.get(D, cfg["CONSUMERS"], n, q.device)
+    o = torch.full_like(q, float("nan"))
+    lse = torch.full((B, Hq, 1, -(-Nq // 4) * 4), float("nan"), device=device)
+    hopper_attention.launch(grid, q, k, v, o, lse, part, stats, flags, epoch, math.log2(math.e) / math.sqrt(D), D=D,
+                            CAUSAL=False, **cfg)
+    assert_close(o.cpu(), reference_attention(q.cpu(), k.cpu(), v.cpu(), False), 1e-2)
+    torch.testing.assert_close(lse[..., 0, :Nq].cpu().double(), _reference_lse(q.cpu(), k.cpu(), False),
+                               atol=2e-2, rtol=0)
+    assert (flags == epoch).sum().item() == n * cfg["CONSUMERS"] * 4
 
 
 def test_forward_launch_decisions():
@@ -113,6 +142,13 @@ def test_forward_launch_decisions():
     assert not any(forward_launch(d, False, 4096, 4096)[1].get("HEADS_FIRST") for d in (64, 128, 256))
     assert [forward_launch(128, True, n, n, sms=132)[1]["AHEAD"] for n in (512, 1024)] == [0, 132]  # L2 warm-up
     assert forward_launch(64, True, 2 ** 24, 2 ** 24)[0] == (87381, 1, 1)  # blocks per head past a grid's y limit
+    # SPLIT (non-causal): from 2k at D = 64 and 4k at D = 128, where the last wave of 132 SMs would be <= 2/3 full
+    split = lambda D, N, H, B: forward_launch(D, False, N, N, H, B, 132)[1].get("SPLIT", False)  # noqa: E731
+    assert [split(64, n, 32, 16384 // n) for n in (1024, 2048, 4096, 8192)] == [False, True, True, False]
+    assert [split(128, n, 16, 16384 // n) for n in (2048, 4096, 16384)] == [False, True, True]
+    assert forward_launch(128, False, 4096, 4096, 16, 4, 132)[0] == (22, 4, 17)  # (blocks, batch, heads + 1)
+    assert not split(128, 4096, 16, 6) and not forward_launch(128, False, 4096, 4096, 16, 4)[1].get("SPLIT")
+    assert not forward_launch(128, False, 4096, 100, 16, 4, 132)[1].get("SPLIT")  # one key block: no halves
 
 
 def _reference_lse(q, k, causal):
@@ -213,7 +249,8 @@ def test_hopper_kernel_compiles_with_hgmma_tma_and_no_spills(D, causal, N):
     config = forward_launch(D, causal, N, N, sms=132)[1]
     assert config.get("EXTRA", False) == (D == 64 and causal and N in (256, 2048))
     assert config.get("HEADS_FIRST", False) == (causal and N >= 1024 and (D > 64 or N >= 2048))
-    ck = hopper_attention.compile(q, q, q, q, lse, 1.0, D=D, CAUSAL=causal, **config, arch="sm_90a")
+    ck = hopper_attention.compile(q, q, q, q, lse, *SplitScratch.get(D, config["CONSUMERS"], 0, q.device), 1.0, D=D, CAUSAL=causal,
+                                  **config, arch="sm_90a")
     sass = ck.sass()
     assert "HGMMA" in sass and "UTMALDG" in sass and "UTMASTG" in sass
     assert not ck.wgmma_serialized, ck.result.log[-300:]
@@ -224,9 +261,9 @@ def test_hopper_kernel_compiles_with_hgmma_tma_and_no_spills(D, causal, N):
 def test_kernels_are_short():
     import inspect
     # the Hopper kernel has two schedules (with and without the P·V overlap, PV_LAG), each with a 64-key diagonal
-    # step for causal D=64 (DIAG64), an L2 warm-up for a later block (AHEAD) and a head's leftover query tiles run
-    # by its first block (EXTRA)
-    for k, limit in ((warp_attention, 70), (hopper_attention, 170)):
+    # step for causal D=64 (DIAG64), an L2 warm-up for a later block (AHEAD), a head's leftover query tiles run
+    # by its first block (EXTRA) and the last head by key halves (SPLIT)
+    for k, limit in ((warp_attention, 70), (hopper_attention, 210)):
         src = inspect.getsource(k.fn)
         body = [l for l in src.splitlines() if l.strip() and not l.strip().startswith("#")]
         assert len(body) <= limit, (k, len(body))
@@ -302,6 +339,39 @@ def test_gpu_torch_compile_and_cuda_graph():
 
 
 @pytest.mark.gpu
+@pytest.mark.parametrize("D, B, H, Hk, N, Nk", [(128, 1, 16, 16, 4096, 4096), (128, 2, 16, 4, 4100, 4000),
+                                                (64, 2, 32, 8, 2048, 2100)])
+def test_gpu_split_forward_matches_float64_eager_and_captured(D, B, H, Hk, N, Nk):
+    """Shapes where ``attention`` runs the last head by key halves (SPLIT): eager calls in a row (each with its own
+    epoch) and a CUDA-graph capture (which takes the launch without SPLIT) match float64; checked on the last query
+    heads (the split ones) and the first."""
+    from pykittens.kernels.attention_ops import forward_launch
+    assert forward_launch(D, False, N, Nk, H, B, torch.cuda.get_device_properties(0).multi_processor_count)[1].get(
+        "SPLIT") or torch.cuda.get_device_properties(0).multi_processor_count != 132
+    g = H // Hk
+    heads = [0, H - g, H - 1]
+    for _ in range(2):
+        q, k, v = _inputs(B, H, Hk, N, Nk, D, device="cuda")
+        out = attention(q, k, v)
+        for h in heads:
+            ref = reference_attention(q[:, h:h + 1], k[:, h // g:h // g + 1], v[:, h // g:h // g + 1])
+            assert rel_err(out[:, h:h + 1], ref) <= 1e-2, h
+    graph, side = torch.cuda.CUDAGraph(), torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):
+        attention(q, k, v)
+    torch.cuda.current_stream().wait_stream(side)
+    with torch.cuda.graph(graph):
+        out = attention(q, k, v)
+    q.copy_(torch.randn_like(q))
+    graph.replay()
+    torch.cuda.synchronize()
+    for h in heads:
+        ref = reference_attention(q[:, h:h + 1], k[:, h // g:h // g + 1], v[:, h // g:h // g + 1])
+        assert rel_err(out[:, h:h + 1], ref) <= 1e-2, h
+
+
+@pytest.mark.gpu
 def test_gpu_random_grid():
     """Fresh random shapes each run: batch, heads (with GQA), lengths (ragged, N_q != N_kv), head dim, causal."""
     import random
@@ -333,12 +403,28 @@ def test_pv_lag_overlap_matches_float64(B, Hq, Hk, Nq, Nk, D, causal, consumers,
     q, k, v = _inputs(B, Hq, Hk, Nq, Nk, D, device)
     o = torch.full_like(q, float("nan"))
     lse = torch.full((B, Hq, 1, -(-Nq // 4) * 4), float("nan"), device=device)
-    hopper_attention.launch((-(-Nq // (64 * consumers)), Hq, B), q, k, v, o, lse, math.log2(math.e) / math.sqrt(D),
+    hopper_attention.launch((-(-Nq // (64 * consumers)), Hq, B), q, k, v, o, lse,
+                            *SplitScratch.get(D, consumers, 0, q.device), math.log2(math.e) / math.sqrt(D),
                             D=D, CONSUMERS=consumers, STAGES=stages, CAUSAL=causal, KV=128,
                             PINGPONG=True, PV_LAG=True)
     assert_close(o.cpu(), reference_attention(q.cpu(), k.cpu(), v.cpu(), causal), 1e-2)
     torch.testing.assert_close(lse[:, :, 0, :Nq].cpu().double(), _reference_lse(q.cpu(), k.cpu(), causal),
                                atol=2e-2, rtol=0)
+
+
+@pytest.mark.parametrize("D", [64, 128])
+def test_split_compiles_without_serialised_wgmma_or_spills(D):
+    """The SPLIT variant (a launch's last head by key halves) of the configurations that ship it."""
+    from pykittens.kernels.attention_ops import forward_launch
+    q = torch.empty(1, 1, 4096, D, dtype=torch.bfloat16)
+    lse = torch.empty(1, 1, 1, 4096)
+    config = forward_launch(D, False, 4096, 4096, 32, 4, 132)[1]
+    assert config.get("SPLIT")
+    ck = hopper_attention.compile(q, q, q, q, lse, *SplitScratch.get(D, config["CONSUMERS"], 4, q.device), 1.0, D=D,
+                                  CAUSAL=False, **config, arch="sm_90a")
+    assert "HGMMA" in ck.sass() and not ck.wgmma_serialized, ck.result.log[-300:]
+    res = ck.resources()
+    assert res.local == 0 and res.stack == 0, res
 
 
 @pytest.mark.parametrize("D, consumers, stages", [(64, 3, 4), (128, 2, 3)])
@@ -348,7 +434,8 @@ def test_pv_lag_compiles_without_serialised_wgmma(D, consumers, stages):
     q = torch.empty(1, 1, 256, D, dtype=torch.bfloat16)
     lse = torch.empty(1, 1, 1, 256)
     for causal in (False, True):
-        ck = hopper_attention.compile(q, q, q, q, lse, 1.0, D, consumers, stages, causal, 128,
+        ck = hopper_attention.compile(q, q, q, q, lse, *SplitScratch.get(D, consumers, 0, q.device), 1.0,
+                                      D, consumers, stages, causal, 128,
                                       True, True, arch="sm_90a")
         assert not ck.wgmma_serialized, ck.result.log[-300:]
         res = ck.resources()

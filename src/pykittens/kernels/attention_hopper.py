@@ -14,7 +14,10 @@ no row of it sees the block's second 64 keys, runs 64 keys wide (wgmma on half o
 count: the producer warms L2 with the Q and first K/V block of the block AHEAD later in launch order, which starts
 about when this one ends (blocks run one per SM), so that block's prologue reads L2, not DRAM. HEADS_FIRST
 (causal): the grid is (heads, blocks, batch), so a batch's heads start their longest blocks together and the short
-ones fill the tail, rather than (blocks, heads, batch), one head's blocks after another's.
+ones fill the tail, rather than (blocks, heads, batch), one head's blocks after another's. SPLIT (non-causal): the
+grid is (blocks, batch, heads + 1), so the last head's blocks run twice, once per half of the keys, at the end of the
+launch, where a short last wave would leave SMs idle; half 0 hands its unnormalised O, row maxima and sums to half 1
+through global memory (``part``, ``stats``) and a flag per warp set to the call's ``epoch``.
 """
 import contextlib
 import math
@@ -24,20 +27,25 @@ import pykittens as tk
 
 @tk.kernel(warps=lambda CONSUMERS: 4 * (1 + CONSUMERS), min_blocks=1)
 def hopper_attention(q: tk.gl(tk.bf16), k: tk.gl(tk.bf16), v: tk.gl(tk.bf16), o: tk.gl(tk.bf16),
-                     lse: tk.gl(tk.fp32), scale_log2: tk.f32, D: tk.constexpr, CONSUMERS: tk.constexpr,
+                     lse: tk.gl(tk.fp32), part: tk.gl(tk.fp32), stats: tk.gl(tk.fp32), flags: tk.gl(tk.int32),
+                     epoch: tk.i32, scale_log2: tk.f32, D: tk.constexpr, CONSUMERS: tk.constexpr,
                      STAGES: tk.constexpr, CAUSAL: tk.constexpr, KV: tk.constexpr = 128,
                      PINGPONG: tk.constexpr = False, PV_LAG: tk.constexpr = False, DIAG64: tk.constexpr = False,
                      AHEAD: tk.constexpr = 0, EXTRA: tk.constexpr = False,
-                     HEADS_FIRST: tk.constexpr = False):
+                     HEADS_FIRST: tk.constexpr = False, SPLIT: tk.constexpr = False):
     if DIAG64 and not (CAUSAL and KV == 128):
         raise tk.KernelTypeError("hopper_attention: DIAG64 needs CAUSAL and KV = 128")
     if EXTRA and not (CAUSAL and STAGES * KV >= 64 * (2 * CONSUMERS - 2) + KV):
         raise tk.KernelTypeError("hopper_attention: EXTRA needs CAUSAL and a head's first block's steps to fit the ring")
 
+    if SPLIT and (CAUSAL or HEADS_FIRST):
+        raise tk.KernelTypeError("hopper_attention: SPLIT is for non-causal launches in the plain order")
     blocks = tk.grid_dim.y if HEADS_FIRST else tk.grid_dim.x  # per head
 
     def block_work(x, y, z):  # block (x, y, z)'s batch, query head, K/V head and first 64-row query tile
         x, y = (y, x) if HEADS_FIRST else (x, y)  # HEADS_FIRST: grid (heads, blocks, batch)
+        if SPLIT:  # grid (blocks, batch, heads + 1): the last head's blocks twice, once per key half
+            y, z = tk.minimum(z, q.depth - 1), y
         qb = tk.let(blocks - 1 - x) if CAUSAL else x  # causal: longest rows first
         # block qb's consumers own 64-row query tiles tile0 + c; causal: the head's partial block (N not a multiple
         # of 64·C) comes first, where its missing rows are the ones the mask makes cheapest (non-causal: last, 1%
@@ -46,6 +54,9 @@ def hopper_attention(q: tk.gl(tk.bf16), k: tk.gl(tk.bf16), v: tk.gl(tk.bf16), o:
         return z, y, tk.let(y // (q.depth // k.depth)), tile0
 
     b, h, h_kv, tile0 = block_work(tk.block_idx.x, tk.block_idx.y, tk.block_idx.z)
+    if SPLIT:  # which key half this block runs (0, 1; -1: all keys), and its split block's slot in part/stats/flags
+        half = tk.let(tk.maximum(tk.block_idx.z - (q.depth - 1), -1))
+        slot = tk.let(tk.block_idx.x + tk.grid_dim.x * tk.block_idx.y)
     q_s = tk.st(tk.bf16, 64, D, count=CONSUMERS)
     k_s, v_s = tk.st(tk.bf16, KV, D, count=STAGES), tk.st(tk.bf16, KV, D, count=STAGES)
     q_ready = tk.semaphore(count=CONSUMERS)
@@ -55,10 +66,17 @@ def hopper_attention(q: tk.gl(tk.bf16), k: tk.gl(tk.bf16), v: tk.gl(tk.bf16), o:
         scores[64], probs[64] = tk.subtile(att, (16, 64), (0, 0)), tk.subtile(att_bf, (16, 64), (0, 0))
     max_vec, max_last, norm_vec, max_scaled = (tk.col_vec(att) for _ in range(4))
     o_bf = tk.rt(tk.bf16, 16, D)
+    if SPLIT:  # half 1's copy of half 0's O, maxima and sums
+        o_half, max_half, norm_half = tk.rt(tk.fp32, 16, D), tk.col_vec(att), tk.col_vec(att)
     shift = tk.let(k.rows - q.rows)  # bottom-right causal alignment
     pending = tk.var(0, "pending") if PV_LAG else None  # PV_LAG: 1 + the stage of a P whose P·V is not issued yet
 
     steps = tk.cdiv(k.rows, KV)
+    key_step = lambda s: s.step  # noqa: E731 (a step's key block)
+    if SPLIT:  # half 0 runs the first steps // 2 key blocks, half 1 the rest (the host splits only steps >= 2)
+        first_step = tk.let(tk.maximum(half, 0) * (steps // 2))
+        steps = tk.let(steps - (half + 1) % 2 * (steps - steps // 2) - first_step)
+        key_step = lambda s: s.step + first_step  # noqa: E731
     if CAUSAL:  # key blocks past the last query row's diagonal are skipped
         steps = tk.minimum(steps, tk.cdiv(tk.minimum((tile0 + CONSUMERS) * 64, q.rows) + shift, KV))
 
@@ -67,7 +85,7 @@ def hopper_attention(q: tk.gl(tk.bf16), k: tk.gl(tk.bf16), v: tk.gl(tk.bf16), o:
             tk.init_semaphore(q_ready[c], 1)
 
     def load(s):
-        kv = (b, h_kv, s.step, 0)
+        kv = (b, h_kv, key_step(s), 0)
         tk.tma.load_group(s.full, (k_s[s.stage], k, kv), (v_s[s.stage], v, kv))
         if AHEAD:  # L2 warm-up for a later block (here, not in `init`: there ptxas serialised D=64 causal's wgmma)
             exists, *later = tk.block_after(AHEAD)
@@ -162,8 +180,8 @@ def hopper_attention(q: tk.gl(tk.bf16), k: tk.gl(tk.bf16), v: tk.gl(tk.bf16), o:
     def softmax(s, row0, pv_in_flight, n):  # scores -> P; O and the row sums rescaled to the new maxima
         att, att_bf = scores[n], probs[n]
         q0 = row0 + (tk.warp_id() % 4) * 16  # this warp's first query row
-        with tk.if_((s.step + 1) * KV > k.rows):  # ragged last block
-            tk.right_fill(att, att, k.rows - s.step * KV, -math.inf)
+        with tk.if_((key_step(s) + 1) * KV > k.rows):  # ragged last block
+            tk.right_fill(att, att, k.rows - key_step(s) * KV, -math.inf)
         if CAUSAL:
             with tk.if_((s.step + 1) * KV > q0 + shift):  # block crosses this warp's diagonal
                 tk.tril(att, att, q0 + shift - s.step * KV, -math.inf)
@@ -190,18 +208,44 @@ def hopper_attention(q: tk.gl(tk.bf16), k: tk.gl(tk.bf16), v: tk.gl(tk.bf16), o:
                 tk.warpgroup.mma_wait()
         else:
             tk.warpgroup.mma_wait()
-        tk.div_row(o_reg, o_reg, norm_vec)
-        tk.copy(o_bf, o_reg)
-        # Q is no longer needed: its tile stages O (the first sync: no warp still reads Q in a wgmma); a tile before
-        # row 0 stores no O (a TMA store at negative coordinates faults) and its lse is clipped
-        with tk.if_(q_tile(s) >= 0):
-            tk.warpgroup.store_async(o, q_s[s.consumer], o_bf, (b, h, q_tile(s), 0), 1 + s.consumer)
-        tk.log2(norm_vec, norm_vec)  # lse = ln(sum exp(s * scale)) = (max·c + log2(norm)) * ln 2
-        tk.add(norm_vec, norm_vec, max_scaled)
-        tk.mul(norm_vec, norm_vec, math.log(2))
-        tk.store(lse, norm_vec, (b, h, 0, q_tile(s) * 4 + tk.warp_id() % 4), clip=True)
-        with tk.if_(tk.warp_id() % 4 == 0):
-            tk.tma.store_wait(0)
+        if SPLIT:
+            combine(s)
+        with tk.if_(half != 0) if SPLIT else contextlib.nullcontext():  # (half 0 handed its rows to half 1)
+            tk.div_row(o_reg, o_reg, norm_vec)
+            tk.copy(o_bf, o_reg)
+            # Q is no longer needed: its tile stages O (the first sync: no warp still reads Q in a wgmma); a tile
+            # before row 0 stores no O (a TMA store at negative coordinates faults) and its lse is clipped
+            with tk.if_(q_tile(s) >= 0):
+                tk.warpgroup.store_async(o, q_s[s.consumer], o_bf, (b, h, q_tile(s), 0), 1 + s.consumer)
+            tk.log2(norm_vec, norm_vec)  # lse = ln(sum exp(s * scale)) = (max·c + log2(norm)) * ln 2
+            tk.add(norm_vec, norm_vec, max_scaled)
+            tk.mul(norm_vec, norm_vec, math.log(2))
+            tk.store(lse, norm_vec, (b, h, 0, q_tile(s) * 4 + tk.warp_id() % 4), clip=True)
+            with tk.if_(tk.warp_id() % 4 == 0):
+                tk.tma.store_wait(0)
+
+    def combine(s):  # SPLIT: half 0 of a split block hands each warp's unnormalised O, max and sum to half 1
+        w = tk.warp_id() % 4
+        flag, rows, vec = (0, 0, slot, s.consumer * 4 + w), (slot, s.consumer, w, 0), (slot, s.consumer, 0, w)
+        with tk.if_(half == 0):
+            tk.store(part, o_reg, rows)
+            tk.store(stats, max_scaled, vec)
+            tk.store(stats, norm_vec, (slot, s.consumer, 1, w))
+            tk.signal(flags, flag, epoch)
+        with tk.if_(half == 1):  # (half 0 has the lower launch position: it runs already or has run)
+            tk.wait_signal(flags, flag, epoch)
+            tk.load(o_half, part, rows)
+            tk.load(max_half, stats, vec)
+            tk.load(norm_half, stats, (slot, s.consumer, 1, w))
+            tk.max(max_last, max_scaled, max_half)  # both halves' rows rescaled to the larger maximum
+            for m, acc, norm in ((max_half, o_half, norm_half), (max_scaled, o_reg, norm_vec)):
+                tk.sub(m, m, max_last)
+                tk.exp2(m, m)
+                tk.mul_row(acc, acc, m)
+                tk.mul(norm, norm, m)
+            tk.add(o_reg, o_reg, o_half)
+            tk.add(norm_vec, norm_vec, norm_half)
+            tk.copy(max_scaled, max_last)
 
     def end(s):  # EXTRA (causal): the launch leaves out a head's first `left` tiles (< C; the host checks that their
         # keys fit one stage); consumer c < left of its first block (steps within the ring) runs tile c on stage 0

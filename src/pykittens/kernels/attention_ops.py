@@ -9,6 +9,7 @@ from .attention_bwd import attention_bwd, attention_bwd_dq, attention_bwd_dq_con
 from .attention_hopper import hopper_attention
 from .attention_warp import warp_attention
 from .checks import LayoutCache, device_info, layout_key, require_bf16
+from ..kernel import _current_stream
 
 SUPPORTED_HEAD_DIMS = (64, 128, 256)
 BACKWARD_HEAD_DIMS = (64, 128, 256)  # D = 256: in two launches, dV and then dK + dQ (BACKWARD_BY_GRADIENT)
@@ -77,6 +78,13 @@ FORWARD_EXTRA = (64,)
 # 1k and +5.4-7.0% at 2k-16k (-0.6% at 512), D=256 +2.2% at 1k, +10% at 4k (NOTES.md, session 17). Not non-causal
 # (blocks of equal length; -1 to -2% at D=128)
 FORWARD_HEADS_FIRST = {64: 2048, 128: 1024, 256: 1024}
+# head dim -> the query length from which its non-causal forward runs the last head's blocks twice, once per half of
+# the keys, combined through global memory (SPLIT), where the plain launch's last wave would leave more than a third
+# of the SMs idle: the launch then ends in half-length blocks. D=128 +1.7-2.0% at 4k, +3.1% at 8k, +3.4% at 16k;
+# D=64 +0.5-0.6% at 2k, +1.2-1.3% at 4k. Not shorter (D=128 2k -0.7%, 1k -1.2%; D=64 1k -0.6%: a half's fixed cost
+# weighs more) nor with a fuller last wave (D=64 8k and 16k, 85% full: -0.3%) (NOTES.md, session 18)
+FORWARD_SPLIT = {64: 2048, 128: 4096}
+FORWARD_SPLIT_LAST_WAVE = 2 / 3  # (the most of the SMs the plain launch's last wave may keep busy)
 HOPPER_CONFIG = {64: (3, 4, 128, True, True), 128: (3, 2, 128, True, False), 256: (2, 2, 80, True, False)}
 # (head dim, causal) -> consumer warpgroups (64 keys each) of the backward kernel: 3 is 6-10% faster at D=64
 # (NOTES.md); D=128 needs 2 for its registers (dK and dV alone are 128 per thread)
@@ -114,7 +122,8 @@ def forward_launch(D: int, causal: bool, n_q: int, n_kv: int, heads: int = 1, ba
     """(grid, configuration constexprs) of the Hopper forward for these sizes. Causal at a head dim in
     FORWARD_EXTRA, a head's leftover query tiles (fewer than the consumers) go to its first block (EXTRA) when
     their keys fit one K/V stage; otherwise they get a block. Causal from FORWARD_HEADS_FIRST's length on, a
-    batch's heads launch together (HEADS_FIRST)."""
+    batch's heads launch together (HEADS_FIRST). Non-causal from FORWARD_SPLIT's length on, on a GPU of ``sms``
+    SMs where the last wave would be short, the last head's blocks run once per key half (SPLIT)."""
     config = forward_config(D, causal, sms)
     full, left = divmod(-(-n_q // 64), config["CONSUMERS"])
     if causal and D in FORWARD_EXTRA and full and left and 64 * left + n_kv - n_q <= config["KV"]:
@@ -122,6 +131,10 @@ def forward_launch(D: int, causal: bool, n_q: int, n_kv: int, heads: int = 1, ba
     # (blocks per head on the grid's y: at most 65535. With heads first, D=128 causal too gains from AHEAD: +0.3-1.0%)
     if causal and n_q >= FORWARD_HEADS_FIRST[D] and forward_blocks(n_q, config) <= 65535:
         config.update(HEADS_FIRST=True, AHEAD=sms)
+    plain_blocks = forward_blocks(n_q, config) * heads * batch
+    if not causal and n_q >= FORWARD_SPLIT.get(D, n_q + 1) and -(-n_kv // config["KV"]) >= 2 and heads >= 4 and \
+            sms and 0 < plain_blocks % sms <= FORWARD_SPLIT_LAST_WAVE * sms:
+        config["SPLIT"] = True
     return forward_grid(n_q, heads, batch, config), config
 
 
@@ -129,7 +142,40 @@ def forward_grid(n_q: int, heads: int, batch: int, config: dict) -> tuple[int, i
     """The grid of a forward launch with this configuration: (blocks per head, heads, batch), or with HEADS_FIRST
     (heads, blocks per head, batch)."""
     blocks = forward_blocks(n_q, config)
+    if config.get("SPLIT"):  # heads last, one more: the last head's blocks run twice, once per key half
+        return blocks, batch, heads + 1
     return (heads, blocks, batch) if config.get("HEADS_FIRST") else (blocks, heads, batch)
+
+
+def forward_split_blocks(n_q: int, batch: int, config: dict) -> int:
+    """How many blocks a SPLIT launch runs as two key halves: the last head's, of every batch (0 without SPLIT)."""
+    return forward_blocks(n_q, config) * batch if config.get("SPLIT") else 0
+
+
+class SplitScratch:
+    """Where a SPLIT forward's key halves meet, per (device, stream): ``part`` (half 0's unnormalised O), ``stats``
+    (its row maxima and sums) and ``flags`` (each set to the call's epoch once a warp's share is written). A flag
+    keeps the epoch of the call that set it last, so no call clears them; calls on one stream run one after
+    another, so they may share the buffers. Not under CUDA-graph capture: a replay would repeat its epoch."""
+    _by_stream: dict = {}
+    epoch = 0
+
+    @classmethod
+    def get(cls, D: int, c: int, n: int, device) -> tuple:
+        """(part, stats, flags, epoch) for a launch of ``c`` consumers with ``n`` split blocks on torch's current
+        stream; placeholders (never written) for n = 0."""
+        key = (device, _current_stream(device.index or 0) if device.type == "cuda" else 0, n, c, D)
+        bufs = cls._by_stream.get(key)
+        if bufs is None:
+            if len(cls._by_stream) > 64:
+                cls._by_stream.clear()
+            f32 = dict(dtype=torch.float32, device=device)
+            bufs = cls._by_stream[key] = (torch.empty(max(n, 1), c, 64, D if n else 4, **f32),
+                                          torch.empty(max(n, 1), c, 2, 64, **f32),
+                                          torch.zeros(1, 1, max(n, 1), 4 * c, dtype=torch.int32, device=device))
+        if n:
+            cls.epoch = cls.epoch % (2 ** 31 - 1) + 1
+        return (*bufs, cls.epoch)
 
 
 def forward_blocks(n_q: int, config: dict) -> int:
@@ -178,14 +224,20 @@ def _attention_fwd(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, causal: bo
 
 
 class _ForwardLaunch:
-    """The Hopper forward for one checked layout: configuration, grid and the bound kernel (``Launcher``)."""
+    """The Hopper forward for one checked layout: configuration, grid and the bound kernel (``Launcher``); with
+    SPLIT also the launch without it, which CUDA-graph captures take (``SplitScratch``)."""
 
     def __init__(self, q, k, causal: bool):
         B, H, N, D = q.shape
-        grid, config = forward_launch(D, causal, N, k.shape[2], H, B, device_info(q.device)[1])
+        grid, self.config = forward_launch(D, causal, N, k.shape[2], H, B, device_info(q.device)[1])
         self.bnhd = q.stride(1) < q.stride(2)  # a transposed (B, N, H, D) tensor: o gets the same layout
         self.lse_rows = -(-N // 4) * 4  # lse rows padded to 16 bytes (a global layout requirement)
-        self.kernel = hopper_attention.launcher(grid, D=D, CAUSAL=bool(causal), **config)
+        self.kernel = hopper_attention.launcher(grid, D=D, CAUSAL=bool(causal), **self.config)
+        plain = dict(self.config, SPLIT=False)
+        self.plain = hopper_attention.launcher(forward_grid(N, H, B, plain), D=D, CAUSAL=bool(causal), **plain) \
+            if self.config.get("SPLIT") else self.kernel
+        self.placeholders = SplitScratch.get(D, plain["CONSUMERS"], 0, q.device)  # (never written without SPLIT)
+        self.slots = forward_split_blocks(N, B, self.config)
 
 
 def _hopper_forward(q, k, v, causal: bool, scale: float, checked: _Checked | None = None):
@@ -199,7 +251,10 @@ def _hopper_forward(q, k, v, causal: bool, scale: float, checked: _Checked | Non
     o = torch.empty(B, N, H, D, dtype=q.dtype, device=q.device).transpose(1, 2) if f.bnhd else torch.empty_like(
         q, memory_format=torch.contiguous_format)
     lse = torch.empty(B, H, 1, f.lse_rows, dtype=torch.float32, device=q.device)
-    f.kernel(q, k, v, o, lse, scale * LOG2E)
+    if f.plain is f.kernel or torch.cuda.is_current_stream_capturing():
+        f.plain(q, k, v, o, lse, *f.placeholders, scale * LOG2E)
+    else:
+        f.kernel(q, k, v, o, lse, *SplitScratch.get(D, f.config["CONSUMERS"], f.slots, q.device), scale * LOG2E)
     lse = lse.squeeze(2)
     return o, (lse if f.lse_rows == N else lse[..., :N].clone())
 
