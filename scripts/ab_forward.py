@@ -13,7 +13,7 @@ import torch
 
 from pykittens.bench.harness import run_once, time_interleaved
 from pykittens.kernels.attention_hopper import hopper_attention
-from pykittens.kernels.attention_ops import forward_grid, forward_launch
+from pykittens.kernels.attention_ops import SplitScratch, forward_grid, forward_launch
 from pykittens.kernels.checks import device_info
 from tune_attention import grid_point  # (scripts/ is on the path when a script in it runs)
 
@@ -46,8 +46,10 @@ def main():
                     grid = forward_grid(n, H, B, cfg)  # (a kernel without EXTRA: the leftover tiles' block)
                     if "W" in params:  # kernels before 9989753 took their warp count
                         cfg["W"] = 4 * (1 + c)
-                    runs[name] = (lambda kern, grid, o, lse, cfg: lambda: kern.launch(
-                        grid, q, k, v, o, lse, math.log2(math.e) / math.sqrt(d), **cfg))(kern, grid, o, lse, cfg)
+                    scratch = SplitScratch.get(d, c, 0, q.device) if "part" in params else ()  # (since 3fdb6d6)
+                    runs[name] = (lambda kern, grid, o, lse, cfg, scratch: lambda: kern.launch(
+                        grid, q, k, v, o, lse, *scratch, math.log2(math.e) / math.sqrt(d), **cfg))(
+                        kern, grid, o, lse, cfg, scratch)
                     failed = run_once(runs[name])
                     err = ((o.double() - ref.double()).norm() / ref.double().norm()).item()
                     if failed or not err < 1e-2:

@@ -74,11 +74,12 @@ def main(ns, d=64, causal=False, overrides=None, save=None, rounds=20):
         o = torch.full_like(q, float("nan"))
         lse = torch.empty(B, H, 1, -(-n // 4) * 4, device="cuda")
         scale = math.log2(math.e) / math.sqrt(d)
-        scratch = SplitScratch.get(d, cfg["CONSUMERS"], forward_split_blocks(n, B, cfg), q.device)
-        plain = lambda: hopper_attention.launch(grid, q, k, v, o, lse, *scratch, scale, D=d, CAUSAL=causal,  # noqa
+        split = forward_split_blocks(n, B, cfg)
+        scratch = lambda: SplitScratch.get(d, cfg["CONSUMERS"], split, q.device)  # noqa: E731 (a fresh epoch per call)
+        plain = lambda: hopper_attention.launch(grid, q, k, v, o, lse, *scratch(), scale, D=d, CAUSAL=causal,  # noqa
                                                 **cfg)
-        stamped = lambda: timed_forward.launch(grid, q, k, v, o, lse, times, *scratch, scale, D=d, CAUSAL=causal,  # noqa
-                                               **cfg)
+        stamped = lambda: timed_forward.launch(grid, q, k, v, o, lse, times, *scratch(), scale, D=d,  # noqa
+                                               CAUSAL=causal, **cfg)
         stamped()
         torch.cuda.synchronize()
         err = ((o.double() - ref.double()).norm() / ref.double().norm()).item()

@@ -103,10 +103,13 @@ def test_stamped_attention_forward_compiles_unserialised():
     from pykittens.kernels import hopper_attention
     from pykittens.kernels.attention_ops import forward_config
     timed = tk.stamped(hopper_attention, after="lse")
-    assert [n for n, _ in timed.params][:7] == ["q", "k", "v", "o", "lse", "times", "scale_log2"]
+    from pykittens.kernels.attention_ops import SplitScratch
+    assert [n for n, _ in timed.params][:7] == ["q", "k", "v", "o", "lse", "times", "part"]
     for d, causal in ((64, False), (128, False), (128, True)):
         q = torch.empty(1, 2, 256, d, dtype=torch.bfloat16)
-        ck = timed.compile(q, q, q, q, torch.empty(1, 2, 1, 256), torch.empty(1, 64, dtype=torch.int32), 1.0, D=d,
-                           CAUSAL=causal, **forward_config(d, causal, 132), arch="sm_90a")
+        config = forward_config(d, causal, 132)
+        ck = timed.compile(q, q, q, q, torch.empty(1, 2, 1, 256), torch.empty(1, 64, dtype=torch.int32),
+                           *SplitScratch.get(d, config["CONSUMERS"], 0, q.device), 1.0, D=d, CAUSAL=causal, **config,
+                           arch="sm_90a")
         assert not ck.wgmma_serialized and ck.resources().local == 0, (d, causal)
         assert ck.source.count("tk::timestamp(") == len(TIMELINE_BLOCK) + len(TIMELINE_CONSUMER)
