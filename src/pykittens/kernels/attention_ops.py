@@ -132,15 +132,15 @@ def forward_launch(D: int, causal: bool, n_q: int, n_kv: int, heads: int = 1, ba
     if causal and n_q >= FORWARD_HEADS_FIRST[D] and forward_blocks(n_q, config) <= 65535:
         config.update(HEADS_FIRST=True, AHEAD=sms)
     plain_blocks = forward_blocks(n_q, config) * heads * batch
-    if not causal and n_q >= FORWARD_SPLIT.get(D, n_q + 1) and -(-n_kv // config["KV"]) >= 2 and heads >= 4 and \
+    if not causal and n_q >= FORWARD_SPLIT.get(D, n_q + 1) and -(-n_kv // config["KV"]) >= 2 and 4 <= heads < 65535 and \
             sms and 0 < plain_blocks % sms <= FORWARD_SPLIT_LAST_WAVE * sms:
         config["SPLIT"] = True
     return forward_grid(n_q, heads, batch, config), config
 
 
 def forward_grid(n_q: int, heads: int, batch: int, config: dict) -> tuple[int, int, int]:
-    """The grid of a forward launch with this configuration: (blocks per head, heads, batch), or with HEADS_FIRST
-    (heads, blocks per head, batch)."""
+    """The grid of a forward launch with this configuration: (blocks per head, heads, batch), with HEADS_FIRST
+    (heads, blocks per head, batch), with SPLIT (blocks per head, batch, heads + 1)."""
     blocks = forward_blocks(n_q, config)
     if config.get("SPLIT"):  # heads last, one more: the last head's blocks run twice, once per key half
         return blocks, batch, heads + 1
