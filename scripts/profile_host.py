@@ -33,32 +33,8 @@ print(f"torch+ctx {1e3*(t1-t0):.0f} ms, import pykittens {1e3*(t2-t1):.0f} ms, i
 """
 
 
-def graph_replay_us(fn, calls: int = 100, reps: int = 20) -> float:
-    """Host time per call of ``fn`` when ``calls`` calls are captured in one CUDA graph and replayed: what a
-    host-bound loop pays per call once it is captured (the Python and the launch work happen once, at capture)."""
-    import statistics
-    side = torch.cuda.Stream()
-    side.wait_stream(torch.cuda.current_stream())
-    with torch.cuda.stream(side):  # warm-up off the default stream, as capture requires
-        for _ in range(3):
-            fn()
-    torch.cuda.current_stream().wait_stream(side)
-    graph = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(graph):
-        for _ in range(calls):
-            fn()
-    ts = []
-    for _ in range(reps):
-        torch.cuda.synchronize()
-        t0 = time.perf_counter()
-        graph.replay()
-        ts.append(time.perf_counter() - t0)
-    torch.cuda.synchronize()
-    return statistics.median(ts) / calls * 1e6
-
-
 def main():
-    from pykittens.bench.harness import context
+    from pykittens.bench.harness import context, graph_replay_us
     from pykittens.kernels import attention, matmul
     print("Context: " + ", ".join(f"{k} {v}" for k, v in context().items()))  # GPU, clocks, versions, commit
     a = torch.randn(1024, 1024, device="cuda", dtype=torch.bfloat16)
@@ -113,7 +89,7 @@ def main():
     print("replayed from one CUDA graph of 100 calls (host time of a replay / 100; median of 20 replays):")
     for name, fn in (("SDPA (peer)", lambda: F.scaled_dot_product_attention(q, q, q)),
                      ("attention", lambda: attention(q, q, q))):
-        print(f"  {name}: {graph_replay_us(fn):.2f} us host time per call")
+        print(f"  {name}: {graph_replay_us(fn):.2f} us host time per call")  # (pykittens.bench.harness)
     for i in range(1):
         r = subprocess.run([sys.executable, "-c", FIRST_CALL], capture_output=True, text=True)
         print("fresh process:", r.stdout.strip() or r.stderr[-800:])

@@ -42,9 +42,10 @@ def kernel_call(q, k, v, causal, **overrides):
     o = torch.full_like(q, float("nan"))  # poisoned: an unwritten row shows
     lse = torch.empty(B, H, 1, -(-n // 4) * 4, device="cuda")
     split = forward_split_blocks(n, B, cfg)
+    scale = math.log2(math.e) / math.sqrt(d)
     call = lambda: hopper_attention.launch(  # noqa: E731  (a fresh epoch per call: SplitScratch)
-        grid, q, k, v, o, lse, *SplitScratch.get(d, cfg["CONSUMERS"], split, q.device), math.log2(math.e) / math.sqrt(d),
-        D=d, CAUSAL=causal, **cfg)
+        grid, q, k, v, o, lse, *SplitScratch.get(d, cfg["CONSUMERS"], split, q.device), scale, D=d, CAUSAL=causal,
+        **cfg)
     return call, o
 
 

@@ -20,6 +20,11 @@ CASES_256 = [  # head dim 256: the Hopper kernel only (2 consumers, 80-key stage
 ]
 
 
+def _no_split(D, consumers, device):
+    """The kernel's SPLIT arguments (part, stats, flags, epoch) for a launch without SPLIT: placeholders."""
+    return SplitScratch.get(D, consumers, 0, device)
+
+
 def _inputs(B, Hq, Hk, Nq, Nk, D, device="cpu", scale=1.0):
     q = (torch.randn(B, Hq, Nq, D) * scale).bfloat16().to(device)
     k = (torch.randn(B, Hk, Nk, D) * scale).bfloat16().to(device)
@@ -49,7 +54,7 @@ def test_192_row_blocks_partial_block_first(Nq, Nk, D, causal, device):
     o = torch.full_like(q, float("nan"))
     lse = torch.full((1, 2, 1, -(-Nq // 4) * 4), float("nan"), device=device)
     stages = 4 if D == 64 else 2
-    hopper_attention[(-(-Nq // 192), 2, 1)](q, k, v, o, lse, *SplitScratch.get(D, 3, 0, q.device),
+    hopper_attention[(-(-Nq // 192), 2, 1)](q, k, v, o, lse, *_no_split(D, 3, q.device),
                                            math.log2(math.e) / math.sqrt(D), D, 3, stages, causal, 128, True)
     assert_close(o.cpu(), reference_attention(q.cpu(), k.cpu(), v.cpu(), causal), 1e-2)
     torch.testing.assert_close(lse[0, :, 0, :Nq].cpu().double(), _reference_lse(q.cpu(), k.cpu(), causal)[0],
@@ -71,8 +76,8 @@ def test_causal_leftover_tiles_run_in_a_heads_first_block(Nq, Nk, extra, device)
     assert grid == (-(-Nq // 64) // 3 + (0 if extra else bool(-(-Nq // 64) % 3)), 4, 2)
     o = torch.full_like(q, float("nan"))
     lse = torch.full((2, 4, 1, -(-Nq // 4) * 4), float("nan"), device=device)
-    hopper_attention.launch(grid, q, k, v, o, lse, *SplitScratch.get(64, cfg["CONSUMERS"], 0, q.device), math.log2(math.e) / 8, D=64,
-                            CAUSAL=True, **cfg)
+    hopper_attention.launch(grid, q, k, v, o, lse, *_no_split(64, cfg["CONSUMERS"], q.device), math.log2(math.e) / 8,
+                            D=64, CAUSAL=True, **cfg)
     assert_close(o.cpu(), reference_attention(q.cpu(), k.cpu(), v.cpu(), True), 1e-2)
     torch.testing.assert_close(lse[..., 0, :Nq].cpu().double(), _reference_lse(q.cpu(), k.cpu(), True),
                                atol=2e-2, rtol=0)
@@ -91,8 +96,8 @@ def test_causal_heads_first_launch_order_matches_float64(D, Nq, Nk, device):
     assert grid[0] == 4 and grid[2] == 2
     o = torch.full_like(q, float("nan"))
     lse = torch.full((2, 4, 1, -(-Nq // 4) * 4), float("nan"), device=device)
-    hopper_attention.launch(grid, q, k, v, o, lse, *SplitScratch.get(D, cfg["CONSUMERS"], 0, q.device), math.log2(math.e) / D ** 0.5,
-                            D=D, CAUSAL=True, **cfg)
+    hopper_attention.launch(grid, q, k, v, o, lse, *_no_split(D, cfg["CONSUMERS"], q.device),
+                            math.log2(math.e) / D ** 0.5, D=D, CAUSAL=True, **cfg)
     assert_close(o.cpu(), reference_attention(q.cpu(), k.cpu(), v.cpu(), True), 1e-2)
     torch.testing.assert_close(lse[..., 0, :Nq].cpu().double(), _reference_lse(q.cpu(), k.cpu(), True),
                                atol=2e-2, rtol=0)
@@ -249,8 +254,8 @@ def test_hopper_kernel_compiles_with_hgmma_tma_and_no_spills(D, causal, N):
     config = forward_launch(D, causal, N, N, sms=132)[1]
     assert config.get("EXTRA", False) == (D == 64 and causal and N in (256, 2048))
     assert config.get("HEADS_FIRST", False) == (causal and N >= 1024 and (D > 64 or N >= 2048))
-    ck = hopper_attention.compile(q, q, q, q, lse, *SplitScratch.get(D, config["CONSUMERS"], 0, q.device), 1.0, D=D, CAUSAL=causal,
-                                  **config, arch="sm_90a")
+    ck = hopper_attention.compile(q, q, q, q, lse, *_no_split(D, config["CONSUMERS"], q.device), 1.0, D=D,
+                                  CAUSAL=causal, **config, arch="sm_90a")
     sass = ck.sass()
     assert "HGMMA" in sass and "UTMALDG" in sass and "UTMASTG" in sass
     assert not ck.wgmma_serialized, ck.result.log[-300:]
@@ -346,8 +351,8 @@ def test_gpu_split_forward_matches_float64_eager_and_captured(D, B, H, Hk, N, Nk
     epoch) and a CUDA-graph capture (which takes the launch without SPLIT) match float64; checked on the last query
     heads (the split ones) and the first."""
     from pykittens.kernels.attention_ops import forward_launch
-    assert forward_launch(D, False, N, Nk, H, B, torch.cuda.get_device_properties(0).multi_processor_count)[1].get(
-        "SPLIT") or torch.cuda.get_device_properties(0).multi_processor_count != 132
+    sms = torch.cuda.get_device_properties(0).multi_processor_count
+    assert forward_launch(D, False, N, Nk, H, B, sms)[1].get("SPLIT") or sms != 132
     g = H // Hk
     heads = [0, H - g, H - 1]
     for _ in range(2):
@@ -404,7 +409,7 @@ def test_pv_lag_overlap_matches_float64(B, Hq, Hk, Nq, Nk, D, causal, consumers,
     o = torch.full_like(q, float("nan"))
     lse = torch.full((B, Hq, 1, -(-Nq // 4) * 4), float("nan"), device=device)
     hopper_attention.launch((-(-Nq // (64 * consumers)), Hq, B), q, k, v, o, lse,
-                            *SplitScratch.get(D, consumers, 0, q.device), math.log2(math.e) / math.sqrt(D),
+                            *_no_split(D, consumers, q.device), math.log2(math.e) / math.sqrt(D),
                             D=D, CONSUMERS=consumers, STAGES=stages, CAUSAL=causal, KV=128,
                             PINGPONG=True, PV_LAG=True)
     assert_close(o.cpu(), reference_attention(q.cpu(), k.cpu(), v.cpu(), causal), 1e-2)
@@ -434,7 +439,7 @@ def test_pv_lag_compiles_without_serialised_wgmma(D, consumers, stages):
     q = torch.empty(1, 1, 256, D, dtype=torch.bfloat16)
     lse = torch.empty(1, 1, 1, 256)
     for causal in (False, True):
-        ck = hopper_attention.compile(q, q, q, q, lse, *SplitScratch.get(D, consumers, 0, q.device), 1.0,
+        ck = hopper_attention.compile(q, q, q, q, lse, *_no_split(D, consumers, q.device), 1.0,
                                       D, consumers, stages, causal, 128,
                                       True, True, arch="sm_90a")
         assert not ck.wgmma_serialized, ck.result.log[-300:]

@@ -142,6 +142,29 @@ def host_overhead_us(fn, reps: int = 200) -> float:
     return statistics.median(ts) * 1e6
 
 
+def graph_replay_us(fn, calls: int = 100, reps: int = 20) -> float:
+    """Host time per call of ``fn`` when ``calls`` calls are captured in one CUDA graph and replayed: what a
+    host-bound loop pays per call once it is captured (the Python and the launch work happen once, at capture)."""
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):  # warm-up off the default stream, as capture requires
+        for _ in range(3):
+            fn()
+    torch.cuda.current_stream().wait_stream(side)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        for _ in range(calls):
+            fn()
+    ts = []
+    for _ in range(reps):
+        torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        graph.replay()
+        ts.append(time.perf_counter() - t0)
+    torch.cuda.synchronize()
+    return statistics.median(ts) / calls * 1e6
+
+
 def rel_err(out, ref) -> float:
     out, ref = out.double(), ref.double()
     if not torch.isfinite(out).all():

@@ -131,9 +131,9 @@ def forward_launch(D: int, causal: bool, n_q: int, n_kv: int, heads: int = 1, ba
     # (blocks per head on the grid's y: at most 65535. With heads first, D=128 causal too gains from AHEAD: +0.3-1.0%)
     if causal and n_q >= FORWARD_HEADS_FIRST[D] and forward_blocks(n_q, config) <= 65535:
         config.update(HEADS_FIRST=True, AHEAD=sms)
-    plain_blocks = forward_blocks(n_q, config) * heads * batch
-    if not causal and n_q >= FORWARD_SPLIT.get(D, n_q + 1) and -(-n_kv // config["KV"]) >= 2 and 4 <= heads < 65535 and \
-            sms and 0 < plain_blocks % sms <= FORWARD_SPLIT_LAST_WAVE * sms:
+    last_wave = forward_blocks(n_q, config) * heads * batch % sms if sms else 0  # blocks in the plain last wave
+    if not causal and n_q >= FORWARD_SPLIT.get(D, n_q + 1) and -(-n_kv // config["KV"]) >= 2 and \
+            4 <= heads < 65535 and 0 < last_wave <= FORWARD_SPLIT_LAST_WAVE * sms:
         config["SPLIT"] = True
     return forward_grid(n_q, heads, batch, config), config
 
