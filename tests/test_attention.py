@@ -254,6 +254,7 @@ def test_hopper_kernel_compiles_with_hgmma_tma_and_no_spills(D, causal, N):
     config = forward_launch(D, causal, N, N, sms=132)[1]
     assert config.get("EXTRA", False) == (D == 64 and causal and N in (256, 2048))
     assert config.get("HEADS_FIRST", False) == (causal and N >= 1024 and (D > 64 or N >= 2048))
+    assert config["EARLY_TURN"] == (D == 256)  # (2 consumers: the turn passes once Q·Kᵀ is issued)
     ck = hopper_attention.compile(q, q, q, q, lse, *_no_split(D, config["CONSUMERS"], q.device), 1.0, D=D,
                                   CAUSAL=causal, **config, arch="sm_90a")
     sass = ck.sass()

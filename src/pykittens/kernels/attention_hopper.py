@@ -17,7 +17,8 @@ about when this one ends (blocks run one per SM), so that block's prologue reads
 ones fill the tail, rather than (blocks, heads, batch), one head's blocks after another's. SPLIT (non-causal): the
 grid is (blocks, batch, heads + 1), so the last head's blocks run twice, once per half of the keys, at the end of the
 launch, where a short last wave would leave SMs idle; half 0 hands its unnormalised O, row maxima and sums to half 1
-through global memory (``part``, ``stats``) and a flag per warp set to the call's ``epoch``.
+through global memory (``part``, ``stats``) and a flag per warp set to the call's ``epoch``. EARLY_TURN (without
+PV_LAG): a consumer passes the ping-pong turn once its Q·Kᵀ is issued, not done, so the next one's queues behind it.
 """
 import contextlib
 import math
@@ -32,7 +33,8 @@ def hopper_attention(q: tk.gl(tk.bf16), k: tk.gl(tk.bf16), v: tk.gl(tk.bf16), o:
                      STAGES: tk.constexpr, CAUSAL: tk.constexpr, KV: tk.constexpr = 128,
                      PINGPONG: tk.constexpr = False, PV_LAG: tk.constexpr = False, DIAG64: tk.constexpr = False,
                      AHEAD: tk.constexpr = 0, EXTRA: tk.constexpr = False,
-                     HEADS_FIRST: tk.constexpr = False, SPLIT: tk.constexpr = False):
+                     HEADS_FIRST: tk.constexpr = False, SPLIT: tk.constexpr = False,
+                     EARLY_TURN: tk.constexpr = False):
     if DIAG64 and not (CAUSAL and KV == 128):
         raise tk.KernelTypeError("hopper_attention: DIAG64 needs CAUSAL and KV = 128")
     if EXTRA and not (CAUSAL and STAGES * KV >= 64 * (2 * CONSUMERS - 2) + KV):
@@ -150,11 +152,13 @@ def hopper_attention(q: tk.gl(tk.bf16), k: tk.gl(tk.bf16), v: tk.gl(tk.bf16), o:
         qk(s, n)
         if lagged:
             pv(pending - 1)
-        else:
+        elif not EARLY_TURN:  # (EARLY_TURN: the wait comes after the turn)
             tk.warpgroup.mma_wait()
         turn(s)  # the next consumer's Q·Kᵀ overlaps this one's softmax
         if lagged:
             tk.warpgroup.mma_wait(1)  # Q·Kᵀ done, P·V may still run
+        elif EARLY_TURN:
+            tk.warpgroup.mma_wait()
         softmax(s, row0, lagged, n)
         if PV_LAG and n == KV:
             tk.assign(pending, s.stage + 1)
@@ -237,15 +241,7 @@ def hopper_attention(q: tk.gl(tk.bf16), k: tk.gl(tk.bf16), v: tk.gl(tk.bf16), o:
             tk.load(o_half, part, rows)
             tk.load(max_half, stats, vec)
             tk.load(norm_half, stats, (slot, s.consumer, 1, w))
-            tk.max(max_last, max_scaled, max_half)  # both halves' rows rescaled to the larger maximum
-            for m, acc, norm in ((max_half, o_half, norm_half), (max_scaled, o_reg, norm_vec)):
-                tk.sub(m, m, max_last)
-                tk.exp2(m, m)
-                tk.mul_row(acc, acc, m)
-                tk.mul(norm, norm, m)
-            tk.add(o_reg, o_reg, o_half)
-            tk.add(norm_vec, norm_vec, norm_half)
-            tk.copy(max_scaled, max_last)
+            tk.merge_softmax(o_reg, max_scaled, norm_vec, o_half, max_half, norm_half)
 
     def end(s):  # EXTRA (causal): the launch leaves out a head's first `left` tiles (< C; the host checks that their
         # keys fit one stage); consumer c < left of its first block (steps within the ring) runs tile c on stage 0

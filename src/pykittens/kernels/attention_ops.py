@@ -85,6 +85,10 @@ FORWARD_HEADS_FIRST = {64: 2048, 128: 1024, 256: 1024}
 # weighs more) nor with a fuller last wave (D=64 8k and 16k, 85% full: -0.3%) (NOTES.md, session 18)
 FORWARD_SPLIT = {64: 2048, 128: 4096}
 FORWARD_SPLIT_LAST_WAVE = 2 / 3  # (the most of the SMs the plain launch's last wave may keep busy)
+# head dims whose forward consumers pass the ping-pong turn once their Q·Kᵀ is issued rather than done
+# (EARLY_TURN), so the tensor cores never wait for the hand-over: D=256 (2 consumers) +3.2 to +7.4% at N = 1k-16k,
+# both masks; D=128 (3 consumers) -0.8 to -5.6% (NOTES.md, session 19). D=64 passes it early anyway (PV_LAG)
+FORWARD_EARLY_TURN = (256,)
 HOPPER_CONFIG = {64: (3, 4, 128, True, True), 128: (3, 2, 128, True, False), 256: (2, 2, 80, True, False)}
 # (head dim, causal) -> consumer warpgroups (64 keys each) of the backward kernel: 3 is 6-10% faster at D=64
 # (NOTES.md); D=128 needs 2 for its registers (dK and dV alone are 128 per thread)
@@ -110,11 +114,12 @@ BACKWARD_DQ_SPLIT = (64, 128, 256)
 
 
 def forward_config(D: int, causal: bool, sms: int = 0) -> dict:
-    """The Hopper forward's configuration constexprs (CONSUMERS, STAGES, KV, PINGPONG, PV_LAG, DIAG64, AHEAD) for a
-    head dim on a GPU of ``sms`` SMs (0: no L2 prefetch for later blocks)."""
+    """The Hopper forward's configuration constexprs (CONSUMERS, STAGES, KV, PINGPONG, PV_LAG, DIAG64, AHEAD,
+    EARLY_TURN) for a head dim on a GPU of ``sms`` SMs (0: no L2 prefetch for later blocks)."""
     consumers, stages, kv, pingpong, pv_lag = HOPPER_CONFIG[D]
     return dict(CONSUMERS=consumers, STAGES=stages, KV=kv, PINGPONG=pingpong, PV_LAG=pv_lag,
-                DIAG64=bool(causal) and D in FORWARD_DIAG64, AHEAD=sms if (D, bool(causal)) in FORWARD_L2_AHEAD else 0)
+                DIAG64=bool(causal) and D in FORWARD_DIAG64, AHEAD=sms if (D, bool(causal)) in FORWARD_L2_AHEAD else 0,
+                EARLY_TURN=D in FORWARD_EARLY_TURN)
 
 
 def forward_launch(D: int, causal: bool, n_q: int, n_kv: int, heads: int = 1, batch: int = 1,

@@ -6,6 +6,7 @@ from .mem_global_reg import store_add  # noqa: F401  (and registers the global <
 # families written next (each file registers its ops when imported)
 from .reduce import *  # noqa: F401,F403
 from .broadcast import *  # noqa: F401,F403
+from .softmax import *  # noqa: F401,F403
 from .masks import *  # noqa: F401,F403
 from .mma import *  # noqa: F401,F403
 from .layout import *  # noqa: F401,F403

@@ -1,0 +1,90 @@
+"""merge_softmax: two online-softmax partials over disjoint keys merged into one, against a float64 reference; rows
+with a part that saw no key (maximum −∞) and rows where neither did; the CUDA lowering compiles; type errors."""
+import pytest
+import torch
+
+import pykittens as tk
+from util import assert_close, expect_tagged_type_error, poison, sass_and_resources
+
+W, R, C = 2, 32, 48  # warps; each merges its own R x C partials
+DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.gpu)]
+
+
+@tk.kernel(warps=W)
+def merge(parts: tk.gl(tk.fp32), stats: tk.gl(tk.fp32), o_out: tk.gl(tk.fp32), stats_out: tk.gl(tk.fp32)):
+    o, o2 = tk.rt(tk.fp32, R, C), tk.rt(tk.fp32, R, C)
+    m, l, m2, l2 = (tk.col_vec(o) for _ in range(4))
+    w = tk.warp_id()
+    tk.load(o, parts, (0, 0, w, 0))
+    tk.load(o2, parts, (0, 1, w, 0))
+    for i, v in enumerate((m, l, m2, l2)):
+        tk.load(v, stats, (0, i, 0, w))
+    tk.merge_softmax(o, m, l, o2, m2, l2)
+    tk.store(o_out, o, (0, 0, w, 0))
+    tk.store(stats_out, m, (0, 0, 0, w))
+    tk.store(stats_out, l, (0, 1, 0, w))
+    tk.store(stats_out, l2, (0, 2, 0, w))  # the second part's vectors are left as they were
+
+
+def partials(device):
+    """Two parts' (o, m, l) per row, as an attention split would leave them: o and l from exp2(s - m) over each
+    part's keys; rows 0-3 saw no key in part 1, rows 4-5 in part 2, rows 6-7 in neither (m = -inf, o = l = 0)."""
+    n = W * R
+    s = torch.randn(2, n, 40, dtype=torch.float64) * 3  # scores (base-2 domain), 40 keys per part
+    v = torch.randn(2, 40, C, dtype=torch.float64)
+    m = s.amax(-1)
+    p = torch.exp2(s - m[..., None])
+    o, l = p @ v, p.sum(-1)
+    for part, rows in ((0, [0, 1, 2, 3, 6, 7]), (1, [4, 5, 6, 7])):
+        m[part, rows], o[part, rows], l[part, rows] = float("-inf"), 0.0, 0.0
+    stats = torch.stack([m[0], l[0], m[1], l[1]])[None, :, None, :]
+    return o[None].float().to(device), stats.float().to(device), (s, v)
+
+
+def reference(s, v):
+    """float64 (o, m, l) of both parts' keys together, with the same rows seeing no key in each part."""
+    s = s.clone()
+    s[0, [0, 1, 2, 3, 6, 7]] = float("-inf")
+    s[1, [4, 5, 6, 7]] = float("-inf")
+    both = torch.cat([s[0], s[1]], -1)
+    m = both.amax(-1)
+    p = torch.where(m[:, None] == float("-inf"), 0.0, torch.exp2(both - m[:, None]))
+    return p @ torch.cat([v[0], v[1]]), m, p.sum(-1)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_merge_softmax_matches_float64(device):
+    parts, stats, (s, v) = partials(device)
+    o_out = poison(1, 1, W * R, C, dtype=torch.float32, device=device)
+    stats_out = poison(1, 3, 1, W * R, dtype=torch.float32, device=device)
+    merge[1](parts, stats, o_out, stats_out)
+    o, m, l = reference(s, v)
+    assert_close(o_out[0, 0], o, 1e-5)
+    assert_close(stats_out[0, 1, 0], l, 1e-5)
+    got_m = stats_out[0, 0, 0].cpu().double()
+    assert torch.equal(torch.isinf(got_m), torch.isinf(m)) and not torch.isnan(o_out).any()
+    assert_close(got_m[~torch.isinf(m)], m[~torch.isinf(m)], 1e-6)
+    assert torch.equal(o_out[0, 0, 6:8].cpu(), torch.zeros(2, C)) and torch.equal(stats_out[0, 1, 0, 6:8].cpu(),
+                                                                                 torch.zeros(2))
+    assert torch.equal(stats_out[0, 2, 0], stats[0, 3, 0])  # l2 untouched
+
+
+def test_merge_softmax_compiles_for_sm90():
+    parts, stats, _ = partials("cpu")
+    sass, res = sass_and_resources(merge, parts, stats, torch.empty(1, 1, W * R, C), torch.empty(1, 3, 1, W * R))
+    assert "MUFU.EX2" in sass and res.local == 0, res
+
+
+def test_merge_softmax_type_errors():
+    def bf16_tile(x: tk.gl()):
+        o = tk.rt(tk.bf16, 16, 16)
+        m = tk.col_vec(o, tk.fp32)
+        tk.merge_softmax(o, m, m, o, m, m)  # bad:dtype
+
+    def wrong_vector(x: tk.gl()):
+        o = tk.rt(tk.fp32, 16, 32)
+        m, row = tk.col_vec(o), tk.row_vec(o)
+        tk.merge_softmax(o, m, row, o, m, m)  # bad:vec
+
+    expect_tagged_type_error(bf16_tile, "dtype", "fp32 row-layout register tile")
+    expect_tagged_type_error(wrong_vector, "vec", "one fp32 value per row", "l")
