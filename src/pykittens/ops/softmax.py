@@ -12,7 +12,7 @@ On CUDA each lane merges the rows it holds; no lane talks to another.
 """
 import torch
 
-from .base import Op, emit, fail, kind, need_rt, need_rv, same_type
+from .base import Op, emit, fail, need_rt, need_rv, same_type
 from ..types import float32
 
 __all__ = ["merge_softmax"]
@@ -84,5 +84,4 @@ def merge_softmax(o, m, l, o2, m2, l2):
     """(o, m, l) ← the merge of two online-softmax partials over disjoint keys: o, o2 unnormalised fp32 outputs
     (row-layout register tiles), m, m2 their row maxima in base 2's domain, l, l2 their row sums (``tk.col_vec(o)``).
     Per row M = max(m, m2); o ← o·2^(m−M) + o2·2^(m2−M); l likewise; m ← M. See the module docstring."""
-    kind(o)  # (operands are checked by the op's type rule)
     emit(_MERGE, o, m, l, o2, m2, l2)
