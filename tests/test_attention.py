@@ -268,7 +268,7 @@ def test_kernels_are_short():
     import inspect
     # the Hopper kernel has two schedules (with and without the P·V overlap, PV_LAG), each with a 64-key diagonal
     # step for causal D=64 (DIAG64), an L2 warm-up for a later block (AHEAD), a head's leftover query tiles run
-    # by its first block (EXTRA) and the last head by key halves (SPLIT)
+    # by its first block (EXTRA), the last head by key halves (SPLIT) and the early ping-pong turn (EARLY_TURN)
     for k, limit in ((warp_attention, 70), (hopper_attention, 210)):
         src = inspect.getsource(k.fn)
         body = [l for l in src.splitlines() if l.strip() and not l.strip().startswith("#")]

@@ -17,8 +17,9 @@ about when this one ends (blocks run one per SM), so that block's prologue reads
 ones fill the tail, rather than (blocks, heads, batch), one head's blocks after another's. SPLIT (non-causal): the
 grid is (blocks, batch, heads + 1), so the last head's blocks run twice, once per half of the keys, at the end of the
 launch, where a short last wave would leave SMs idle; half 0 hands its unnormalised O, row maxima and sums to half 1
-through global memory (``part``, ``stats``) and a flag per warp set to the call's ``epoch``. EARLY_TURN (without
-PV_LAG): a consumer passes the ping-pong turn once its Q·Kᵀ is issued, not done, so the next one's queues behind it.
+through global memory (``part``, ``stats``) and a flag per warp set to the call's ``epoch``. EARLY_TURN: a consumer
+passes the ping-pong turn once its Q·Kᵀ is issued, not done, so the next one's queues behind it (PV_LAG's steps turn
+early anyway: with it, only a consumer's first step changes).
 """
 import contextlib
 import math
