@@ -35,7 +35,7 @@ def parse(arg: str) -> dict:
         name, value = pair.split("=")
         out[name] = {"True": True, "False": False}.get(value, None)
         if out[name] is None:
-            out[name] = int(value)
+            out[name] = float(value) if "." in value else int(value)
     return out
 
 

@@ -216,6 +216,30 @@ def test_row_maxima_growing_across_key_blocks(D, causal, device):
     torch.testing.assert_close(lse.cpu().double(), _reference_lse(q, k, causal), atol=2e-2, rtol=1e-4)
 
 
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=pytest.mark.gpu)])
+@pytest.mark.parametrize("D, causal", [(64, True), (128, False), (256, True)])
+def test_lazy_maxima_with_growing_scores(D, causal, device):
+    """LAZY (each row's maximum kept until it grows by more than 2^8) on the growing scores above: rows whose scores
+    outgrow the slack must still be rescaled, rows within it not, and the lse must use the kept maxima consistently.
+    Forced on for every head dim (the launch turns it on only where it was measured faster)."""
+    import math
+    from pykittens.kernels.attention_ops import forward_launch
+    N = 450
+    q, k, v = _inputs(1, 2, 1, N, N, D)
+    q = (q.float() * 0.3 + torch.linspace(-0.1, 6.0, N)[None, None, :, None]).bfloat16().to(device)
+    k = (k.float() * 0.3 + torch.linspace(0, 6.0, N)[None, None, :, None]).bfloat16().to(device)
+    v = v.to(device)
+    grid, config = forward_launch(D, causal, N, N, 2, 1)
+    o = torch.full_like(q, float("nan"))
+    lse = torch.full((1, 2, 1, -(-N // 4) * 4), float("nan"), device=device)
+    hopper_attention.launch(grid, q, k, v, o, lse, *_no_split(D, config["CONSUMERS"], q.device),
+                            math.log2(math.e) / math.sqrt(D), D=D, CAUSAL=causal, **dict(config, LAZY=8.0))
+    q, k, v = q.cpu(), k.cpu(), v.cpu()
+    assert_close(o.cpu(), reference_attention(q, k, v, causal), 1e-2)
+    torch.testing.assert_close(lse[0, :, 0, :N].cpu().double(), _reference_lse(q, k, causal)[0], atol=2e-2,
+                               rtol=1e-4)
+
+
 @pytest.mark.parametrize("bad, err, match", [
     (dict(q=torch.randn(1, 1, 16, 64)), TypeError, "q must be bfloat16"),
     (dict(q=torch.randn(1, 1, 16, 96).bfloat16()), ValueError, "head dim must be one of"),
@@ -255,6 +279,7 @@ def test_hopper_kernel_compiles_with_hgmma_tma_and_no_spills(D, causal, N):
     assert config.get("EXTRA", False) == (D == 64 and causal and N in (256, 2048))
     assert config.get("HEADS_FIRST", False) == (causal and N >= 1024 and (D > 64 or N >= 2048))
     assert config["EARLY_TURN"] == (D == 256)  # (2 consumers: the turn passes once Q·Kᵀ is issued)
+    assert bool(config.get("LAZY")) == (D == 256 or D == 64 and (not causal or N >= 2048))
     ck = hopper_attention.compile(q, q, q, q, lse, *_no_split(D, config["CONSUMERS"], q.device), 1.0, D=D,
                                   CAUSAL=causal, **config, arch="sm_90a")
     sass = ck.sass()
@@ -268,8 +293,9 @@ def test_kernels_are_short():
     import inspect
     # the Hopper kernel has two schedules (with and without the P·V overlap, PV_LAG), each with a 64-key diagonal
     # step for causal D=64 (DIAG64), an L2 warm-up for a later block (AHEAD), a head's leftover query tiles run
-    # by its first block (EXTRA), the last head by key halves (SPLIT) and the early ping-pong turn (EARLY_TURN)
-    for k, limit in ((warp_attention, 70), (hopper_attention, 210)):
+    # by its first block (EXTRA), the last head by key halves (SPLIT), the early ping-pong turn (EARLY_TURN) and lazy
+    # rescaling (LAZY)
+    for k, limit in ((warp_attention, 70), (hopper_attention, 200)):
         src = inspect.getsource(k.fn)
         body = [l for l in src.splitlines() if l.strip() and not l.strip().startswith("#")]
         assert len(body) <= limit, (k, len(body))

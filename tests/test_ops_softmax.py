@@ -1,5 +1,7 @@
-"""merge_softmax: two online-softmax partials over disjoint keys merged into one, against a float64 reference; rows
-with a part that saw no key (maximum −∞) and rows where neither did; the CUDA lowering compiles; type errors."""
+"""Online-softmax ops. merge_softmax: two partials over disjoint keys merged into one, against a float64 reference;
+rows with a part that saw no key (maximum −∞) and rows where neither did. online_softmax with lazy maxima
+(row_max_lazy, rescale_rows): several key blocks against float64, with rows whose maxima grow past the slack, rows
+that stay within it and a warp whose factors are all 1 (the skipped rescale). CUDA lowerings compile; type errors."""
 import pytest
 import torch
 
@@ -88,3 +90,93 @@ def test_merge_softmax_type_errors():
 
     expect_tagged_type_error(bf16_tile, "dtype", "fp32 row-layout register tile")
     expect_tagged_type_error(wrong_vector, "vec", "one fp32 value per row", "l")
+
+
+KEYS, BLOCKS, SLACK = 32, 4, 2.0  # keys per block; blocks; the lazy slack (raw score units, scale 1)
+
+
+@tk.kernel(warps=W)
+def lazy_steps(scores: tk.gl(tk.fp32), v: tk.gl(tk.bf16), o_out: tk.gl(tk.fp32), stats_out: tk.gl(tk.fp32),
+               scale: tk.f32, slack: tk.f32):
+    """Warp w runs an online softmax over BLOCKS blocks of KEYS scores of its R rows with lazy maxima; O = P·V
+    accumulated in fp32 (P, V in bf16), rescaled by rescale_rows; out: O / l and the kept maxima."""
+    p, p_bf, vt = tk.rt(tk.fp32, R, KEYS), tk.rt(tk.bf16, R, KEYS), tk.rt(tk.bf16, KEYS, C, "col")
+    pv = tk.rt(tk.fp32, R, C)
+    o = tk.rt(tk.fp32, R, C)
+    m, m_scaled, l, alpha = (tk.col_vec(p) for _ in range(4))
+    tk.neg_infty(m)
+    tk.zero(l)
+    tk.zero(o)
+    w = tk.warp_id()
+    for b in range(BLOCKS):
+        tk.load(p, scores, (0, b, w, 0))
+        tk.online_softmax(p, m, m_scaled, l, alpha, scale, slack)
+        tk.rescale_rows(o, alpha)
+        tk.load(vt, v, (0, 0, b, 0))
+        tk.copy(p_bf, p)
+        tk.zero(pv)
+        tk.mma_AB(pv, p_bf, vt, pv)
+        tk.add(o, o, pv)
+    tk.div_row(o, o, l)
+    tk.store(o_out, o, (0, 0, w, 0))
+    tk.store(stats_out, m, (0, 0, 0, w))
+
+
+def lazy_inputs(device):
+    """Scores per (block, row): warp 0's rows barely move after block 0 (every factor 1 from then on: the skipped
+    rescale); warp 1's rows 0-15 grow by 3 per block (past the slack: rescaled), rows 16-31 by 0.5 (kept: 1.5 in all)."""
+    g = torch.Generator().manual_seed(7)
+    s = torch.rand(BLOCKS, W * R, KEYS, generator=g, dtype=torch.float64)  # in [0, 1)
+    s[0, :R, 0] = 1.5  # warp 0: block 0 holds every row's maximum
+    growth = torch.zeros(W * R)
+    growth[R:R + 16], growth[R + 16:] = 3.0, 0.5
+    s = s + growth[None, :, None] * torch.arange(BLOCKS, dtype=torch.float64)[:, None, None]
+    v = torch.randn(BLOCKS * KEYS, C, generator=g, dtype=torch.float64)
+    return s, v
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_online_softmax_with_lazy_maxima_matches_float64(device):
+    s, v = lazy_inputs(device)
+    o_out = poison(1, 1, W * R, C, dtype=torch.float32, device=device)
+    stats_out = poison(1, 1, 1, W * R, dtype=torch.float32, device=device)
+    lazy_steps[1](s[None].float().to(device), v[None, None].bfloat16().to(device), o_out, stats_out, 1.0, SLACK)
+    full = torch.cat(list(s), -1)  # (rows, all keys)
+    p = torch.exp2(full - full.amax(-1, keepdim=True))
+    v = v.bfloat16().double()
+    assert_close(o_out[0, 0], (p @ v) / p.sum(-1, keepdim=True), 5e-3)  # (P rounded to bf16 for the mma)
+    # the kept maximum: a row's block maximum replaced it only when it grew by more than SLACK
+    kept = s[0].amax(-1)
+    for b in range(1, BLOCKS):
+        new = s[b].amax(-1)
+        kept = torch.where(new > kept + SLACK, new, kept)
+    m = stats_out[0, 0, 0].cpu().double()
+    assert_close(m, kept, 1e-6)
+    true_max = full.amax(-1)
+    assert (m[R + 16:] < true_max[R + 16:] - 1).all() and torch.allclose(m[R:R + 16], true_max[R:R + 16])
+
+
+def test_lazy_softmax_compiles_for_sm90_with_a_warp_vote():
+    s, v = lazy_inputs("cpu")
+    sass, res = sass_and_resources(lazy_steps, s[None].float(), v[None, None].bfloat16(),
+                                   torch.empty(1, 1, W * R, C), torch.empty(1, 1, 1, W * R), 1.0, SLACK)
+    assert "VOTE.ALL" in sass and "MUFU.EX2" in sass and res.local == 0, res
+
+
+def test_lazy_ops_type_errors():
+    def bf16_scores(x: tk.gl()):
+        p = tk.rt(tk.bf16, 16, 16)
+        m = tk.col_vec(p, tk.fp32)
+        tk.row_max_lazy(m, p, 1.0)  # bad:lazy-dtype
+
+    def tile_slack(x: tk.gl()):
+        p = tk.rt(tk.fp32, 16, 16)
+        tk.row_max_lazy(tk.col_vec(p), p, p)  # bad:lazy-slack
+
+    def row_vector(x: tk.gl()):
+        o = tk.rt(tk.fp32, 16, 32)
+        tk.rescale_rows(o, tk.row_vec(o))  # bad:lazy-vec
+
+    expect_tagged_type_error(bf16_scores, "lazy-dtype", "fp32 row-layout register tile")
+    expect_tagged_type_error(tile_slack, "lazy-slack", "slack must be a scalar")
+    expect_tagged_type_error(row_vector, "lazy-vec", "rescale_rows", "one value per row")

@@ -19,7 +19,9 @@ grid is (blocks, batch, heads + 1), so the last head's blocks run twice, once pe
 launch, where a short last wave would leave SMs idle; half 0 hands its unnormalised O, row maxima and sums to half 1
 through global memory (``part``, ``stats``) and a flag per warp set to the call's ``epoch``. EARLY_TURN: a consumer
 passes the ping-pong turn once its Q·Kᵀ is issued, not done, so the next one's queues behind it (PV_LAG's steps turn
-early anyway: with it, only a consumer's first step changes).
+early anyway: with it, only a consumer's first step changes). LAZY (a slack in base 2's exponent; 0: off): FA4's
+lazy rescaling, a row's maximum moves only once its scores exceed it by 2^LAZY, so a warp whose maxima all stayed
+(most steps after the first) skips the rescale of O.
 """
 import contextlib
 import math
@@ -35,7 +37,7 @@ def hopper_attention(q: tk.gl(tk.bf16), k: tk.gl(tk.bf16), v: tk.gl(tk.bf16), o:
                      PINGPONG: tk.constexpr = False, PV_LAG: tk.constexpr = False, DIAG64: tk.constexpr = False,
                      AHEAD: tk.constexpr = 0, EXTRA: tk.constexpr = False,
                      HEADS_FIRST: tk.constexpr = False, SPLIT: tk.constexpr = False,
-                     EARLY_TURN: tk.constexpr = False):
+                     EARLY_TURN: tk.constexpr = False, LAZY: tk.constexpr = 0.0):
     if DIAG64 and not (CAUSAL and KV == 128):
         raise tk.KernelTypeError("hopper_attention: DIAG64 needs CAUSAL and KV = 128")
     if EXTRA and not (CAUSAL and STAGES * KV >= 64 * (2 * CONSUMERS - 2) + KV):
@@ -72,6 +74,7 @@ def hopper_attention(q: tk.gl(tk.bf16), k: tk.gl(tk.bf16), v: tk.gl(tk.bf16), o:
     if SPLIT:  # half 1's copy of half 0's O, maxima and sums
         o_half, max_half, norm_half = tk.rt(tk.fp32, 16, D), tk.col_vec(att), tk.col_vec(att)
     shift = tk.let(k.rows - q.rows)  # bottom-right causal alignment
+    slack = tk.let(LAZY / scale_log2) if LAZY else None  # LAZY: a row's max moves once it grows by 2^LAZY (scores)
     pending = tk.var(0, "pending") if PV_LAG else None  # PV_LAG: 1 + the stage of a P whose P·V is not issued yet
 
     steps = tk.cdiv(k.rows, KV)
@@ -190,20 +193,13 @@ def hopper_attention(q: tk.gl(tk.bf16), k: tk.gl(tk.bf16), v: tk.gl(tk.bf16), o:
         if CAUSAL:
             with tk.if_((s.step + 1) * KV > q0 + shift):  # block crosses this warp's diagonal
                 tk.tril(att, att, q0 + shift - s.step * KV, -math.inf)
-        tk.copy(max_last, max_vec)  # running max of the raw scores; the scale is applied as s·c − m·c (one FFMA)
-        tk.row_max(max_vec, att, max_vec)
-        tk.mul(max_scaled, max_vec, scale_log2)
-        tk.mul(att, att, scale_log2)
-        tk.sub_row(att, att, max_scaled)
-        tk.exp2(att, att)
-        tk.sub(max_last, max_last, max_vec)
-        tk.mul(max_last, max_last, scale_log2)
-        tk.exp2(max_last, max_last)
-        tk.mul(norm_vec, norm_vec, max_last)
-        tk.row_sum(norm_vec, att, norm_vec)
+        tk.online_softmax(att, max_vec, max_scaled, norm_vec, max_last, scale_log2, slack)
         if pv_in_flight:
             tk.warpgroup.mma_wait()  # the P·V has read att_bf and written o_reg
-        tk.mul_row(o_reg, o_reg, max_last)
+        if LAZY:  # (skipped by a warp whose maxima all stayed)
+            tk.rescale_rows(o_reg, max_last)
+        else:
+            tk.mul_row(o_reg, o_reg, max_last)
         tk.copy(att_bf, att)
 
     def finish(s):

@@ -89,6 +89,13 @@ FORWARD_SPLIT_LAST_WAVE = 2 / 3  # (the most of the SMs the plain launch's last 
 # (EARLY_TURN), so the tensor cores never wait for the hand-over: D=256 (2 consumers) +3.2 to +7.4% at N = 1k-16k,
 # both masks; D=128 (3 consumers) -0.8 to -5.6% (NOTES.md, session 19). D=64 passes it early anyway (PV_LAG)
 FORWARD_EARLY_TURN = (256,)
+# (head dim, causal) -> the query length from which the forward keeps each row's maximum until it grows by more
+# than 2^FORWARD_LAZY_SLACK (FA4's lazy rescaling: `tk.row_max_lazy`), so a warp whose maxima all stayed skips the
+# rescale of O (`tk.rescale_rows`). D=256 +1.6 to +2.8% at N = 1k-4k, both masks; D=64 +0.9 to +1.5% non-causal,
+# causal +1.2% at 4k, +0.2% at 2k, -0.6% at 1k. Not D=128: -0.4 to -1.9% (with the rescale before the
+# exponentials, -0.9 to +0.9%) (NOTES.md, session 20)
+FORWARD_LAZY = {(64, False): 0, (64, True): 2048, (256, False): 0, (256, True): 0}
+FORWARD_LAZY_SLACK = 8.0
 HOPPER_CONFIG = {64: (3, 4, 128, True, True), 128: (3, 2, 128, True, False), 256: (2, 2, 80, True, False)}
 # (head dim, causal) -> consumer warpgroups (64 keys each) of the backward kernel: 3 is 6-10% faster at D=64
 # (NOTES.md); D=128 needs 2 for its registers (dK and dV alone are 128 per thread)
@@ -128,7 +135,8 @@ def forward_launch(D: int, causal: bool, n_q: int, n_kv: int, heads: int = 1, ba
     FORWARD_EXTRA, a head's leftover query tiles (fewer than the consumers) go to its first block (EXTRA) when
     their keys fit one K/V stage; otherwise they get a block. Causal from FORWARD_HEADS_FIRST's length on, a
     batch's heads launch together (HEADS_FIRST). Non-causal from FORWARD_SPLIT's length on, on a GPU of ``sms``
-    SMs where the last wave would be short, the last head's blocks run once per key half (SPLIT)."""
+    SMs where the last wave would be short, the last head's blocks run once per key half (SPLIT). Where
+FORWARD_LAZY says, row maxima move lazily (LAZY)."""
     config = forward_config(D, causal, sms)
     full, left = divmod(-(-n_q // 64), config["CONSUMERS"])
     if causal and D in FORWARD_EXTRA and full and left and 64 * left + n_kv - n_q <= config["KV"]:
@@ -136,6 +144,8 @@ def forward_launch(D: int, causal: bool, n_q: int, n_kv: int, heads: int = 1, ba
     # (blocks per head on the grid's y: at most 65535. With heads first, D=128 causal too gains from AHEAD: +0.3-1.0%)
     if causal and n_q >= FORWARD_HEADS_FIRST[D] and forward_blocks(n_q, config) <= 65535:
         config.update(HEADS_FIRST=True, AHEAD=sms)
+    if n_q >= FORWARD_LAZY.get((D, bool(causal)), n_q + 1):
+        config["LAZY"] = FORWARD_LAZY_SLACK
     last_wave = forward_blocks(n_q, config) * heads * batch % sms if sms else 0  # blocks in the plain last wave
     if not causal and n_q >= FORWARD_SPLIT.get(D, n_q + 1) and -(-n_kv // config["KV"]) >= 2 and \
             4 <= heads < 65535 and 0 < last_wave <= FORWARD_SPLIT_LAST_WAVE * sms:
