@@ -106,18 +106,17 @@ def test_causal_heads_first_launch_order_matches_float64(D, Nq, Nk, device):
 @pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=pytest.mark.gpu)])
 @pytest.mark.parametrize("D, B, Hq, Hk, Nq, Nk", [(128, 2, 4, 2, 200, 300), (128, 3, 2, 1, 581, 581),
                                                   (64, 2, 4, 4, 384, 451), (128, 1, 1, 1, 384, 384)])
-@pytest.mark.parametrize("pieces", [2, 3])
-def test_split_last_head_matches_float64(D, B, Hq, Hk, Nq, Nk, pieces, device):
-    """SPLIT = P: the last head's blocks run P times, each on a P-th of the keys; piece p hands the unnormalised O,
-    maxima and sums of pieces 0..p to piece p + 1 through global memory and a flag per warp. Output (poisoned) and
-    lse match float64 with GQA, N_q != N_kv, a ragged last key block and D=64's P·V overlap, and every flag shows
-    the current epoch (every hand-over happened)."""
+def test_split_last_head_matches_float64(D, B, Hq, Hk, Nq, Nk, device):
+    """SPLIT: the last head's blocks run twice, on the first and the second half of the keys; half 0 hands its
+    unnormalised O, maxima and sums to half 1 through global memory and a flag per warp. Output (poisoned) and lse
+    match float64 with GQA, N_q != N_kv, a ragged last key block and D=64's P·V overlap, and every flag shows the
+    current epoch (the halves met)."""
     import math
     from pykittens.kernels.attention_ops import forward_grid, forward_launch, forward_split_blocks
     q, k, v = _inputs(B, Hq, Hk, Nq, Nk, D, device)
-    cfg = dict(forward_launch(D, False, Nq, Nk, Hq, B)[1], SPLIT=pieces, AHEAD=3)  # (a warm-up across the pieces)
+    cfg = dict(forward_launch(D, False, Nq, Nk, Hq, B)[1], SPLIT=True, AHEAD=3)  # (and a warm-up across the halves)
     grid = forward_grid(Nq, Hq, B, cfg)
-    assert grid == (-(-Nq // 192), B, Hq + pieces - 1)
+    assert grid == (-(-Nq // 192), B, Hq + 1)
     n = forward_split_blocks(Nq, B, cfg)
     part, stats, flags, epoch = SplitScratch.get(D, cfg["CONSUMERS"], n, q.device)
     o = torch.full_like(q, float("nan"))
@@ -149,9 +148,9 @@ def test_forward_launch_decisions():
     assert [forward_launch(128, True, n, n, sms=132)[1]["AHEAD"] for n in (512, 1024)] == [0, 132]  # L2 warm-up
     assert forward_launch(64, True, 2 ** 24, 2 ** 24)[0] == (87381, 1, 1)  # blocks per head past a grid's y limit
     # SPLIT (non-causal): from 2k at D = 64 and 4k at D = 128, where the last wave of 132 SMs would be <= 2/3 full
-    split = lambda D, N, H, B: forward_launch(D, False, N, N, H, B, 132)[1].get("SPLIT", 0)  # noqa: E731
-    assert [split(64, n, 32, 16384 // n) for n in (1024, 2048, 4096, 8192)] == [0, 2, 2, 0]
-    assert [split(128, n, 16, 16384 // n) for n in (2048, 4096, 16384)] == [0, 2, 2]
+    split = lambda D, N, H, B: forward_launch(D, False, N, N, H, B, 132)[1].get("SPLIT", False)  # noqa: E731
+    assert [split(64, n, 32, 16384 // n) for n in (1024, 2048, 4096, 8192)] == [False, True, True, False]
+    assert [split(128, n, 16, 16384 // n) for n in (2048, 4096, 16384)] == [False, True, True]
     assert forward_launch(128, False, 4096, 4096, 16, 4, 132)[0] == (22, 4, 17)  # (blocks, batch, heads + 1)
     assert not split(128, 4096, 16, 6) and not forward_launch(128, False, 4096, 4096, 16, 4)[1].get("SPLIT")
     assert not forward_launch(128, False, 4096, 100, 16, 4, 132)[1].get("SPLIT")  # one key block: no halves

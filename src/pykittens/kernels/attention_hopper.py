@@ -14,11 +14,10 @@ no row of it sees the block's second 64 keys, runs 64 keys wide (wgmma on half o
 count: the producer warms L2 with the Q and first K/V block of the block AHEAD later in launch order, which starts
 about when this one ends (blocks run one per SM), so that block's prologue reads L2, not DRAM. HEADS_FIRST
 (causal): the grid is (heads, blocks, batch), so a batch's heads start their longest blocks together and the short
-ones fill the tail, rather than (blocks, heads, batch), one head's blocks after another's. SPLIT = P ≥ 2 (non-causal):
-the grid is (blocks, batch, heads + P - 1), so the last head's blocks run P times, once per P-th of the keys (a
-"piece"), at the end of the launch, where a short last wave would leave SMs idle; piece p hands the unnormalised O,
-row maxima and sums of pieces 0..p to piece p + 1 through global memory (``part``, ``stats``) and a flag per warp set
-to the call's ``epoch``; the last piece writes O. EARLY_TURN: a consumer
+ones fill the tail, rather than (blocks, heads, batch), one head's blocks after another's. SPLIT (non-causal): the
+grid is (blocks, batch, heads + 1), so the last head's blocks run twice, once per half of the keys, at the end of the
+launch, where a short last wave would leave SMs idle; half 0 hands its unnormalised O, row maxima and sums to half 1
+through global memory (``part``, ``stats``) and a flag per warp set to the call's ``epoch``. EARLY_TURN: a consumer
 passes the ping-pong turn once its Q·Kᵀ is issued, not done, so the next one's queues behind it (PV_LAG's steps turn
 early anyway: with it, only a consumer's first step changes). LAZY (a slack in base 2's exponent; 0: off): FA4's
 lazy rescaling, a row's maximum moves only once its scores exceed it by 2^LAZY, so a warp whose maxima all stayed
@@ -37,21 +36,20 @@ def hopper_attention(q: tk.gl(tk.bf16), k: tk.gl(tk.bf16), v: tk.gl(tk.bf16), o:
                      STAGES: tk.constexpr, CAUSAL: tk.constexpr, KV: tk.constexpr = 128,
                      PINGPONG: tk.constexpr = False, PV_LAG: tk.constexpr = False, DIAG64: tk.constexpr = False,
                      AHEAD: tk.constexpr = 0, EXTRA: tk.constexpr = False,
-                     HEADS_FIRST: tk.constexpr = False, SPLIT: tk.constexpr = 0,
+                     HEADS_FIRST: tk.constexpr = False, SPLIT: tk.constexpr = False,
                      EARLY_TURN: tk.constexpr = False, LAZY: tk.constexpr = 0.0):
     if DIAG64 and not (CAUSAL and KV == 128):
         raise tk.KernelTypeError("hopper_attention: DIAG64 needs CAUSAL and KV = 128")
     if EXTRA and not (CAUSAL and STAGES * KV >= 64 * (2 * CONSUMERS - 2) + KV):
         raise tk.KernelTypeError("hopper_attention: EXTRA needs CAUSAL and a head's first block's steps to fit the ring")
 
-    if SPLIT and (CAUSAL or HEADS_FIRST or SPLIT < 2):
-        raise tk.KernelTypeError("hopper_attention: SPLIT (key pieces, >= 2) is for non-causal launches in the plain "
-                                 "order")
+    if SPLIT and (CAUSAL or HEADS_FIRST):
+        raise tk.KernelTypeError("hopper_attention: SPLIT is for non-causal launches in the plain order")
     blocks = tk.grid_dim.y if HEADS_FIRST else tk.grid_dim.x  # per head
 
     def block_work(x, y, z):  # block (x, y, z)'s batch, query head, K/V head and first 64-row query tile
         x, y = (y, x) if HEADS_FIRST else (x, y)  # HEADS_FIRST: grid (heads, blocks, batch)
-        if SPLIT:  # grid (blocks, batch, heads + SPLIT - 1): the last head's blocks once per key piece
+        if SPLIT:  # grid (blocks, batch, heads + 1): the last head's blocks twice, once per key half
             y, z = tk.minimum(z, q.depth - 1), y
         qb = tk.let(blocks - 1 - x) if CAUSAL else x  # causal: longest rows first
         # block qb's consumers own 64-row query tiles tile0 + c; causal: the head's partial block (N not a multiple
@@ -61,9 +59,9 @@ def hopper_attention(q: tk.gl(tk.bf16), k: tk.gl(tk.bf16), v: tk.gl(tk.bf16), o:
         return z, y, tk.let(y // (q.depth // k.depth)), tile0
 
     b, h, h_kv, tile0 = block_work(tk.block_idx.x, tk.block_idx.y, tk.block_idx.z)
-    if SPLIT:  # which key piece this block runs (0 .. SPLIT - 1; -1: all keys), and where piece p hands over
-        piece = tk.let(tk.maximum(tk.block_idx.z - (q.depth - 1), -1))
-        handover = lambda p: tk.block_idx.x + tk.grid_dim.x * (tk.block_idx.y + tk.grid_dim.y * p)  # noqa: E731
+    if SPLIT:  # which key half this block runs (0, 1; -1: all keys), and its split block's slot in part/stats/flags
+        half = tk.let(tk.maximum(tk.block_idx.z - (q.depth - 1), -1))
+        slot = tk.let(tk.block_idx.x + tk.grid_dim.x * tk.block_idx.y)
     q_s = tk.st(tk.bf16, 64, D, count=CONSUMERS)
     k_s, v_s = tk.st(tk.bf16, KV, D, count=STAGES), tk.st(tk.bf16, KV, D, count=STAGES)
     q_ready = tk.semaphore(count=CONSUMERS)
@@ -73,17 +71,17 @@ def hopper_attention(q: tk.gl(tk.bf16), k: tk.gl(tk.bf16), v: tk.gl(tk.bf16), o:
         scores[64], probs[64] = tk.subtile(att, (16, 64), (0, 0)), tk.subtile(att_bf, (16, 64), (0, 0))
     max_vec, max_last, norm_vec, max_scaled = (tk.col_vec(att) for _ in range(4))
     o_bf = tk.rt(tk.bf16, 16, D)
-    if SPLIT:  # the previous pieces' O, maxima and sums
-        o_prev, max_prev, norm_prev = tk.rt(tk.fp32, 16, D), tk.col_vec(att), tk.col_vec(att)
+    if SPLIT:  # half 1's copy of half 0's O, maxima and sums
+        o_half, max_half, norm_half = tk.rt(tk.fp32, 16, D), tk.col_vec(att), tk.col_vec(att)
     shift = tk.let(k.rows - q.rows)  # bottom-right causal alignment
     slack = tk.let(LAZY / scale_log2) if LAZY else None  # LAZY: a row's max moves once it grows by 2^LAZY (scores)
     pending = tk.var(0, "pending") if PV_LAG else None  # PV_LAG: 1 + the stage of a P whose P·V is not issued yet
 
     steps = tk.cdiv(k.rows, KV)
     key_step = lambda s: s.step  # noqa: E731 (a step's key block)
-    if SPLIT:  # piece p runs key blocks p·steps // SPLIT .. (p + 1)·steps // SPLIT - 1 (the host splits steps >= SPLIT)
-        first_step = tk.let(tk.maximum(piece, 0) * steps // SPLIT)
-        steps = tk.let(((piece + SPLIT) % SPLIT + 1) * steps // SPLIT - first_step)
+    if SPLIT:  # half 0 runs the first steps // 2 key blocks, half 1 the rest (the host splits only steps >= 2)
+        first_step = tk.let(tk.maximum(half, 0) * (steps // 2))
+        steps = tk.let(steps - (half + 1) % 2 * (steps - steps // 2) - first_step)
         key_step = lambda s: s.step + first_step  # noqa: E731
     if CAUSAL:  # key blocks past the last query row's diagonal are skipped
         steps = tk.minimum(steps, tk.cdiv(tk.minimum((tile0 + CONSUMERS) * 64, q.rows) + shift, KV))
@@ -213,7 +211,7 @@ def hopper_attention(q: tk.gl(tk.bf16), k: tk.gl(tk.bf16), v: tk.gl(tk.bf16), o:
             tk.warpgroup.mma_wait()
         if SPLIT:
             combine(s)
-        with tk.if_((piece + 1) % SPLIT == 0) if SPLIT else contextlib.nullcontext():  # (the others hand over)
+        with tk.if_(half != 0) if SPLIT else contextlib.nullcontext():  # (half 0 handed its rows to half 1)
             tk.div_row(o_reg, o_reg, norm_vec)
             tk.copy(o_bf, o_reg)
             # Q is no longer needed: its tile stages O (the first sync: no warp still reads Q in a wgmma); a tile
@@ -227,23 +225,20 @@ def hopper_attention(q: tk.gl(tk.bf16), k: tk.gl(tk.bf16), v: tk.gl(tk.bf16), o:
             with tk.if_(tk.warp_id() % 4 == 0):
                 tk.tma.store_wait(0)
 
-    def combine(s):  # SPLIT: piece p > 0 merges in pieces 0..p-1 (from p - 1); p < SPLIT - 1 hands on to p + 1
+    def combine(s):  # SPLIT: half 0 of a split block hands each warp's unnormalised O, max and sum to half 1
         w = tk.warp_id() % 4
-        at = lambda p: ((0, 0, handover(p), s.consumer * 4 + w), (handover(p), s.consumer, w, 0),  # noqa: E731
-                        (handover(p), s.consumer, 0, w), (handover(p), s.consumer, 1, w))  # (flag, O, max, sum)
-        with tk.if_(piece > 0):  # (piece p - 1 has the lower launch position: it runs already or has run)
-            flag, rows, m, l = at(piece - 1)
-            tk.wait_signal(flags, flag, epoch)
-            tk.load(o_prev, part, rows)
-            tk.load(max_prev, stats, m)
-            tk.load(norm_prev, stats, l)
-            tk.merge_softmax(o_reg, max_scaled, norm_vec, o_prev, max_prev, norm_prev)
-        with tk.if_((piece >= 0) & (piece < SPLIT - 1)):
-            flag, rows, m, l = at(piece)
+        flag, rows, vec = (0, 0, slot, s.consumer * 4 + w), (slot, s.consumer, w, 0), (slot, s.consumer, 0, w)
+        with tk.if_(half == 0):
             tk.store(part, o_reg, rows)
-            tk.store(stats, max_scaled, m)
-            tk.store(stats, norm_vec, l)
+            tk.store(stats, max_scaled, vec)
+            tk.store(stats, norm_vec, (slot, s.consumer, 1, w))
             tk.signal(flags, flag, epoch)
+        with tk.if_(half == 1):  # (half 0 has the lower launch position: it runs already or has run)
+            tk.wait_signal(flags, flag, epoch)
+            tk.load(o_half, part, rows)
+            tk.load(max_half, stats, vec)
+            tk.load(norm_half, stats, (slot, s.consumer, 1, w))
+            tk.merge_softmax(o_reg, max_scaled, norm_vec, o_half, max_half, norm_half)
 
     def end(s):  # EXTRA (causal): the launch leaves out a head's first `left` tiles (< C; the host checks that their
         # keys fit one stage); consumer c < left of its first block (steps within the ring) runs tile c on stage 0

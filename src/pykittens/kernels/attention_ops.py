@@ -149,28 +149,27 @@ FORWARD_LAZY says, row maxima move lazily (LAZY)."""
     last_wave = forward_blocks(n_q, config) * heads * batch % sms if sms else 0  # blocks in the plain last wave
     if not causal and n_q >= FORWARD_SPLIT.get(D, n_q + 1) and -(-n_kv // config["KV"]) >= 2 and \
             4 <= heads < 65535 and 0 < last_wave <= FORWARD_SPLIT_LAST_WAVE * sms:
-        config["SPLIT"] = 2
+        config["SPLIT"] = True
     return forward_grid(n_q, heads, batch, config), config
 
 
 def forward_grid(n_q: int, heads: int, batch: int, config: dict) -> tuple[int, int, int]:
     """The grid of a forward launch with this configuration: (blocks per head, heads, batch), with HEADS_FIRST
-    (heads, blocks per head, batch), with SPLIT = P key pieces (blocks per head, batch, heads + P - 1)."""
+    (heads, blocks per head, batch), with SPLIT (blocks per head, batch, heads + 1)."""
     blocks = forward_blocks(n_q, config)
-    if config.get("SPLIT"):  # heads last, P - 1 more: the last head's blocks run once per key piece
-        return blocks, batch, heads + config["SPLIT"] - 1
+    if config.get("SPLIT"):  # heads last, one more: the last head's blocks run twice, once per key half
+        return blocks, batch, heads + 1
     return (heads, blocks, batch) if config.get("HEADS_FIRST") else (blocks, heads, batch)
 
 
 def forward_split_blocks(n_q: int, batch: int, config: dict) -> int:
-    """How many hand-overs a SPLIT = P launch makes (P - 1 per block it runs in key pieces: the last head's, of every
-    batch); 0 without SPLIT."""
-    return forward_blocks(n_q, config) * batch * (config["SPLIT"] - 1) if config.get("SPLIT") else 0
+    """How many blocks a SPLIT launch runs as two key halves: the last head's, of every batch (0 without SPLIT)."""
+    return forward_blocks(n_q, config) * batch if config.get("SPLIT") else 0
 
 
 class SplitScratch:
-    """Where a SPLIT forward's key pieces meet, per (device, stream): ``part`` (a piece's unnormalised O, with the
-    pieces before it merged in), ``stats`` (their row maxima and sums) and ``flags`` (each set to the call's epoch once a warp's share is written). A flag
+    """Where a SPLIT forward's key halves meet, per (device, stream): ``part`` (half 0's unnormalised O), ``stats``
+    (its row maxima and sums) and ``flags`` (each set to the call's epoch once a warp's share is written). A flag
     keeps the epoch of the call that set it last, so no call clears them; calls on one stream run one after
     another, so they may share the buffers. Not under CUDA-graph capture: a replay would repeat its epoch."""
     _by_stream: dict = {}
@@ -178,8 +177,8 @@ class SplitScratch:
 
     @classmethod
     def get(cls, D: int, c: int, n: int, device) -> tuple:
-        """(part, stats, flags, epoch) for a launch of ``c`` consumers with ``n`` hand-overs
-        (``forward_split_blocks``) on torch's current stream; placeholders (never written) for n = 0."""
+        """(part, stats, flags, epoch) for a launch of ``c`` consumers with ``n`` split blocks on torch's current
+        stream; placeholders (never written) for n = 0."""
         key = (device, _current_stream(device.index or 0) if device.type == "cuda" else 0, n, c, D)
         bufs = cls._by_stream.get(key)
         if bufs is None:
@@ -249,7 +248,7 @@ class _ForwardLaunch:
         self.bnhd = q.stride(1) < q.stride(2)  # a transposed (B, N, H, D) tensor: o gets the same layout
         self.lse_rows = -(-N // 4) * 4  # lse rows padded to 16 bytes (a global layout requirement)
         self.kernel = hopper_attention.launcher(grid, D=D, CAUSAL=bool(causal), **self.config)
-        plain = dict(self.config, SPLIT=0)
+        plain = dict(self.config, SPLIT=False)
         self.plain = hopper_attention.launcher(forward_grid(N, H, B, plain), D=D, CAUSAL=bool(causal), **plain) \
             if self.config.get("SPLIT") else self.kernel
         self.placeholders = SplitScratch.get(D, plain["CONSUMERS"], 0, q.device)  # (never written without SPLIT)
