@@ -229,8 +229,8 @@ def test_lazy_maxima_with_growing_scores(D, causal, device):
     q = (q.float() * 0.3 + torch.linspace(-0.1, 6.0, N)[None, None, :, None]).bfloat16().to(device)
     k = (k.float() * 0.3 + torch.linspace(0, 6.0, N)[None, None, :, None]).bfloat16().to(device)
     v = v.to(device)
-    grid, config = forward_launch(D, causal, N, N, 2, 1)
-    o = torch.full_like(q, float("nan"))
+    grid, config = forward_launch(D, causal, N, N, 2, 1, 132)  # (as on a 132-SM GPU: with AHEAD, D=64 causal's
+    o = torch.full_like(q, float("nan"))  # LAZY compiles unserialised; without, ptxas 13.0 serialises its wgmma)
     lse = torch.full((1, 2, 1, -(-N // 4) * 4), float("nan"), device=device)
     hopper_attention.launch(grid, q, k, v, o, lse, *_no_split(D, config["CONSUMERS"], q.device),
                             math.log2(math.e) / math.sqrt(D), D=D, CAUSAL=causal, **dict(config, LAZY=8.0))
