@@ -20,7 +20,7 @@ def warp_attention(q: tk.gl(tk.bf16), k: tk.gl(tk.bf16), v: tk.gl(tk.bf16), o: t
     k_smem, v_smem = tk.st(tk.bf16, 16, D, count=W), tk.st(tk.bf16, 16, D, count=W)
     q_reg, k_reg, v_reg = tk.rt(tk.bf16, 16, D), tk.rt(tk.bf16, 16, D), tk.rt(tk.bf16, 16, D, "col")
     att, att_bf, o_reg = tk.rt(tk.fp32, 16, 16), tk.rt(tk.bf16, 16, 16), tk.rt(tk.fp32, 16, D)
-    max_vec, max_last, norm_vec = tk.col_vec(att), tk.col_vec(att), tk.col_vec(att)
+    max_vec, max_scaled, max_last, norm_vec = (tk.col_vec(att) for _ in range(4))
 
     tk.load(q_reg, q, (b, h, q_tile, 0), oob=0.0)
     tk.neg_infty(max_vec)
@@ -39,18 +39,10 @@ def warp_attention(q: tk.gl(tk.bf16), k: tk.gl(tk.bf16), v: tk.gl(tk.bf16), o: t
             k0 = (kb * W + s) * 16  # first key of this tile
             tk.load(k_reg, k_smem[s])
             tk.mm_ABt(att, q_reg, k_reg)
-            tk.mul(att, att, scale_log2)
             tk.right_fill(att, att, k.rows - k0, -math.inf)
             if CAUSAL:
                 tk.tril(att, att, q_tile * 16 + shift - k0, -math.inf)
-            tk.copy(max_last, max_vec)
-            tk.row_max(max_vec, att, max_vec)
-            tk.sub_row(att, att, max_vec)
-            tk.exp2(att, att)
-            tk.sub(max_last, max_last, max_vec)
-            tk.exp2(max_last, max_last)
-            tk.mul(norm_vec, norm_vec, max_last)
-            tk.row_sum(norm_vec, att, norm_vec)
+            tk.online_softmax(att, max_vec, max_scaled, norm_vec, max_last, scale_log2)
             tk.copy(att_bf, att)
             tk.load(v_reg, v_smem[s])
             tk.mul_row(o_reg, o_reg, max_last)
