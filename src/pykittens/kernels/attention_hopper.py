@@ -74,7 +74,7 @@ def hopper_attention(q: tk.gl(tk.bf16), k: tk.gl(tk.bf16), v: tk.gl(tk.bf16), o:
     if SPLIT:  # half 1's copy of half 0's O, maxima and sums
         o_half, max_half, norm_half = tk.rt(tk.fp32, 16, D), tk.col_vec(att), tk.col_vec(att)
     shift = tk.let(k.rows - q.rows)  # bottom-right causal alignment
-    slack = tk.let(LAZY / scale_log2) if LAZY else None  # LAZY: a row's max moves once it grows by 2^LAZY (scores)
+    slack = tk.let(LAZY / scale_log2) if LAZY else None  # LAZY's slack in raw-score units (2^LAZY after exp2)
     pending = tk.var(0, "pending") if PV_LAG else None  # PV_LAG: 1 + the stage of a P whose P·V is not issued yet
 
     steps = tk.cdiv(k.rows, KV)

@@ -136,7 +136,7 @@ def forward_launch(D: int, causal: bool, n_q: int, n_kv: int, heads: int = 1, ba
     their keys fit one K/V stage; otherwise they get a block. Causal from FORWARD_HEADS_FIRST's length on, a
     batch's heads launch together (HEADS_FIRST). Non-causal from FORWARD_SPLIT's length on, on a GPU of ``sms``
     SMs where the last wave would be short, the last head's blocks run once per key half (SPLIT). Where
-FORWARD_LAZY says, row maxima move lazily (LAZY)."""
+    FORWARD_LAZY says, row maxima move lazily (LAZY)."""
     config = forward_config(D, causal, sms)
     full, left = divmod(-(-n_q // 64), config["CONSUMERS"])
     if causal and D in FORWARD_EXTRA and full and left and 64 * left + n_kv - n_q <= config["KV"]:
