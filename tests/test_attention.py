@@ -156,9 +156,10 @@ def test_forward_launch_decisions():
     assert not forward_launch(128, False, 4096, 100, 16, 4, 132)[1].get("SPLIT")  # one key block: no halves
 
 
-def _reference_lse(q, k, causal):
+def _reference_lse(q, k, causal, scale=None):
     Hq, Hk = q.shape[1], k.shape[1]
-    s = (q.double() @ k.double().repeat_interleave(Hq // Hk, 1).transpose(-1, -2)) / q.shape[-1] ** 0.5
+    scale = q.shape[-1] ** -0.5 if scale is None else scale
+    s = (q.double() @ k.double().repeat_interleave(Hq // Hk, 1).transpose(-1, -2)) * scale
     if causal:
         Nq, Nk = q.shape[2], k.shape[2]
         s = s.masked_fill(~torch.ones(Nq, Nk, dtype=torch.bool).tril(Nk - Nq), float("-inf"))
@@ -240,6 +241,21 @@ def test_lazy_maxima_with_growing_scores(D, causal, device):
                                rtol=1e-4)
 
 
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=pytest.mark.gpu)])
+@pytest.mark.parametrize("kernel", ["hopper", "warp"])
+@pytest.mark.parametrize("scale", [0.0, -0.125])
+def test_zero_and_negative_scales_match_float64(scale, kernel, device):
+    """The kernels keep running maxima of the raw scores and mask before scaling, so they need scale > 0;
+    ``attention`` runs scale < 0 as (-q, |scale|) and scale = 0 as (0, 1). A ragged causal case (masked scores)."""
+    q, k, v = (t.to(device) for t in _inputs(1, 2, 1, 70, 90, 64))
+    got = attention(q, k, v, causal=True, scale=scale, kernel=kernel, return_lse=kernel == "hopper")
+    q, k, v = q.cpu(), k.cpu(), v.cpu()
+    out, lse = got if kernel == "hopper" else (got, None)
+    assert_close(out.cpu(), reference_attention(q, k, v, True, scale=scale), 1e-2)
+    if lse is not None:
+        torch.testing.assert_close(lse.cpu().double(), _reference_lse(q, k, True, scale), atol=2e-2, rtol=1e-4)
+
+
 @pytest.mark.parametrize("bad, err, match", [
     (dict(q=torch.randn(1, 1, 16, 64)), TypeError, "q must be bfloat16"),
     (dict(q=torch.randn(1, 1, 16, 96).bfloat16()), ValueError, "head dim must be one of"),
@@ -247,6 +263,7 @@ def test_lazy_maxima_with_growing_scores(D, causal, device):
     (dict(q=torch.randn(1, 2, 16, 64).bfloat16().transpose(2, 3)), ValueError, "4-D|contiguous|head dim"),
     (dict(q=torch.randn(2, 16, 64).bfloat16()), ValueError, "must be 4-D"),
     (dict(causal=True, q=torch.randn(1, 2, 40, 64).bfloat16()), ValueError, "causal with N_q"),
+    (dict(scale=float("nan")), ValueError, "scale must be a finite number"),
 ])
 def test_bad_inputs_raise_before_launch(bad, err, match):
     args = dict(q=torch.randn(1, 2, 16, 64).bfloat16(), k=torch.randn(1, 2, 32, 64).bfloat16(),

@@ -44,6 +44,23 @@ def test_interpreter_gradients_match_float64(case, deterministic):
     _check(case, "cpu", deterministic=deterministic)
 
 
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=pytest.mark.gpu)])
+@pytest.mark.parametrize("scale", [0.0, -0.125])
+def test_gradients_with_zero_and_negative_scales(scale, device):
+    """``attention`` runs scale < 0 as (-q, |scale|) and scale = 0 as (0·q, 1) before the kernels (which need
+    scale > 0); autograd goes through that, so dq flips sign or is zero. Ragged, causal, GQA."""
+    q, k, v = (torch.randn(1, h, 70 + 20 * (h == 1), 64, device=device).bfloat16() for h in (2, 1, 1))
+    do = torch.randn(1, 2, 70, 64, device=device).bfloat16()
+    got = _grads(q, k, v, do, True, lambda a, b, c, m: attention(a, b, c, causal=m, scale=scale))
+    ref = _grads(q.double(), k.double(), v.double(), do.double(), True,
+                 lambda a, b, c, m: reference_attention(a, b, c, m, scale=scale))
+    for name, g, r in zip(("dq", "dk", "dv"), got, ref):
+        if scale == 0 and name != "dv":  # the scores do not depend on q or k at all
+            assert torch.equal(g.cpu(), torch.zeros_like(g.cpu())), name
+        else:
+            assert rel_err(g, r) <= 2e-2, (name, rel_err(g, r))
+
+
 @pytest.mark.parametrize("case", CASES_256, ids=str)
 def test_interpreter_gradients_match_float64_head_dim_256(case):
     _check(case, "cpu")

@@ -9,7 +9,7 @@ import math
 import torch
 
 from .attention_ops import (WARP_HEAD_DIMS, _Attention, _check, _hopper_forward, _is_hopper, _warp_forward,
-                            check_backward_head_dim)
+                            check_backward_head_dim, positive_scale)
 
 def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, causal: bool = False, scale: float | None = None,
               *, return_lse: bool = False, kernel: str = "auto", deterministic: bool = False):
@@ -29,6 +29,9 @@ def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, causal: bool = 
     checked = _check(q, k, v, causal)
     D = q.shape[-1]
     scale = 1.0 / math.sqrt(D) if scale is None else float(scale)
+    if not math.isfinite(scale):
+        raise ValueError(f"attention: scale must be a finite number, got {scale}")
+    q, scale = positive_scale(q, scale)  # (scale <= 0: an equivalent call with scale > 0)
     if kernel == "auto":
         kernel = "hopper" if _is_hopper(q.device) else "warp"
     needs_grad = torch.is_grad_enabled() and (q.requires_grad or k.requires_grad or v.requires_grad)

@@ -224,7 +224,22 @@ def _is_hopper(device) -> bool:
     return device_info(device)[0] == 9  # (the interpreter runs the Hopper kernel)
 
 
+def positive_scale(q, scale: float):
+    """(q, scale) with scale > 0, which the kernels assume (they keep running maxima of the raw scores and mask them
+    with -inf before scaling): softmax(q·kᵀ·s) = softmax((−q)·kᵀ·|s|), and s = 0 is q = 0 with s = 1 (uniform over
+    the keys a row sees). Only those rare calls pay an elementwise kernel; autograd differentiates through it."""
+    if scale > 0:
+        return q, scale
+    return (-q, -scale) if scale < 0 else (q * 0.0, 1.0)
+
+
+def _require_positive_scale(op: str, scale: float):
+    if not scale > 0:
+        raise ValueError(f"{op}: scale must be > 0, got {scale} (pykittens.kernels.attention takes any finite scale)")
+
+
 def _warp_forward(q, k, v, causal, scale, warps=4):
+    _require_positive_scale("attention (warp kernel)", scale)
     B, H, N, D = q.shape
     o = torch.empty_like(q, memory_format=torch.contiguous_format)
     warp_attention[(-(-N // (16 * warps)), H, B)](q, k, v, o, scale * math.log2(math.e), D, warps, bool(causal))
@@ -258,6 +273,7 @@ class _ForwardLaunch:
 def _hopper_forward(q, k, v, causal: bool, scale: float, checked: _Checked | None = None):
     """(o, lse) from the Hopper kernel. o is contiguous in (B, N, H, D) order when q is a transposed (B, N, H, D)
     tensor, so ``attention_bnhd`` needs no copy. ``checked``: what ``_check`` returned for these inputs."""
+    _require_positive_scale("attention_fwd", scale)
     checked = checked or _check(q, k, v, causal)
     f = checked.forward
     if f is None:
@@ -290,6 +306,7 @@ def check_backward_head_dim(D: int, deterministic: bool = False):
 
 def _hopper_backward(do, q, k, v, o, lse, causal: bool, scale: float, deterministic: bool = False):
     """(dq, dk, dv) from the Hopper backward kernels; dk and dv summed over each query-head group."""
+    _require_positive_scale("attention_bwd", scale)
     B, H, N, D = q.shape
     check_backward_head_dim(D, deterministic)
     Hk, Nk = k.shape[1], k.shape[2]
