@@ -18,9 +18,9 @@ def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, causal: bool = 
     q: (B, H_q, N_q, D), k and v: (B, H_kv, N_kv, D), bfloat16, D in {64, 128, 256} (256: the Hopper kernels
     only; ``deterministic=True`` needs D <= 128); H_q a multiple of H_kv (GQA/MQA).
     Any N >= 1. ``causal`` aligns the mask to the bottom-right corner (query i sees keys j <= i + N_kv - N_q).
-    ``scale`` defaults to 1/sqrt(D); any finite value works (≤ 0 runs as an equivalent call with a
-    positive scale: -q for a negative one, q = 0 for zero). Returns a new (B, H_q, N_q, D) bfloat16 tensor, and with ``return_lse`` also
-    the (B, H_q, N_q) float32 log-sum-exp of the scaled scores (natural log).
+    ``scale`` defaults to 1/sqrt(D); any finite value works (≤ 0 runs as an equivalent call with a positive
+    scale: -q for a negative one, q = 0 for zero). Returns a new (B, H_q, N_q, D) bfloat16 tensor, and with
+    ``return_lse`` also the (B, H_q, N_q) float32 log-sum-exp of the scaled scores (natural log).
     ``kernel``: 'hopper' (TMA + wgmma; needs sm_90 on a GPU), 'warp' (mma.sync; any sm_80+ GPU, no lse), or
     'auto' (hopper on an H100 and on CPU tensors, where the interpreter runs it; warp on other GPUs).
     The Hopper path is the custom op ``torch.ops.pykittens.attention_fwd`` (torch.compile and CUDA graphs) and is
