@@ -256,6 +256,20 @@ def test_zero_and_negative_scales_match_float64(scale, kernel, device):
         torch.testing.assert_close(lse.cpu().double(), _reference_lse(q, k, True, scale), atol=2e-2, rtol=1e-4)
 
 
+@pytest.mark.parametrize("kernel", ["hopper", "warp"])
+def test_empty_batch_returns_empty_outputs(kernel):
+    q, k, v = _inputs(0, 2, 1, 16, 24, 64)
+    with torch.no_grad():
+        out = attention(q, k, v, kernel=kernel)
+    assert out.shape == q.shape and out.dtype == torch.bfloat16
+    if kernel == "hopper":
+        q.requires_grad_()
+        out, lse = attention(q, k, v, causal=True, return_lse=True)
+        assert lse.shape == (0, 2, 16) and lse.dtype == torch.float32
+        out.sum().backward()
+        assert q.grad.shape == q.shape
+
+
 @pytest.mark.parametrize("bad, err, match", [
     (dict(q=torch.randn(1, 1, 16, 64)), TypeError, "q must be bfloat16"),
     (dict(q=torch.randn(1, 1, 16, 96).bfloat16()), ValueError, "head dim must be one of"),

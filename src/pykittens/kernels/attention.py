@@ -46,10 +46,12 @@ def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, causal: bool = 
         if needs_grad:
             raise NotImplementedError("attention: the warp-level kernel has no backward (the Hopper kernels do); "
                                       "call it under torch.no_grad() or on detached tensors")
-        return _warp_forward(q, k, v, causal, scale)
+        return _warp_forward(q, k, v, causal, scale) if len(q) else q * 0.0
     if kernel != "hopper":
         raise ValueError(f"attention: kernel must be 'auto', 'hopper' or 'warp', got {kernel!r}")
-    if torch.compiler.is_compiling():  # graph capture by torch.compile sees the custom op (and its autograd)
+    if not len(q):  # an empty batch: nothing to launch (q * 0 keeps autograd's graph)
+        o, lse = q * 0.0, q.new_empty(q.shape[:3], dtype=torch.float32)
+    elif torch.compiler.is_compiling():  # graph capture by torch.compile sees the custom op (and its autograd)
         o, lse = torch.ops.pykittens.attention_fwd(q, k, v, bool(causal), scale, bool(deterministic))
     elif needs_grad:
         o, lse = _Attention.apply(q, k, v, bool(causal), scale, bool(deterministic), checked)
