@@ -92,10 +92,10 @@ def test_merge_softmax_type_errors():
     expect_tagged_type_error(wrong_vector, "vec", "one fp32 value per row", "l")
 
 
-KEYS, BLOCKS, SLACK = 32, 4, 2.0  # keys per block; blocks; the lazy slack (raw score units, scale 1)
+KEYS, BLOCKS, SLACK, LW = 32, 4, 2.0, 4  # keys per block; blocks; the lazy slack (raw score units); warps
 
 
-@tk.kernel(warps=W)
+@tk.kernel(warps=LW)
 def lazy_steps(scores: tk.gl(tk.fp32), v: tk.gl(tk.bf16), o_out: tk.gl(tk.fp32), stats_out: tk.gl(tk.fp32),
                scale: tk.f32, slack: tk.f32):
     """Warp w runs an online softmax over BLOCKS blocks of KEYS scores of its R rows with lazy maxima; O = P·V
@@ -122,14 +122,19 @@ def lazy_steps(scores: tk.gl(tk.fp32), v: tk.gl(tk.bf16), o_out: tk.gl(tk.fp32),
     tk.store(stats_out, m, (0, 0, 0, w))
 
 
+GROWING = [R + 11, 2 * R + 20] + list(range(3 * R, 3 * R + 16))  # rows whose maxima outgrow the slack
+
+
 def lazy_inputs(device):
-    """Scores per (block, row): warp 0's rows barely move after block 0 (every factor 1 from then on: the skipped
-    rescale); warp 1's rows 0-15 grow by 3 per block (past the slack: rescaled), rows 16-31 by 0.5 (kept: 1.5 in all)."""
+    """Scores per (block, row). Warp 0's rows barely move after block 0 (every factor 1 from then on: the skipped
+    rescale). In warps 1 and 2 one row grows by 3 per block (past the slack: the warp must rescale), row 11 (the
+    second row a lane holds in its first 16) and row 20 (the first it holds in its second 16); warp 3's rows 0-15
+    grow by 3. Every other row grows by 0.5 per block (1.5 in all: its maximum is kept)."""
     g = torch.Generator().manual_seed(7)
-    s = torch.rand(BLOCKS, W * R, KEYS, generator=g, dtype=torch.float64)  # in [0, 1)
+    s = torch.rand(BLOCKS, LW * R, KEYS, generator=g, dtype=torch.float64)  # in [0, 1)
     s[0, :R, 0] = 1.5  # warp 0: block 0 holds every row's maximum
-    growth = torch.zeros(W * R)
-    growth[R:R + 16], growth[R + 16:] = 3.0, 0.5
+    growth = torch.full((LW * R,), 0.5)
+    growth[:R], growth[GROWING] = 0.0, 3.0
     s = s + growth[None, :, None] * torch.arange(BLOCKS, dtype=torch.float64)[:, None, None]
     v = torch.randn(BLOCKS * KEYS, C, generator=g, dtype=torch.float64)
     return s, v
@@ -138,8 +143,8 @@ def lazy_inputs(device):
 @pytest.mark.parametrize("device", DEVICES)
 def test_online_softmax_with_lazy_maxima_matches_float64(device):
     s, v = lazy_inputs(device)
-    o_out = poison(1, 1, W * R, C, dtype=torch.float32, device=device)
-    stats_out = poison(1, 1, 1, W * R, dtype=torch.float32, device=device)
+    o_out = poison(1, 1, LW * R, C, dtype=torch.float32, device=device)
+    stats_out = poison(1, 1, 1, LW * R, dtype=torch.float32, device=device)
     lazy_steps[1](s[None].float().to(device), v[None, None].bfloat16().to(device), o_out, stats_out, 1.0, SLACK)
     full = torch.cat(list(s), -1)  # (rows, all keys)
     p = torch.exp2(full - full.amax(-1, keepdim=True))
@@ -152,14 +157,14 @@ def test_online_softmax_with_lazy_maxima_matches_float64(device):
         kept = torch.where(new > kept + SLACK, new, kept)
     m = stats_out[0, 0, 0].cpu().double()
     assert_close(m, kept, 1e-6)
-    true_max = full.amax(-1)
-    assert (m[R + 16:] < true_max[R + 16:] - 1).all() and torch.allclose(m[R:R + 16], true_max[R:R + 16])
+    true_max, kept_rows = full.amax(-1), [r for r in range(R, LW * R) if r not in GROWING]
+    assert (m[kept_rows] < true_max[kept_rows] - 1).all() and torch.allclose(m[GROWING], true_max[GROWING])
 
 
 def test_lazy_softmax_compiles_for_sm90_with_a_warp_vote():
     s, v = lazy_inputs("cpu")
     sass, res = sass_and_resources(lazy_steps, s[None].float(), v[None, None].bfloat16(),
-                                   torch.empty(1, 1, W * R, C), torch.empty(1, 1, 1, W * R), 1.0, SLACK)
+                                   torch.empty(1, 1, LW * R, C), torch.empty(1, 1, 1, LW * R), 1.0, SLACK)
     assert "VOTE.ALL" in sass and "MUFU.EX2" in sass and res.local == 0, res
 
 
