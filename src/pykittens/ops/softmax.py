@@ -27,7 +27,7 @@ from .base import Op, emit, fail, kind, need_rt, need_rv, same_type
 from ..types import float32
 from .broadcast import sub_row
 from .maps import copy, exp2, mul, sub
-from .reduce import row_max, row_sum
+from .reduce import _PRELUDE as _REDUCE_PRELUDE, row_max, row_sum
 
 __all__ = ["online_softmax", "merge_softmax", "row_max_lazy", "rescale_rows"]
 
@@ -63,24 +63,6 @@ __device__ __forceinline__ void merge_softmax(O& o, V& m, V& l, const O& o2, con
 
 _LAZY_PRELUDE = r"""
 namespace tk {
-// m[r] <- the max of row r of s if it exceeds m[r] by more than slack, else m[r] (ops/softmax.py: lazy rescaling).
-template<class V, class S>
-__device__ __forceinline__ void row_max_lazy(V& m, const S& s, float slack) {
-  #pragma unroll
-  for (int c = 0; c < V::chunks; c++) {
-    float r[2] = {-__int_as_float(0x7f800000), -__int_as_float(0x7f800000)};
-    #pragma unroll
-    for (int j = 0; j < S::width; j++)
-    #pragma unroll
-    for (int k = 0; k < 4; k++) r[k & 1] = fmaxf(r[k & 1], fmaxf(s.data[c][j][k].x, s.data[c][j][k].y));
-    #pragma unroll
-    for (int e = 0; e < 2; e++) {
-      r[e] = fmaxf(r[e], __shfl_xor_sync(0xffffffffu, r[e], 1));
-      r[e] = fmaxf(r[e], __shfl_xor_sync(0xffffffffu, r[e], 2));
-      m.data[c][e] = r[e] > m.data[c][e] + slack ? r[e] : m.data[c][e];
-    }
-  }
-}
 // o[r][:] *= f[r]; a warp whose factors are all exactly 1 skips the multiplies.
 template<class O, class V> __device__ __forceinline__ void rescale_rows(O& o, const V& f) {
   bool ones = true;
@@ -114,7 +96,7 @@ def _row_vec_of(t, v, op, name):  # v must be an fp32 col_vec of the fp32 row-la
 
 class RowMaxLazy(Op):
     name = "row_max_lazy"
-    prelude = _LAZY_PRELUDE
+    prelude = _REDUCE_PRELUDE  # (row_max's reduction, then a per-row select)
 
     def check(self, m, s, slack):
         _row_vec_of(need_rt(s, "source"), m, self.name, "m")
@@ -127,7 +109,8 @@ class RowMaxLazy(Op):
         mach.write(m, torch.where(r > old + slack, r, old))
 
     def cuda(self, g, m, s, slack):
-        return f"tk::row_max_lazy({g(m)}, {g(s)}, {g(slack)});"
+        return (f"{{ auto _r = {g(m)}; tk::reduce<tk::red_max, true>(_r, {g(s)}); const float _s = {g(slack)}; "
+                f"tk::vmap2({g(m)}, {g(m)}, _r, [=](float _x, float _y) {{ return _y > _x + _s ? _y : _x; }}); }}")
 
 
 class RescaleRows(Op):
