@@ -201,17 +201,23 @@ def test_large_logits_and_custom_scale_stay_finite():
     assert_close(out, reference_attention(q, k, v, scale=0.5), 1e-2)
 
 
+def _growing_inputs(D, N=450):
+    """(q, k, v) whose scores grow along the keys, by up to ~100 log2 units per 128-key block for the last query
+    rows and barely for the first ones."""
+    q, k, v = _inputs(1, 2, 1, N, N, D)
+    slope = torch.linspace(-0.1, 6.0, N)[None, None, :, None]  # per query row: how fast its scores grow
+    q = (q.float() * 0.3 + slope).bfloat16()
+    k = (k.float() * 0.3 + torch.linspace(0, 6.0, N)[None, None, :, None]).bfloat16()
+    return q, k, v
+
+
 @pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=pytest.mark.gpu)])
 @pytest.mark.parametrize("D, causal", [(64, False), (64, True), (128, True)])
 def test_row_maxima_growing_across_key_blocks(D, causal, device):
     """Scores that grow along the keys by up to ~100 (log2 units) per 128-key block for some rows and barely for
     others: O and the row sums must be rescaled at later steps too (a kernel that stopped rescaling after its first
     step would overflow fp32: this test fails for it; it guards FA4-style conditional rescaling, tried in session 7)."""
-    N = 450
-    q, k, v = _inputs(1, 2, 1, N, N, D)
-    slope = torch.linspace(-0.1, 6.0, N)[None, None, :, None]  # per query row: how fast its scores grow
-    q = (q.float() * 0.3 + slope).bfloat16()
-    k = (k.float() * 0.3 + torch.linspace(0, 6.0, N)[None, None, :, None]).bfloat16()
+    q, k, v = _growing_inputs(D)
     out, lse = attention(q.to(device), k.to(device), v.to(device), causal=causal, return_lse=True)
     assert_close(out.cpu(), reference_attention(q, k, v, causal), 1e-2)
     torch.testing.assert_close(lse.cpu().double(), _reference_lse(q, k, causal), atol=2e-2, rtol=1e-4)
@@ -220,16 +226,13 @@ def test_row_maxima_growing_across_key_blocks(D, causal, device):
 @pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=pytest.mark.gpu)])
 @pytest.mark.parametrize("D, causal", [(64, True), (128, False), (256, True)])
 def test_lazy_maxima_with_growing_scores(D, causal, device):
-    """LAZY (each row's maximum kept until it grows by more than 2^8) on the growing scores above: rows whose scores
+    """LAZY (each row's maximum kept until it grows by more than 2^8) on `_growing_inputs`: rows whose scores
     outgrow the slack must still be rescaled, rows within it not, and the lse must use the kept maxima consistently.
     Forced on for every head dim (the launch turns it on only where it was measured faster)."""
     import math
     from pykittens.kernels.attention_ops import forward_launch
     N = 450
-    q, k, v = _inputs(1, 2, 1, N, N, D)
-    q = (q.float() * 0.3 + torch.linspace(-0.1, 6.0, N)[None, None, :, None]).bfloat16().to(device)
-    k = (k.float() * 0.3 + torch.linspace(0, 6.0, N)[None, None, :, None]).bfloat16().to(device)
-    v = v.to(device)
+    q, k, v = (t.to(device) for t in _growing_inputs(D, N))
     grid, config = forward_launch(D, causal, N, N, 2, 1, 132)  # (as on a 132-SM GPU: with AHEAD, D=64 causal's
     o = torch.full_like(q, float("nan"))  # LAZY compiles unserialised; without, ptxas 13.0 serialises its wgmma)
     lse = torch.full((1, 2, 1, -(-N // 4) * 4), float("nan"), device=device)
