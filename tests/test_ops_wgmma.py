@@ -149,8 +149,6 @@ def model_tiles():
             for s in (128, 64, 32):
                 if (cols * 2) % s == 0:
                     out.append((ST(dt, rows, cols, s), True))
-        for rows, pitch in [(16, 80), (48, 80), (64, 128)]:  # row ranges of wider tiles (tk.subtile): atoms `pitch` apart
-            out += [(ST(dt, rows, 256, 128, pitch=pitch), False), (ST(dt, rows, 256, 128, pitch=pitch), True)]
     return out
 
 

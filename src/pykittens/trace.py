@@ -158,9 +158,7 @@ def subtile(tile, shape: tuple, index: tuple) -> ir.View:
     [i·rows, (i+1)·rows) × [j·cols, (j+1)·cols), usable wherever a shared tile is (TMA, wgmma, loads, stores).
 
     It must be contiguous in the tile's swizzled layout (``types.swizzled_offset``): whole column atoms (each
-    ``swizzle`` bytes wide) with every row, or — in a tile one atom wide — any 16-row multiple of rows. A row range
-    (every column) of a wider tile is not contiguous, its atoms lying as far apart as the tile's: such a view
-    works only as a wgmma operand (``tk.warpgroup.mma_*``, whose descriptors step over the atoms)."""
+    ``swizzle`` bytes wide) with every row, or — in a tile one atom wide — any 16-row multiple of rows."""
     from .types import ST
     t = kind(tile)
     if isinstance(t, RT):
@@ -175,8 +173,6 @@ def subtile(tile, shape: tuple, index: tuple) -> ir.View:
         offset = (c0 // atom) * t.rows * (t.swizzle or t.cols * t.dtype.size)
     elif cols == t.cols and t.cols == atom:
         offset = r0 * t.cols * t.dtype.size
-    elif cols == t.cols and t.swizzle:  # a row range of every atom: atoms keep the tile's pitch (wgmma only)
-        return ir.View(tile, ST(t.dtype, rows, cols, t.swizzle, pitch=t.rows), r0, c0, r0 * t.swizzle)
     else:
         fail(f"sub-tile {rows}x{cols} at index {index} of {t} is not contiguous: take whole {atom}-column atoms with "
              f"all {t.rows} rows, or row ranges of a tile one atom ({atom} columns) wide")
@@ -363,10 +359,6 @@ def emit(op, *args, **attrs):
     """Type-check one op call and record it. Called by every op's user-facing function."""
     b, loc = builder(), user_loc()
     try:
-        if not getattr(op, "takes_pitched_views", False) and any(
-                isinstance(a, ir.View) and a.type.pitch for a in args):
-            raise KernelTypeError(f"{op.name}: a row range of a shared tile wider than one atom (tk.subtile) works only "
-                                  f"as a wgmma operand (tk.warpgroup.mma_*); take whole atoms here")
         op.check(*args, **attrs)
     except KernelError as e:
         if e.loc is None:

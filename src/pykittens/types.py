@@ -131,7 +131,6 @@ class ST:
     rows: int
     cols: int
     swizzle: int | None = None  # bytes; None picks automatically from the row width
-    pitch: int = 0  # rows per atom in memory when they are more than ``rows`` (a row range of a wider tile: tk.subtile)
 
     def __post_init__(self):
         _check16("shared tile rows", self.rows)
@@ -156,14 +155,8 @@ class ST:
     def cuda(self) -> str:
         return f"tk::st<{self.dtype.ctype}, {self.rows}, {self.cols}, {self.swizzle}>"
 
-    @property
-    def atom_rows(self) -> int:
-        """Rows per atom in memory: ``rows``, or a row-range view's parent's rows (its atoms lie that far apart)."""
-        return self.pitch or self.rows
-
     def __repr__(self):
-        pitch = f", atoms {self.pitch} rows apart" if self.pitch else ""
-        return f"st<{self.dtype}, {self.rows}x{self.cols}, swizzle {self.swizzle}{pitch}>"
+        return f"st<{self.dtype}, {self.rows}x{self.cols}, swizzle {self.swizzle}>"
 
 
 def swizzled_offset(t: ST, row: int, col: int) -> int:
@@ -179,7 +172,7 @@ def swizzled_offset(t: ST, row: int, col: int) -> int:
     atom, inner = divmod(cb, t.swizzle)
     lin = row * t.swizzle + inner
     lin ^= ((lin >> 7) & (t.swizzle // 16 - 1)) << 4
-    return atom * t.atom_rows * t.swizzle + lin
+    return atom * t.rows * t.swizzle + lin
 
 
 @dataclass(frozen=True)

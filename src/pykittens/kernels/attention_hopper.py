@@ -37,11 +37,9 @@ def hopper_attention(q: tk.gl(tk.bf16), k: tk.gl(tk.bf16), v: tk.gl(tk.bf16), o:
                      PINGPONG: tk.constexpr = False, PV_LAG: tk.constexpr = False, DIAG64: tk.constexpr = False,
                      AHEAD: tk.constexpr = 0, EXTRA: tk.constexpr = False,
                      HEADS_FIRST: tk.constexpr = False, SPLIT: tk.constexpr = False,
-                     EARLY_TURN: tk.constexpr = False, LAZY: tk.constexpr = 0.0, LAST_KEYS: tk.constexpr = 0):
+                     EARLY_TURN: tk.constexpr = False, LAZY: tk.constexpr = 0.0):
     if DIAG64 and not (CAUSAL and KV == 128):
         raise tk.KernelTypeError("hopper_attention: DIAG64 needs CAUSAL and KV = 128")
-    if LAST_KEYS and (DIAG64 or LAST_KEYS % 16 or not 0 < LAST_KEYS < KV):
-        raise tk.KernelTypeError("hopper_attention: LAST_KEYS must be a multiple of 16 below KV, without DIAG64")
     if EXTRA and not (CAUSAL and STAGES * KV >= 64 * (2 * CONSUMERS - 2) + KV):
         raise tk.KernelTypeError("hopper_attention: EXTRA needs CAUSAL and a head's first block's steps to fit the ring")
 
@@ -68,10 +66,9 @@ def hopper_attention(q: tk.gl(tk.bf16), k: tk.gl(tk.bf16), v: tk.gl(tk.bf16), o:
     k_s, v_s = tk.st(tk.bf16, KV, D, count=STAGES), tk.st(tk.bf16, KV, D, count=STAGES)
     q_ready = tk.semaphore(count=CONSUMERS)
     att, att_bf, o_reg = tk.rt(tk.fp32, 16, KV), tk.rt(tk.bf16, 16, KV), tk.rt(tk.fp32, 16, D)
-    scores, probs = {KV: att}, {KV: att_bf}  # by keys per step, with views of the first `narrow` keys
-    narrow = 64 if DIAG64 else LAST_KEYS  # keys of a narrower step: DIAG64's diagonal block, the last key block
-    if narrow:
-        scores[narrow], probs[narrow] = tk.subtile(att, (16, narrow), (0, 0)), tk.subtile(att_bf, (16, narrow), (0, 0))
+    scores, probs = {KV: att}, {KV: att_bf}  # by keys per step: DIAG64 adds views of the first 64
+    if DIAG64:
+        scores[64], probs[64] = tk.subtile(att, (16, 64), (0, 0)), tk.subtile(att_bf, (16, 64), (0, 0))
     max_vec, max_last, norm_vec, max_scaled = (tk.col_vec(att) for _ in range(4))
     o_bf = tk.rt(tk.bf16, 16, D)
     if SPLIT:  # half 1's copy of half 0's O, maxima and sums
@@ -80,7 +77,7 @@ def hopper_attention(q: tk.gl(tk.bf16), k: tk.gl(tk.bf16), v: tk.gl(tk.bf16), o:
     slack = tk.let(LAZY / scale_log2) if LAZY else None  # LAZY's slack in raw-score units (2^LAZY after exp2)
     pending = tk.var(0, "pending") if PV_LAG else None  # PV_LAG: 1 + the stage of a P whose P·V is not issued yet
 
-    steps = key_blocks = tk.cdiv(k.rows, KV)
+    steps = tk.cdiv(k.rows, KV)
     key_step = lambda s: s.step  # noqa: E731 (a step's key block)
     if SPLIT:  # half 0 runs the first steps // 2 key blocks, half 1 the rest (the host splits only steps >= 2)
         first_step = tk.let(tk.maximum(half, 0) * (steps // 2))
@@ -147,11 +144,11 @@ def hopper_attention(q: tk.gl(tk.bf16), k: tk.gl(tk.bf16), v: tk.gl(tk.bf16), o:
             with tk.else_():
                 turn(s)
 
-    def key_block(s, row0, lagged):  # narrower: DIAG64's diagonal block whose last 64 keys no row sees, LAST_KEYS's
-        if not narrow:  # last key block (its keys rounded up to 16)
+    def key_block(s, row0, lagged):  # DIAG64: a diagonal block whose last 64 keys no row sees runs 64 keys wide
+        if not DIAG64:
             return step(s, row0, lagged, KV)
-        with tk.if_(row0 + 63 + shift - s.step * KV < 64 if DIAG64 else key_step(s) == key_blocks - 1):
-            step(s, row0, lagged, narrow)
+        with tk.if_(row0 + 63 + shift - s.step * KV < 64):
+            step(s, row0, lagged, 64)
         with tk.else_():
             step(s, row0, lagged, KV)
 

@@ -96,7 +96,7 @@ def encode(x: int) -> int:
 def strides(t: ST, mn_major: bool) -> tuple:
     """(LBO, SBO) in bytes of shared tile type ``t`` read K-major (K along its rows) or MN-major (K down its rows)."""
     S = t.swizzle
-    return (t.atom_rows * S, 8 * S) if mn_major else (16, 8 * S)
+    return (t.rows * S, 8 * S) if mn_major else (16, 8 * S)
 
 
 def k_offset(t: ST, mn_major: bool, kk: int) -> int:
@@ -105,7 +105,7 @@ def k_offset(t: ST, mn_major: bool, kk: int) -> int:
     if mn_major:
         return 16 * kk * S  # 16 K rows, S bytes apart inside every atom
     kb = 16 * kk * t.dtype.size  # byte column of the step along K (32 bytes for 16-bit types)
-    return (kb // S) * t.atom_rows * S + kb % S
+    return (kb // S) * t.rows * S + kb % S
 
 
 def descriptor(t: ST, mn_major: bool, kk: int, base: int = 0) -> int:
@@ -243,7 +243,6 @@ class Wgmma(Op):
     """One warpgroup mma/mm variant; ``_op`` gives each N its own subclass so its prelude has ``wgmma_n<N>``."""
     scope = "warpgroup"
     prelude = COMMON_PRELUDE
-    takes_pitched_views = True  # (its descriptors step over a row-range view's atoms at the tile's pitch)
 
     def __init__(self, variant: str, acc: bool):
         self.variant, self.acc = variant, acc
