@@ -104,23 +104,18 @@ def _record(slot, when=None):
 class Step:
     """What a callback gets: the ring ``stage`` to use, the work ``tile`` and input ``step`` within it, the
     ``full`` semaphore of the stage (loads complete on it), the consumer's index (``consumer``, 0-based) and how
-    many tiles the block took before this one (``count``: e.g. the parity of a per-tile semaphore). With a
-    ``late_load`` ring also the block's step count ``g`` (stage g % stages, phase parity (g // stages) % 2) and
-    that ring's ``late_full`` semaphores (all stages)."""
+    many tiles the block took before this one (``count``: e.g. the parity of a per-tile semaphore)."""
     stage: Expr
     tile: Expr
     step: Expr
     full: object = None
     consumer: Expr | None = None
     count: Expr | None = None
-    g: Expr | None = None
-    late_full: object = None
 
 
 def producer_consumer(*, stages: int, consumers: int, tiles, steps, load, compute, finish, start=None, end=None,
                       init=None, persistent: bool = True, producer_registers: int = 40, consumer_registers: int = 232,
-                      release_lag: int = 0, cluster: int = 1, helper=None, helper_registers: int | None = None,
-                      late_load=None):
+                      release_lag: int = 0, cluster: int = 1, helper=None, helper_registers: int | None = None):
     """Emit a producer/consumer pipeline into the current kernel (which must have ``4 * (1 + consumers)`` warps,
     one warpgroup more with a ``helper``).
 
@@ -142,16 +137,9 @@ def producer_consumer(*, stages: int, consumers: int, tiles, steps, load, comput
     release_lag=1: a stage is released one step late, so ``compute`` may leave its async mma in flight
     (``tk.warpgroup.mma_wait(1)``) and the tensor cores never wait for the consumer; ``finish`` must then wait
     (``mma_wait(0)``) before it reads the accumulator.
-    late_load(step): a second ring of ``stages`` buffers, released one step late while the first is released at
-    once (FA3's separate K and V pipelines: K is free once Q·Kᵀ is done, V only after the P·V issued in the next
-    step). The producer calls it after ``load`` for the same step, once that buffer is free, to load into
-    ``step.stage`` completing on ``step.late_full[step.stage]``; a consumer waits that semaphore itself (parity
-    (g // stages) % 2 for step g) before it reads the buffer. Needs release_lag=0, no cluster, no helper.
     """
     if release_lag not in (0, 1):
         trace.fail(f"release_lag must be 0 or 1, got {release_lag!r}")
-    if late_load is not None and (release_lag or cluster > 1 or helper is not None):
-        trace.fail("producer_consumer(late_load=...) needs release_lag=0, no cluster and no helper")
     b = trace.builder()
     groups = 1 + consumers + (helper is not None)
     if b.warps != 4 * groups:
@@ -166,8 +154,6 @@ def producer_consumer(*, stages: int, consumers: int, tiles, steps, load, comput
     # clusters: consumers release into `freed` here; warp 1 forwards each release to every block's `empty`, so no
     # consumer waits on a remote arrival (which stalls the issuing warp, and with it the warpgroup's next wgmma)
     freed = trace.semaphore(count=stages) if cluster > 1 else empty
-    if late_load is not None:  # the second ring: loads land on late_full, consumers release into late_empty
-        late_full, late_empty = trace.semaphore(count=stages), trace.semaphore(count=stages)
     warp, wg = trace.warp_id(), trace.warp_id() // 4
     with trace.if_(warp == 0):
         _record(0)
@@ -176,9 +162,6 @@ def producer_consumer(*, stages: int, consumers: int, tiles, steps, load, comput
             init_semaphore(freed[s], 4 * consumers)
             if cluster > 1:
                 init_semaphore(empty[s], cluster)  # one forwarded release from each block of the cluster
-            if late_load is not None:
-                init_semaphore(late_full[s], 1)
-                init_semaphore(late_empty[s], 4 * consumers)
         if init is not None:
             init()
     cluster_sync() if cluster > 1 else sync()
@@ -204,9 +187,6 @@ def producer_consumer(*, stages: int, consumers: int, tiles, steps, load, comput
     def produce(t, k, g, stage):
         wait(empty[stage], ((g // stages) % 2) ^ 1)
         load(Step(stage, t, k, full[stage]))
-        if late_load is not None:
-            wait(late_empty[stage], ((g // stages) % 2) ^ 1)
-            late_load(Step(stage, t, k, full[stage], g=g, late_full=late_full))
 
     def forward(t, k, g, stage):
         wait(freed[stage], (g // stages) % 2)
@@ -226,13 +206,8 @@ def producer_consumer(*, stages: int, consumers: int, tiles, steps, load, comput
         def step(t, k, g, stage):
             wait(full[stage], (g // stages) % 2)
             _record(slot + 1, k == 0)
-            compute(Step(stage, t, k, full[stage], consumer, g=g,
-                         late_full=late_full if late_load is not None else None))
-            if late_load is not None:
-                arrive(freed[stage])
-                with trace.if_(k > 0):
-                    arrive(late_empty[(g + stages - 1) % stages])  # the previous step's second buffer
-            elif release_lag:
+            compute(Step(stage, t, k, full[stage], consumer))
+            if release_lag:
                 with trace.if_(k > 0):
                     arrive(freed[(g + stages - 1) % stages])  # the previous step's mma is done
             else:
@@ -240,11 +215,11 @@ def producer_consumer(*, stages: int, consumers: int, tiles, steps, load, comput
 
         def close(t, count, base, n):
             _record(slot + 2)
-            finish(Step(None, t, None, None, consumer, count, late_full=late_full if late_load is not None else None))
+            finish(Step(None, t, None, None, consumer, count))
             _record(slot + 3)
-            if release_lag or late_load is not None:  # finish has waited for the last mma: release its stage
+            if release_lag:  # finish has waited for the last mma: release its stage
                 with trace.if_(n > 0):
-                    arrive((late_empty if late_load is not None else freed)[(base + n + stages - 1) % stages])
+                    arrive(freed[(base + n + stages - 1) % stages])
 
         walk(step, begin, close)
         if end is not None:

@@ -37,14 +37,12 @@ def hopper_attention(q: tk.gl(tk.bf16), k: tk.gl(tk.bf16), v: tk.gl(tk.bf16), o:
                      PINGPONG: tk.constexpr = False, PV_LAG: tk.constexpr = False, DIAG64: tk.constexpr = False,
                      AHEAD: tk.constexpr = 0, EXTRA: tk.constexpr = False,
                      HEADS_FIRST: tk.constexpr = False, SPLIT: tk.constexpr = False,
-                     EARLY_TURN: tk.constexpr = False, LAZY: tk.constexpr = 0.0, V_RING: tk.constexpr = False):
+                     EARLY_TURN: tk.constexpr = False, LAZY: tk.constexpr = 0.0):
     if DIAG64 and not (CAUSAL and KV == 128):
         raise tk.KernelTypeError("hopper_attention: DIAG64 needs CAUSAL and KV = 128")
     if EXTRA and not (CAUSAL and STAGES * KV >= 64 * (2 * CONSUMERS - 2) + KV):
         raise tk.KernelTypeError("hopper_attention: EXTRA needs CAUSAL and a head's first block's steps to fit the ring")
 
-    if V_RING and (not PV_LAG or EXTRA):
-        raise tk.KernelTypeError("hopper_attention: V_RING needs PV_LAG and no EXTRA")
     if SPLIT and (CAUSAL or HEADS_FIRST):
         raise tk.KernelTypeError("hopper_attention: SPLIT is for non-causal launches in the plain order")
     blocks = tk.grid_dim.y if HEADS_FIRST else tk.grid_dim.x  # per head
@@ -77,8 +75,7 @@ def hopper_attention(q: tk.gl(tk.bf16), k: tk.gl(tk.bf16), v: tk.gl(tk.bf16), o:
         o_half, max_half, norm_half = tk.rt(tk.fp32, 16, D), tk.col_vec(att), tk.col_vec(att)
     shift = tk.let(k.rows - q.rows)  # bottom-right causal alignment
     slack = tk.let(LAZY / scale_log2) if LAZY else None  # LAZY's slack in raw-score units (2^LAZY after exp2)
-    pending = tk.var(0, "pending") if PV_LAG else None  # PV_LAG: 1 + the stage (V_RING: step) of a P whose P·V
-    lag_id = lambda s: s.g if V_RING else s.stage  # noqa: E731 (is not issued yet)
+    pending = tk.var(0, "pending") if PV_LAG else None  # PV_LAG: 1 + the stage of a P whose P·V is not issued yet
 
     steps = tk.cdiv(k.rows, KV)
     key_step = lambda s: s.step  # noqa: E731 (a step's key block)
@@ -95,7 +92,7 @@ def hopper_attention(q: tk.gl(tk.bf16), k: tk.gl(tk.bf16), v: tk.gl(tk.bf16), o:
 
     def load(s):
         kv = (b, h_kv, key_step(s), 0)
-        tk.tma.load_group(s.full, (k_s[s.stage], k, kv), *[] if V_RING else [(v_s[s.stage], v, kv)])
+        tk.tma.load_group(s.full, (k_s[s.stage], k, kv), (v_s[s.stage], v, kv))
         if AHEAD:  # L2 warm-up for a later block (here, not in `init`: there ptxas serialised D=64 causal's wgmma)
             exists, *later = tk.block_after(AHEAD)
             with tk.if_((s.step == 0) & exists):
@@ -136,7 +133,7 @@ def hopper_attention(q: tk.gl(tk.bf16), k: tk.gl(tk.bf16), v: tk.gl(tk.bf16), o:
                 with tk.if_(needed):  # serialises the wgmma)
                     key_block(s, row0, lagged=True)
                 with tk.else_():  # (causal) the consumer's rows end left of this key block: its last P·V
-                    pv(s, pending - 1)
+                    pv(pending - 1)
                     turn(s)
                     tk.warpgroup.mma_wait()
                     tk.assign(pending, 0)
@@ -158,7 +155,7 @@ def hopper_attention(q: tk.gl(tk.bf16), k: tk.gl(tk.bf16), v: tk.gl(tk.bf16), o:
     def step(s, row0, lagged, n):  # n keys; lagged: a previous P·V is pending (stage `pending` - 1)
         qk(s, n)
         if lagged:
-            pv(s, pending - 1)
+            pv(pending - 1)
         elif not EARLY_TURN:  # (EARLY_TURN: the wait comes after the turn)
             tk.warpgroup.mma_wait()
         turn(s)  # the next consumer's Q·Kᵀ overlaps this one's softmax
@@ -168,9 +165,9 @@ def hopper_attention(q: tk.gl(tk.bf16), k: tk.gl(tk.bf16), v: tk.gl(tk.bf16), o:
             tk.warpgroup.mma_wait()
         softmax(s, row0, lagged, n)
         if PV_LAG and n == KV:
-            tk.assign(pending, lag_id(s) + 1)
+            tk.assign(pending, s.stage + 1)
         else:  # (a 64-key block is the consumer's last: its P·V runs now)
-            pv(s, lag_id(s), n)
+            pv(s.stage, n)
             tk.warpgroup.mma_wait()
             if PV_LAG:
                 tk.assign(pending, 0)
@@ -181,10 +178,7 @@ def hopper_attention(q: tk.gl(tk.bf16), k: tk.gl(tk.bf16), v: tk.gl(tk.bf16), o:
     def qk(s, n=KV):
         tk.warpgroup.mm_ABt(scores[n], q_s[s.consumer], keys(k_s[s.stage], n))
 
-    def pv(s, lag, n=KV):  # O += P·V, P (bf16) from registers; V of stage `lag` (V_RING: of step `lag`)
-        stage = lag % STAGES if V_RING else lag
-        if V_RING:
-            tk.wait(s.late_full[stage], lag // STAGES % 2)
+    def pv(stage, n=KV):  # O += P·V, P (bf16) from registers
         tk.warpgroup.mma_AB(o_reg, probs[n], keys(v_s[stage], n))
 
     def turn(s):  # ping-pong: the next consumer may issue its matmuls
@@ -211,7 +205,7 @@ def hopper_attention(q: tk.gl(tk.bf16), k: tk.gl(tk.bf16), v: tk.gl(tk.bf16), o:
     def finish(s):
         if PV_LAG:  # the last step's P·V (its wait inside the branch: else ptxas serialises every wgmma)
             with tk.if_(pending != 0):
-                pv(s, pending - 1)
+                pv(pending - 1)
                 tk.warpgroup.mma_wait()
         else:
             tk.warpgroup.mma_wait()
@@ -259,8 +253,6 @@ def hopper_attention(q: tk.gl(tk.bf16), k: tk.gl(tk.bf16), v: tk.gl(tk.bf16), o:
 
     tk.producer_consumer(stages=STAGES, consumers=CONSUMERS, tiles=1, steps=steps, load=load, compute=compute,
                          finish=finish, start=start, end=end if EXTRA else None, init=init, persistent=False,
-                         release_lag=int(PV_LAG and not V_RING),
-                         late_load=(lambda s: tk.tma.load_group(s.late_full[s.stage], (
-                             v_s[s.stage], v, (b, h_kv, key_step(s), 0)))) if V_RING else None,
+                         release_lag=int(PV_LAG),
                          producer_registers=24 if CONSUMERS == 3 else 40,
                          consumer_registers=160 if CONSUMERS == 3 else 232)
