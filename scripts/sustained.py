@@ -1,0 +1,80 @@
+"""Sustained throughput, SM clock and power: each system runs back to back for a few seconds (as in training, not
+in the bench's short interleaved bursts), while ``nvidia-smi`` samples the clock, power and temperature every 50
+ms. Cells of BENCH.md's grid; the shipped forward (``attention``) against cuDNN, alternating, each twice:
+    python3 scripts/sustained.py [seconds] [D,N,causal ...]     e.g. 2.5 128,2048,0 64,2048,1
+Prints, per run, TFLOP/s, µs per call, mean (and lowest) SM clock, mean (and highest) power and temperature. Under a
+power cap the clock follows each kernel's energy per unit of work, which the bursts do not show."""
+import subprocess
+import sys
+import threading
+import time
+
+import torch
+
+from pykittens.bench.harness import context
+from pykittens.kernels import attention
+from tune_attention import grid_point  # (scripts/ is on the path when a script in it runs)
+
+CELLS = [(128, 2048, False), (64, 2048, True)]
+QUERY = "clocks.sm,power.draw,temperature.gpu"
+
+
+def _sample(stop: threading.Event, out: list):
+    """Append [MHz, W, °C] rows from nvidia-smi every 50 ms until ``stop`` is set."""
+    p = subprocess.Popen(["nvidia-smi", f"--query-gpu={QUERY}", "--format=csv,noheader,nounits", "-lms", "50"],
+                         stdout=subprocess.PIPE, text=True)
+    try:
+        while not stop.is_set():
+            line = p.stdout.readline()
+            if line.strip():
+                out.append([float(x) for x in line.split(",")])
+    finally:
+        p.kill()
+
+
+def sustained(fn, seconds: float) -> tuple[float, torch.Tensor]:
+    """(ms per call, samples) of ``fn`` run back to back for ``seconds`` after a warm-up."""
+    for _ in range(20):
+        fn()
+    torch.cuda.synchronize()
+    stop, samples = threading.Event(), []
+    sampler = threading.Thread(target=_sample, args=(stop, samples))
+    sampler.start()
+    time.sleep(0.3)  # (nvidia-smi's start-up; its first rows describe the idle gap)
+    samples.clear()
+    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    calls, t0 = 0, time.time()
+    start.record()
+    while time.time() - t0 < seconds:
+        for _ in range(50):
+            fn()
+        calls += 50
+        torch.cuda.synchronize()
+    end.record()
+    torch.cuda.synchronize()
+    stop.set()
+    sampler.join()
+    return start.elapsed_time(end) / calls, torch.tensor(samples[2:] or samples)
+
+
+def main(cells, seconds=2.5):
+    print("Context: " + ", ".join(f"{k} {v}" for k, v in context().items()))
+    for d, n, causal in cells:
+        q, k, v, fl, ref, cudnn = grid_point(n, d, causal)
+        out = attention(q, k, v, causal=causal)
+        err = ((out.double() - ref.double()).norm() / ref.double().norm()).item()
+        if not err < 1e-2:
+            raise SystemExit(f"D={d} N={n} causal={causal}: relative error {err:.2e} against cuDNN")
+        for _ in range(2):
+            for name, fn in (("cuDNN", cudnn), ("pykittens", lambda: attention(q, k, v, causal=causal))):
+                ms, s = sustained(fn, seconds)
+                print(f"D={d} N={n} causal={causal} {name:9s} {fl / ms:5.0f} TFLOP/s {ms * 1e3:7.1f} µs/call  "
+                      f"SM {s[:, 0].mean():.0f} MHz (min {s[:, 0].min():.0f})  {s[:, 1].mean():.0f} W (max "
+                      f"{s[:, 1].max():.0f})  {s[:, 2].mean():.0f} °C  ({len(s)} samples)", flush=True)
+
+
+if __name__ == "__main__":
+    args = sys.argv[1:]
+    secs = float(args.pop(0)) if args and "," not in args[0] else 2.5
+    cells = [(int(d), int(n), bool(int(c))) for d, n, c in (a.split(",") for a in args)] or CELLS
+    main(cells, secs)
