@@ -1,7 +1,8 @@
 """Sustained throughput, SM clock and power: each system runs back to back for a few seconds (as in training, not
 in the bench's short interleaved bursts), while ``nvidia-smi`` samples the clock, power and temperature every 50
-ms. Cells of BENCH.md's grid; the shipped forward (``attention``) against cuDNN, alternating, each twice:
-    python3 scripts/sustained.py [seconds] [D,N,causal ...]     e.g. 2.5 128,2048,0 64,2048,1
+ms. Cells of BENCH.md's grid; the shipped forward (``attention``) against cuDNN, alternating, each twice, and
+variants given as constexpr overrides of the shipped configuration (``tune_attention.py``'s format) after them:
+    python3 scripts/sustained.py [seconds] [D,N,causal ...] [NAME=value,... ...]     e.g. 2.5 128,2048,0 LAZY=8.0
 Prints, per run, TFLOP/s, µs per call, mean (and lowest) SM clock, mean (and highest) power and temperature. Under a
 power cap the clock follows each kernel's energy per unit of work, which the bursts do not show."""
 import subprocess
@@ -13,7 +14,8 @@ import torch
 
 from pykittens.bench.harness import context
 from pykittens.kernels import attention
-from tune_attention import grid_point  # (scripts/ is on the path when a script in it runs)
+from ab_backward import parse
+from tune_attention import grid_point, kernel_call  # (scripts/ is on the path when a script in it runs)
 
 CELLS = [(128, 2048, False), (64, 2048, True)]
 QUERY = "clocks.sm,power.draw,temperature.gpu"
@@ -57,7 +59,7 @@ def sustained(fn, seconds: float) -> tuple[float, torch.Tensor]:
     return start.elapsed_time(end) / calls, torch.tensor(samples[2:] or samples)
 
 
-def main(cells, seconds=2.5):
+def main(cells, seconds=2.5, variants=()):
     print("Context: " + ", ".join(f"{k} {v}" for k, v in context().items()))
     for d, n, causal in cells:
         q, k, v, fl, ref, cudnn = grid_point(n, d, causal)
@@ -65,8 +67,16 @@ def main(cells, seconds=2.5):
         err = ((out.double() - ref.double()).norm() / ref.double().norm()).item()
         if not err < 1e-2:
             raise SystemExit(f"D={d} N={n} causal={causal}: relative error {err:.2e} against cuDNN")
+        systems = [("cuDNN", cudnn), ("pykittens", lambda: attention(q, k, v, causal=causal))]
+        for kw in variants:
+            call, o = kernel_call(q, k, v, causal, **kw)
+            call()
+            err = ((o.double() - ref.double()).norm() / ref.double().norm()).item()
+            if not err < 1e-2:
+                raise SystemExit(f"D={d} N={n} causal={causal} {kw}: relative error {err:.2e} against cuDNN")
+            systems.append((",".join(f"{k}={v}" for k, v in kw.items()), call))
         for _ in range(2):
-            for name, fn in (("cuDNN", cudnn), ("pykittens", lambda: attention(q, k, v, causal=causal))):
+            for name, fn in systems:
                 ms, s = sustained(fn, seconds)
                 print(f"D={d} N={n} causal={causal} {name:9s} {fl / ms:5.0f} TFLOP/s {ms * 1e3:7.1f} µs/call  "
                       f"SM {s[:, 0].mean():.0f} MHz (min {s[:, 0].min():.0f})  {s[:, 1].mean():.0f} W (max "
@@ -75,6 +85,6 @@ def main(cells, seconds=2.5):
 
 if __name__ == "__main__":
     args = sys.argv[1:]
-    secs = float(args.pop(0)) if args and "," not in args[0] else 2.5
-    cells = [(int(d), int(n), bool(int(c))) for d, n, c in (a.split(",") for a in args)] or CELLS
-    main(cells, secs)
+    secs = float(args.pop(0)) if args and "," not in args[0] and "=" not in args[0] else 2.5
+    cells = [(int(d), int(n), bool(int(c))) for d, n, c in (a.split(",") for a in args if "=" not in a)] or CELLS
+    main(cells, secs, [parse(a) for a in args if "=" in a])
