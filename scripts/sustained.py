@@ -59,22 +59,23 @@ def sustained(fn, seconds: float) -> tuple[float, torch.Tensor]:
     return start.elapsed_time(end) / calls, torch.tensor(samples[2:] or samples)
 
 
+def _check(out, ref, what: str):
+    err = ((out.double() - ref.double()).norm() / ref.double().norm()).item()
+    if not err < 1e-2:
+        raise SystemExit(f"{what}: relative error {err:.2e} against cuDNN")
+
+
 def main(cells, seconds=2.5, variants=()):
-    print("Context: " + ", ".join(f"{k} {v}" for k, v in context().items()))
+    print("Context: " + ", ".join(f"{key} {value}" for key, value in context().items()))
     for d, n, causal in cells:
         q, k, v, fl, ref, cudnn = grid_point(n, d, causal)
-        out = attention(q, k, v, causal=causal)
-        err = ((out.double() - ref.double()).norm() / ref.double().norm()).item()
-        if not err < 1e-2:
-            raise SystemExit(f"D={d} N={n} causal={causal}: relative error {err:.2e} against cuDNN")
+        _check(attention(q, k, v, causal=causal), ref, f"D={d} N={n} causal={causal}")
         systems = [("cuDNN", cudnn), ("pykittens", lambda: attention(q, k, v, causal=causal))]
-        for kw in variants:
-            call, o = kernel_call(q, k, v, causal, **kw)
+        for overrides in variants:
+            call, o = kernel_call(q, k, v, causal, **overrides)
             call()
-            err = ((o.double() - ref.double()).norm() / ref.double().norm()).item()
-            if not err < 1e-2:
-                raise SystemExit(f"D={d} N={n} causal={causal} {kw}: relative error {err:.2e} against cuDNN")
-            systems.append((",".join(f"{k}={v}" for k, v in kw.items()), call))
+            _check(o, ref, f"D={d} N={n} causal={causal} {overrides}")
+            systems.append((",".join(f"{key}={value}" for key, value in overrides.items()), call))
         for _ in range(2):
             for name, fn in systems:
                 ms, s = sustained(fn, seconds)
