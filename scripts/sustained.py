@@ -3,8 +3,9 @@ in the bench's short interleaved bursts), while ``nvidia-smi`` samples the clock
 ms. Cells of BENCH.md's grid; the shipped forward (``attention``) against cuDNN, alternating, each twice, and
 variants given as constexpr overrides of the shipped configuration (``tune_attention.py``'s format) after them:
     python3 scripts/sustained.py [seconds] [D,N,causal ...] [NAME=value,... ...]     e.g. 2.5 128,2048,0 LAZY=8.0
-Prints, per run, TFLOP/s, µs per call, mean (and lowest) SM clock, mean (and highest) power and temperature. Under a
-power cap the clock follows each kernel's energy per unit of work, which the bursts do not show."""
+Prints, per run, TFLOP/s, µs per call, mean (and lowest) SM clock, mean (and highest) power, temperature, and the
+share of samples in which each clock event reason (power cap, thermal, slowdown) was active. Under a power cap
+the clock follows each kernel's energy per unit of work, which the bursts do not show."""
 import subprocess
 import sys
 import threading
@@ -18,18 +19,21 @@ from ab_backward import parse
 from tune_attention import grid_point, kernel_call  # (scripts/ is on the path when a script in it runs)
 
 CELLS = [(128, 2048, False), (64, 2048, True)]
-QUERY = "clocks.sm,power.draw,temperature.gpu"
+QUERY = "clocks.sm,power.draw,temperature.gpu,clocks_event_reasons.active"
+REASONS = {0x4: "SW power cap", 0x8: "HW slowdown", 0x20: "sync boost", 0x40: "SW thermal", 0x80: "HW thermal",
+           0x100: "HW power brake"}  # (nvidia-smi's clock event reason bits that lower a busy GPU's clock)
 
 
 def _sample(stop: threading.Event, out: list):
-    """Append [MHz, W, °C] rows from nvidia-smi every 50 ms until ``stop`` is set."""
+    """Append [MHz, W, °C, reason bits] rows from nvidia-smi every 50 ms until ``stop`` is set."""
     p = subprocess.Popen(["nvidia-smi", f"--query-gpu={QUERY}", "--format=csv,noheader,nounits", "-lms", "50"],
                          stdout=subprocess.PIPE, text=True)
     try:
         while not stop.is_set():
             line = p.stdout.readline()
             if line.strip():
-                out.append([float(x) for x in line.split(",")])
+                *values, reasons = line.split(",")
+                out.append([float(x) for x in values] + [int(reasons, 16)])
     finally:
         p.kill()
 
@@ -56,7 +60,7 @@ def sustained(fn, seconds: float) -> tuple[float, torch.Tensor]:
     torch.cuda.synchronize()
     stop.set()
     sampler.join()
-    return start.elapsed_time(end) / calls, torch.tensor(samples[2:] or samples)
+    return start.elapsed_time(end) / calls, torch.tensor(samples[2:] or samples, dtype=torch.float64)
 
 
 def _check(out, ref, what: str):
@@ -79,9 +83,13 @@ def main(cells, seconds=2.5, variants=()):
         for _ in range(2):
             for name, fn in systems:
                 ms, s = sustained(fn, seconds)
+                bits = s[:, 3].long()
+                why = ", ".join(f"{reason} {(bits & bit != 0).double().mean():.0%}" for bit, reason in REASONS.items()
+                                if (bits & bit).any()) or "none"
                 print(f"D={d} N={n} causal={causal} {name:9s} {fl / ms:5.0f} TFLOP/s {ms * 1e3:7.1f} µs/call  "
                       f"SM {s[:, 0].mean():.0f} MHz (min {s[:, 0].min():.0f})  {s[:, 1].mean():.0f} W (max "
-                      f"{s[:, 1].max():.0f})  {s[:, 2].mean():.0f} °C  ({len(s)} samples)", flush=True)
+                      f"{s[:, 1].max():.0f})  {s[:, 2].mean():.0f} °C  clock lowered by: {why}  ({len(s)} samples)",
+                      flush=True)
 
 
 if __name__ == "__main__":
