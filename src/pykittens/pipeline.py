@@ -174,16 +174,13 @@ def producer_consumer(*, stages: int, consumers: int, tiles, steps, load, comput
             count = (t - first) // stride
             n = trace.let(steps(t), "steps") if done is not None else steps
             base = done if done is not None else trace.let(count * steps, "g0")  # steps before tile t
-            several = not persistent and not (isinstance(tiles, int) and tiles == 1)
-            skip = trace.if_(n > 0) if several else contextlib.nullcontext()
-            with skip:  # (a block's several tiles: one of no steps is skipped whole)
-                if before is not None:
-                    before(t, count)
-                for k in trace.range(n):
-                    g = trace.let(base + k, "g")
-                    body(t, k, g, trace.let(g % stages, "stage"))
-                if after is not None:
-                    after(t, count, base, n)
+            if before is not None:
+                before(t, count)
+            for k in trace.range(n):
+                g = trace.let(base + k, "g")
+                body(t, k, g, trace.let(g % stages, "stage"))
+            if after is not None:
+                after(t, count, base, n)
             if done is not None:
                 trace.assign(done, done + n)
 
