@@ -11,7 +11,7 @@ import sys
 
 import torch
 
-from pykittens.bench.harness import run_once, time_interleaved
+from pykittens.bench.harness import rel_err, run_once, time_interleaved
 from pykittens.kernels.attention_hopper import hopper_attention
 from pykittens.kernels.attention_ops import SplitScratch, forward_grid, forward_launch
 from pykittens.kernels.checks import device_info
@@ -51,7 +51,7 @@ def main():
                         grid, q, k, v, o, lse, *scratch, math.log2(math.e) / math.sqrt(d), **cfg))(
                         kern, grid, o, lse, cfg, scratch)
                     failed = run_once(runs[name])
-                    err = ((o.double() - ref.double()).norm() / ref.double().norm()).item()
+                    err = rel_err(o, ref)
                     if failed or not err < 1e-2:
                         raise SystemExit(f"{name} D={d} N={n} causal={causal}: failed={failed} err={err}")
                 tc, t_old, t_new = (fl / med for med, _, _ in time_interleaved([cudnn, runs["old"], runs["new"]]))

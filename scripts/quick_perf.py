@@ -4,7 +4,7 @@ import sys
 import torch
 
 from pykittens.bench.attention import grid_shape
-from pykittens.bench.harness import time_ms
+from pykittens.bench.harness import rel_err, time_ms
 from pykittens.kernels import attention, matmul
 
 
@@ -16,7 +16,7 @@ def main():
             b = torch.randn(n, n, device="cuda", dtype=torch.bfloat16)
             ref = (a[:64].double() @ (b.double().T if tb else b.double()))
             out = matmul(a, b, transpose_b=tb)
-            err = ((out[:64].double() - ref).norm() / ref.norm()).item()
+            err = rel_err(out[:64], ref)
             t = time_ms(lambda: matmul(a, b, transpose_b=tb))
             tc = time_ms(lambda: a @ (b.T if tb else b))
             f = 2 * n ** 3 / 1e9
@@ -33,7 +33,7 @@ def main():
             with sdpa_kernel(SDPBackend.CUDNN_ATTENTION):
                 ref = sdpa(q, k, v, is_causal=causal)
                 tc = time_ms(lambda: sdpa(q, k, v, is_causal=causal))
-            err = ((out.double() - ref.double()).norm() / ref.double().norm()).item()
+            err = rel_err(out, ref)
             t = time_ms(lambda: attention(q, k, v, causal=causal))
             print(f"attn D={d} causal={causal} N={n}: pykittens {fl / t:.0f} TFLOP/s, cuDNN {fl / tc:.0f}, "
                   f"err vs cuDNN {err:.1e}")

@@ -7,7 +7,7 @@ Prints, per cell, each repeat's ratio and the mean, standard deviation and range
 import statistics
 import sys
 
-from pykittens.bench.harness import time_interleaved
+from pykittens.bench.harness import rel_err, time_interleaved
 from pykittens.kernels import attention
 from tune_attention import grid_point  # (scripts/ is on the path when a script in it runs)
 
@@ -20,7 +20,7 @@ def cell(d, n, causal, repeats):
     for _ in range(repeats):
         q, k, v, fl, ref, cudnn = grid_point(n, d, causal)
         out = attention(q, k, v, causal=causal)
-        err = ((out.double() - ref.double()).norm() / ref.double().norm()).item()
+        err = rel_err(out, ref)
         if not err < 1e-2:
             raise SystemExit(f"D={d} N={n} causal={causal}: relative error {err:.2e} against cuDNN")
         (first, _, _), (mine, _, _), (second, _, _) = time_interleaved(

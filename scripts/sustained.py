@@ -13,7 +13,7 @@ import time
 
 import torch
 
-from pykittens.bench.harness import context
+from pykittens.bench.harness import context, rel_err
 from pykittens.kernels import attention
 from ab_backward import parse
 from tune_attention import grid_point, kernel_call  # (scripts/ is on the path when a script in it runs)
@@ -64,7 +64,7 @@ def sustained(fn, seconds: float) -> tuple[float, torch.Tensor]:
 
 
 def _check(out, ref, what: str):
-    err = ((out.double() - ref.double()).norm() / ref.double().norm()).item()
+    err = rel_err(out, ref)
     if not err < 1e-2:
         raise SystemExit(f"{what}: relative error {err:.2e} against cuDNN")
 

@@ -13,7 +13,7 @@ import sys
 import torch
 
 import pykittens as tk
-from pykittens.bench.harness import context, time_interleaved
+from pykittens.bench.harness import context, rel_err, time_interleaved
 from pykittens.kernels import hopper_attention
 from pykittens.kernels.attention_ops import SplitScratch, forward_grid, forward_launch, forward_split_blocks
 from pykittens.kernels.checks import device_info
@@ -82,7 +82,7 @@ def main(ns, d=64, causal=False, overrides=None, save=None, rounds=20):
                                                CAUSAL=causal, **cfg)
         stamped()
         torch.cuda.synchronize()
-        err = ((o.double() - ref.double()).norm() / ref.double().norm()).item()
+        err = rel_err(o, ref)
         if not err < 1e-2:
             raise SystemExit(f"N={n}: the stamped kernel is wrong (relative error {err:.2e})")
         ms_plain, ms_stamped = (m for m, *_ in time_interleaved([plain, stamped], rounds=rounds))

@@ -15,7 +15,7 @@ from torch.nn.functional import scaled_dot_product_attention as sdpa
 
 from ab_backward import parse  # (scripts/ is on the path when a script in it runs)
 from pykittens.bench.attention import grid_shape
-from pykittens.bench.harness import run_once, time_interleaved
+from pykittens.bench.harness import rel_err, run_once, time_interleaved
 from pykittens.kernels import hopper_attention
 from pykittens.kernels.attention_ops import SplitScratch, forward_grid, forward_launch, forward_split_blocks
 from pykittens.kernels.checks import device_info
@@ -60,7 +60,7 @@ def main(ns, variants, dims=(64, 128), masks=(False, True), rounds=30):
                 for kw in [{}] + variants:
                     call, o = kernel_call(q, k, v, causal, **kw)
                     failed = run_once(call)
-                    err = ((o.double() - ref.double()).norm() / ref.double().norm()).item()
+                    err = rel_err(o, ref)
                     if failed or not err < 1e-2:
                         raise SystemExit(f"D={d} N={n} causal={causal} {kw}: failed={failed} err={err}")
                     calls.append(call)

@@ -9,7 +9,7 @@ import sys
 
 import torch
 
-from pykittens.bench.harness import run_once, time_interleaved
+from pykittens.bench.harness import rel_err, run_once, time_interleaved
 from pykittens.kernels.gemm import gemm
 from pykittens.kernels.matmul import persistent_grid, tile_config
 
@@ -39,7 +39,7 @@ def main():
             run = (lambda g, cf, out: lambda: gemm.launch(g, a, b, out, TRANS_B=False, **cf))(
                 grid, {**cfg, "CLUSTER": cluster}, c)
             failed = run_once(run)
-            err = ((c[:64].double() - ref).norm() / ref.norm()).item()
+            err = rel_err(c[:64], ref)
             bad = failed or err > 1e-2 or c.isnan().any().item()
             runs.append((v, None if bad else run, f" FAILED {failed} err {err:.1e}" if bad else ""))
         ok = [(v, run) for v, run, _ in runs if run]
