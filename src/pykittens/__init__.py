@@ -19,7 +19,8 @@ from .errors import (KernelError, KernelSyntaxError, KernelTypeError, LaunchErro
                      OutOfBoundsError, UninitializedReadError, RaceError, DeadlockError, PerformanceWarning)
 from .settings import settings  # noqa: F401
 from .trace import (rt, rv, st, sv, semaphore, col_vec, row_vec, warp_id, block_idx, grid_dim, let, range, if_, else_,  # noqa: F401
-                    minimum, maximum, cdiv, cluster_rank, launch_index, block_after, subtile, var, assign)
+                    minimum, maximum, cdiv, cluster_rank, launch_index, block_after, subtile, var, assign,
+                    ptxas_options)
 from .kernel import kernel, gl, constexpr, Kernel  # noqa: F401
 from .ops import *  # noqa: F401,F403
 from . import tma  # noqa: F401,E402  (tk.tma.load_async, ...)

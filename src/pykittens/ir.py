@@ -261,6 +261,7 @@ class KernelIR:
     tensor_maps: list = field(default_factory=list)  # (gl Var, ST) per TMA descriptor parameter
     min_blocks: int | None = None  # __launch_bounds__ minimum blocks per SM (setmaxnreg needs 1)
     cluster: int = 1  # blocks per thread-block cluster along x (__cluster_dims__)
+    ptxas_options: tuple = ()  # (tk.ptxas_options) for ptxas when compiled
 
     def __str__(self):
         cluster = f", cluster={self.cluster}" if self.cluster > 1 else ""

@@ -286,7 +286,7 @@ class Kernel:
         with trace.tracing(b):
             self.fn(*proxies)
         return ir.KernelIR(self.name, warps, params, b.root, b.smem_bytes, constexprs, b.tensor_maps, self.min_blocks,
-                           b.cluster)
+                           b.cluster, tuple(b.ptxas_options))
 
     # ------------------------------------------------------------------------------------------ inspection
     def ir(self, *args) -> ir.KernelIR:
@@ -305,7 +305,7 @@ class Kernel:
             t0 = time.perf_counter()
             source = generate(spec.kir)
             t1 = time.perf_counter()
-            result = compile_source(source, self.name, arch)
+            result = compile_source(source, self.name, arch, spec.kir.ptxas_options)
             self.last_compile = result
             spec.compiled[arch] = CompiledKernel(spec.kir, source, result, t1 - t0)
         return spec.compiled[arch]

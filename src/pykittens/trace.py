@@ -56,6 +56,7 @@ class Builder:
         self.last_if: ir.If | None = None
         self.tensor_maps: list = []  # (gl Var, ST) pairs that TMA ops use; each becomes a kernel parameter
         self.timeline = None  # int32 gl where tk.producer_consumer records its events (tk.timeline)
+        self.ptxas_options: list[str] = []  # tk.ptxas_options: passed to ptxas when the kernel is compiled
 
     def tensor_map(self, gl_var, st_type) -> int:
         """Index of the TMA descriptor for copies between ``gl_var`` and tiles of type ``st_type``."""
@@ -259,6 +260,17 @@ def let(value, name: str | None = None) -> ir.Sym:
     sym = ir.Sym(b.fresh(name or _assigned_name(loc, "s")), value.type)
     b.append(ir.Let(sym, value, loc=loc))
     return sym
+
+
+def ptxas_options(*options: str):
+    """Options for ptxas (the assembler NVRTC runs on the kernel's PTX), e.g. ``"--register-usage-level=8"``:
+    they change how ptxas allocates registers and schedules, not what the kernel computes, so the interpreter
+    ignores them. Part of the compile's cache key. Call it while the kernel is traced (e.g. from a constexpr)."""
+    b = builder()
+    for o in options:
+        if not (isinstance(o, str) and o.startswith("-") and o.strip() == o and " " not in o):
+            fail(f"tk.ptxas_options takes options such as '--register-usage-level=8' (one per argument), got {o!r}")
+        b.ptxas_options.append(o)
 
 
 def var(value, name: str | None = None) -> ir.Sym:

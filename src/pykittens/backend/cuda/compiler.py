@@ -89,11 +89,12 @@ def options(arch: str) -> list[str]:
     return opts
 
 
-def compile_source(source: str, name: str, arch: str) -> CompileResult:
-    """Compile CUDA C++ ``source`` to a cubin for ``arch`` (e.g. 'sm_90a'), through the caches."""
+def compile_source(source: str, name: str, arch: str, ptxas: tuple = ()) -> CompileResult:
+    """Compile CUDA C++ ``source`` to a cubin for ``arch`` (e.g. 'sm_90a'), through the caches; ``ptxas``: options
+    for ptxas (``tk.ptxas_options``)."""
     from ... import __version__
     t0 = time.perf_counter()
-    opts = options(arch)
+    opts = options(arch) + [f"--ptxas-options={o}" for o in ptxas]
     key = hashlib.sha256("\0".join([source, *opts, arch, nvrtc_identity(), __version__, _CACHE_FORMAT]).encode()).hexdigest()
     if key in _memory_cache:
         cubin, log = _memory_cache[key]
