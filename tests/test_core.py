@@ -220,6 +220,31 @@ def test_cache_recompiles_changed_kernel_and_reuses_unchanged(tmp_path, monkeypa
     assert len(list(tmp_path.glob("*.cubin"))) == 2
 
 
+@tk.kernel(warps=1)
+def with_ptxas_options(x: tk.gl(tk.fp32), OPTIONS: tk.constexpr = ()):
+    tk.ptxas_options(*OPTIONS)
+    t = tk.rt(tk.fp32, 16, 16)
+    tk.load(t, x, (0, 0))
+    tk.mul(t, t, 2.0)
+    tk.store(x, t, (0, 0))
+
+
+def test_ptxas_options_reach_ptxas_and_key_the_cache(tmp_path, monkeypatch):
+    monkeypatch.setattr(tk.settings, "cache_dir", tmp_path)
+    compiler.clear_memory_cache()
+    x = rand(16, 16, dtype=torch.float32)
+    plain = with_ptxas_options.compile(x, (), arch="sm_90a")
+    verbose = with_ptxas_options.compile(x, ("--verbose",), arch="sm_90a")
+    assert verbose.kir.ptxas_options == ("--verbose",) and plain.kir.ptxas_options == ()
+    assert "ptxas info    : Used" in verbose.result.log and "ptxas info" not in plain.result.log
+    assert plain.result.key != verbose.result.key and len(list(tmp_path.glob("*.cubin"))) == 2
+    ref = x.double() * 2
+    with_ptxas_options[1](x, ("--verbose",))  # the interpreter ignores them
+    assert_close(x, ref, 0)
+    with pytest.raises(tk.KernelTypeError, match="one per argument"):
+        with_ptxas_options.ir(x, ("--verbose -O2",))
+
+
 @pytest.mark.parametrize("arch", ["sm_90a", "sm_80"])
 def test_compiles_without_gpu_and_without_spills(arch):
     x, o = rand(64, 32), poison(64, 32, dtype=torch.float32)

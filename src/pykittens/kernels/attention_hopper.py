@@ -37,14 +37,12 @@ def hopper_attention(q: tk.gl(tk.bf16), k: tk.gl(tk.bf16), v: tk.gl(tk.bf16), o:
                      PINGPONG: tk.constexpr = False, PV_LAG: tk.constexpr = False, DIAG64: tk.constexpr = False,
                      AHEAD: tk.constexpr = 0, EXTRA: tk.constexpr = False,
                      HEADS_FIRST: tk.constexpr = False, SPLIT: tk.constexpr = False,
-                     EARLY_TURN: tk.constexpr = False, LAZY: tk.constexpr = 0.0, REG_LEVEL: tk.constexpr = 0):
+                     EARLY_TURN: tk.constexpr = False, LAZY: tk.constexpr = 0.0):
     if DIAG64 and not (CAUSAL and KV == 128):
         raise tk.KernelTypeError("hopper_attention: DIAG64 needs CAUSAL and KV = 128")
     if EXTRA and not (CAUSAL and STAGES * KV >= 64 * (2 * CONSUMERS - 2) + KV):
         raise tk.KernelTypeError("hopper_attention: EXTRA needs CAUSAL and a head's first block's steps to fit the ring")
 
-    if REG_LEVEL:  # ptxas's --register-usage-level (0: its default)
-        tk.ptxas_options(f"--register-usage-level={REG_LEVEL}")
     if SPLIT and (CAUSAL or HEADS_FIRST):
         raise tk.KernelTypeError("hopper_attention: SPLIT is for non-causal launches in the plain order")
     blocks = tk.grid_dim.y if HEADS_FIRST else tk.grid_dim.x  # per head
