@@ -185,6 +185,34 @@ def test_head_dim_256_has_no_deterministic_backward_and_no_warp_kernel():
         assert attention(q, k, v).shape == q.shape
 
 
+def test_split_through_attention_in_the_interpreter(monkeypatch):
+    """``attention`` on CPU tensors at a shape where the launch picks SPLIT (the interpreter counts 2 SMs, so an odd
+    block count leaves a short last wave; SPLIT's length threshold lowered to reach it at N = 160): the choice
+    between the split launch and a CUDA-graph capture's must not touch CUDA (a CPU-only torch has none), and the
+    output with and without the log-sum-exp matches float64."""
+    from pykittens.kernels import attention_ops
+    from pykittens.kernels.checks import LayoutCache
+    monkeypatch.setattr(attention_ops, "_CHECKED", LayoutCache())
+    monkeypatch.setitem(attention_ops.FORWARD_SPLIT, 64, 128)
+    q, k, v = _inputs(1, 5, 5, 160, 160, 64)
+    o, lse = attention(q, k, v, return_lse=True)
+    assert attention_ops._check(q, k, v, False).forward.config.get("SPLIT")
+    assert torch.equal(attention(q, k, v), o)  # (the launch that writes no lse)
+    assert_close(o, reference_attention(q, k, v), 1e-2)
+    torch.testing.assert_close(lse.double(), _reference_lse(q, k, False), atol=2e-2, rtol=0)
+
+
+def test_calls_without_lse_write_none():
+    """Eager inference (no ``return_lse``, no grad) launches with an lse of zero rows, which the kernel's clipped
+    stores never write: the same output, no lse."""
+    from pykittens.kernels.attention_ops import _hopper_forward
+    q, k, v = _inputs(2, 2, 1, 70, 90, 128)
+    o, lse = _hopper_forward(q, k, v, True, 0.1, with_lse=False)
+    o_ref, lse_ref = _hopper_forward(q, k, v, True, 0.1)
+    assert lse is None and lse_ref.shape == (2, 2, 70) and torch.equal(o, o_ref)
+    assert_close(o, reference_attention(q, k, v, True, 0.1), 1e-2)
+
+
 @pytest.mark.parametrize("case", [CASES[1], CASES[2]], ids=str)
 def test_log_sum_exp(case):
     *shape, causal = case

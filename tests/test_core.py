@@ -122,6 +122,10 @@ def test_launch_checks():
         affine[1](rand(32, 32), o)
     with pytest.raises(tk.LaunchError, match="expected a Python int"):
         affine[1](rand(32, 32), o, 1.0, 2.5)
+    with pytest.raises(tk.LaunchError, match="2147483648 does not fit an int32"):
+        affine[1](rand(32, 32), o, 1.0, 2 ** 31)
+    with pytest.raises(tk.LaunchError, match="1e[+]39 does not fit a float32"):
+        affine[1](rand(32, 32), o, 1e39, 2)
     with pytest.raises(tk.LaunchError, match="grid"):
         affine[0](rand(32, 32), o, 1.0, 2)
 

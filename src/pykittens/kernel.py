@@ -12,6 +12,7 @@ traces and compiles a new specialization).
 from __future__ import annotations
 
 import inspect
+import math
 import time
 from dataclasses import dataclass
 
@@ -419,6 +420,8 @@ class Launcher:
     def __init__(self, kernel: Kernel, grid, args: list):
         self.kernel, self.grid, self.args = kernel, _grid(grid), args
         self.runtime = [i for i, k in enumerate(kernel._kinds) if k != 1]  # where call arguments go in args
+        # per call argument: (name, annotation, is a tensor), looked up once rather than per launch
+        self.checks = [(*kernel.params[i], kernel._kinds[i] == 0) for i in self.runtime]
         self.plan = None
 
     def __call__(self, *runtime):
@@ -437,23 +440,34 @@ class Launcher:
             if plan is None:
                 return  # ran in the interpreter
             self.plan = plan
-        params, kinds = self.kernel.params, self.kernel._kinds
-        values = [_address(params[i][0], a) if kinds[i] == 0 else _check_scalar(*params[i], a)
-                  for i, a in zip(self.runtime, runtime)]
+        values = []  # (a plain loop, the alignment test inline: the cheapest form in CPython 3.11-3.12)
+        for (name, ann, tensor), a in zip(self.checks, runtime):
+            if tensor:
+                ptr = a.data_ptr()
+                if ptr & 15:
+                    _address(name, a)  # (raises unless the tensor is empty)
+                values.append(ptr)
+            else:
+                values.append(_check_scalar(name, ann, a))
         plan.launch(self.grid, values, _current_stream(plan.device_index))
 
 
 def _address(name: str, t) -> int:
     ptr = t.data_ptr()
-    if ptr % 16 and t.numel():
+    if ptr & 15 and t.numel():
         raise LaunchError(f"argument '{name}': data must be 16-byte aligned, got address {ptr:#x}")
     return ptr
+
+
+_F32_MAX = 3.4028234663852886e38
 
 
 def _check_scalar(name: str, ann, a):
     if ann is i32 and not isinstance(a, int) or not isinstance(a, (int, float)):
         raise LaunchError(f"argument '{name}': expected a Python {'float' if ann is f32 else 'int'}, got "
                           f"{type(a).__name__} {a!r}")
+    if ann is i32 and not -2 ** 31 <= a < 2 ** 31 or ann is f32 and _F32_MAX < abs(a) < math.inf:
+        raise LaunchError(f"argument '{name}': {a!r} does not fit {'a float32' if ann is f32 else 'an int32'}")
     return a
 
 

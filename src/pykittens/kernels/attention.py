@@ -8,7 +8,7 @@ import math
 
 import torch
 
-from .attention_ops import (WARP_HEAD_DIMS, _Attention, _check, _hopper_forward, _is_hopper, _warp_forward,
+from .attention_ops import (WARP_HEAD_DIMS, _Attention, _check, _hopper_forward, _warp_forward,
                             check_backward_head_dim, positive_scale)
 
 def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, causal: bool = False, scale: float | None = None,
@@ -34,7 +34,7 @@ def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, causal: bool = 
         raise ValueError(f"attention: scale must be a finite number, got {scale}")
     q, scale = positive_scale(q, scale)  # (scale <= 0: an equivalent call with scale > 0)
     if kernel == "auto":
-        kernel = "hopper" if _is_hopper(q.device) else "warp"
+        kernel = "hopper" if checked.hopper else "warp"
     needs_grad = torch.is_grad_enabled() and (q.requires_grad or k.requires_grad or v.requires_grad)
     if needs_grad:
         check_backward_head_dim(D, deterministic)  # before the forward runs, not at backward time
@@ -56,7 +56,7 @@ def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, causal: bool = 
     elif needs_grad:
         o, lse = _Attention.apply(q, k, v, bool(causal), scale, bool(deterministic), checked)
     else:  # eager inference: skip the dispatcher's ~100 us per call (CUDA-graph capture works either way)
-        o, lse = _hopper_forward(q, k, v, bool(causal), scale, checked)
+        o, lse = _hopper_forward(q, k, v, bool(causal), scale, checked, with_lse=return_lse)
     return (o, lse) if return_lse else o
 
 

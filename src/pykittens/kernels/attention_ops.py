@@ -22,6 +22,9 @@ class _Checked:
     """A (q, k, v, causal) layout that passed the checks, and what its launches need, made on first use."""
     forward = None  # _ForwardLaunch
 
+    def __init__(self, q):
+        self.hopper = _is_hopper(q.device)  # (the device is part of the layout)
+
 
 _CHECKED = LayoutCache()  # layouts (q, k, v, causal) -> _Checked
 
@@ -51,7 +54,7 @@ def _check_layouts(q, k, v, causal) -> _Checked:
     if causal and Nq > Nk:
         raise ValueError(f"attention: causal with N_q ({Nq}) > N_kv ({Nk}) leaves query rows with no key; "
                          f"not supported")
-    return _Checked()
+    return _Checked(q)
 
 
 # head dim -> (consumer warpgroups of 64 query rows, K/V ring stages, keys per stage, ping-pong, P·V overlapped with
@@ -268,11 +271,16 @@ class _ForwardLaunch:
             if self.config.get("SPLIT") else self.kernel
         self.placeholders = SplitScratch.get(D, plain["CONSUMERS"], 0, q.device)  # (never written without SPLIT)
         self.slots = forward_split_blocks(N, B, self.config)
+        # calls that return no log-sum-exp pass an lse of zero rows, which the kernel's clipped stores never write
+        # (no allocation, no writes); a launcher of its own, since a launcher keeps its first call's layouts
+        self.no_lse = torch.empty(B, H, 0, 4, dtype=torch.float32, device=q.device)
+        self.kernel_no_lse = hopper_attention.launcher(grid, D=D, CAUSAL=bool(causal), **self.config)
 
 
-def _hopper_forward(q, k, v, causal: bool, scale: float, checked: _Checked | None = None):
+def _hopper_forward(q, k, v, causal: bool, scale: float, checked: _Checked | None = None, with_lse: bool = True):
     """(o, lse) from the Hopper kernel. o is contiguous in (B, N, H, D) order when q is a transposed (B, N, H, D)
-    tensor, so ``attention_bnhd`` needs no copy. ``checked``: what ``_check`` returned for these inputs."""
+    tensor, so ``attention_bnhd`` needs no copy. ``checked``: what ``_check`` returned for these inputs.
+    ``with_lse=False``: lse is None and the kernel writes none (eager inference: one allocation less per call)."""
     _require_positive_scale("attention_fwd", scale)
     checked = checked or _check(q, k, v, causal)
     f = checked.forward
@@ -281,8 +289,14 @@ def _hopper_forward(q, k, v, causal: bool, scale: float, checked: _Checked | Non
     B, H, N, D = q.shape
     o = torch.empty(B, N, H, D, dtype=q.dtype, device=q.device).transpose(1, 2) if f.bnhd else torch.empty_like(
         q, memory_format=torch.contiguous_format)
+    # a CUDA-graph capture takes the launch without SPLIT (a replay would repeat its epoch), and an lse
+    capturing = f.plain is not f.kernel and q.is_cuda and torch.cuda.is_current_stream_capturing()
+    if not (with_lse or capturing):
+        scratch = SplitScratch.get(D, f.config["CONSUMERS"], f.slots, q.device) if f.slots else f.placeholders
+        f.kernel_no_lse(q, k, v, o, f.no_lse, *scratch, scale * LOG2E)
+        return o, None
     lse = torch.empty(B, H, 1, f.lse_rows, dtype=torch.float32, device=q.device)
-    if f.plain is f.kernel or torch.cuda.is_current_stream_capturing():
+    if f.plain is f.kernel or capturing:
         f.plain(q, k, v, o, lse, *f.placeholders, scale * LOG2E)
     else:
         f.kernel(q, k, v, o, lse, *SplitScratch.get(D, f.config["CONSUMERS"], f.slots, q.device), scale * LOG2E)

@@ -94,8 +94,9 @@ class LaunchPlan:
     """What a launch needs that depends only on the argument layouts (dtypes, shapes, strides, device): the loaded
     kernel and a preallocated argument buffer with a precompiled ``struct`` layout (a gl is ptr, b, d, r, c, sb,
     sd, sr; a TMA descriptor 128 bytes at 64-byte alignment), handed to cuLaunchKernel as a ready ``void**`` into
-    it. Shapes and strides are filled in once; a launch packs the addresses and scalars, and copies in the TMA
-    descriptor of an address it has not seen in that slot before."""
+    it. Shapes and strides are packed in once; a launch sets the addresses and scalars through ctypes fields over
+    the buffer (cheaper than packing every field again), and copies in the TMA descriptor of an address it has not
+    seen in that slot before."""
 
     def __init__(self, loaded: LoadedKernel, params, tensor_maps, runtime, device_index: int, cluster: int = 1,
                  name: str = "?"):
@@ -133,6 +134,11 @@ class LaunchPlan:
         self.buffer = (ctypes.c_ubyte * (size + 64))()
         self.base = ctypes.addressof(self.buffer)
         self.shift = -self.base % 64  # descriptors want 64-byte alignment
+        self.struct.pack_into(self.buffer, self.shift, *self.template)  # shapes and strides, once
+        # per runtime value (in parameter order): the ctypes field it is written to (a gl's address, a scalar)
+        self.fields = [(ctypes.c_uint64 if isinstance(p.type, GL) else ctypes.c_float if p.type is f32 else
+                        ctypes.c_int32).from_buffer(self.buffer, self.shift + offsets[at])
+                       for (i, at), p in zip(self.slots, params)]
         self.array = (ctypes.c_void_p * len(offsets))(*[self.base + self.shift + o for o in offsets])
         self.pointer = ctypes.addressof(self.array)
         # layouts for descriptors (not the GlobalArgs: a cached plan must not keep its first call's tensors alive)
@@ -142,10 +148,8 @@ class LaunchPlan:
     def launch(self, grid: tuple, values: list, stream: int):
         """``values``: the kernel's runtime values in parameter order (addresses for gl parameters)."""
         check_cluster_grid(self.name, grid, self.cluster)
-        v = self.template.copy()
-        for i, at in self.slots:
-            v[at] = values[i]
-        self.struct.pack_into(self.buffer, self.shift, *v)
+        for field, value in zip(self.fields, values):
+            field.value = value
         for n, (i, st, off, cache) in enumerate(self.tmaps):
             ptr = values[i]
             if self.last[n] != ptr:
