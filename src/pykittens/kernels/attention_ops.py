@@ -295,7 +295,7 @@ def _hopper_forward(q, k, v, causal: bool, scale: float, checked: _Checked | Non
     B, H, N, D = q.shape
     o = torch.empty(B, N, H, D, dtype=q.dtype, device=q.device).transpose(1, 2) if f.bnhd else torch.empty_like(
         q, memory_format=torch.contiguous_format)
-    # a CUDA-graph capture takes the launch without SPLIT (a replay would repeat its epoch), and an lse
+    # with SPLIT, a CUDA-graph capture takes the launch without it (a replay would repeat its epoch), with an lse
     capturing = f.plain is not f.kernel and q.is_cuda and torch.cuda.is_current_stream_capturing()
     if not (with_lse or capturing):
         scratch = SplitScratch.get(D, f.config["CONSUMERS"], f.slots, q.device) if f.slots else f.placeholders
