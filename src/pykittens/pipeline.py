@@ -90,15 +90,14 @@ def stamped(kernel, after: str):
     return make_kernel(warps=kernel.warps, min_blocks=kernel.min_blocks, cluster=kernel.cluster)(body)
 
 
-def _record(slot, when=None, tile=0):
-    """A timeline event (no-op without ``tk.timeline``): warp 0 of the calling warpgroup stamps ``slot`` (of row
-    launch index · unrolled tiles + ``tile``)."""
-    b = trace.builder()
-    if b.timeline is None:
+def _record(slot, when=None):
+    """A timeline event (no-op without ``tk.timeline``): warp 0 of the calling warpgroup stamps ``slot``."""
+    times = trace.builder().timeline
+    if times is None:
         return
     cond = trace.warp_id() % 4 == 0
     with trace.if_(cond if when is None else cond & when):
-        timestamp(b.timeline, (trace.launch_index() * getattr(b, "timeline_rows", 1) + tile, slot * 4))
+        timestamp(times, (trace.launch_index(), slot * 4))
 
 
 @dataclass
@@ -129,10 +128,7 @@ def producer_consumer(*, stages: int, consumers: int, tiles, steps, load, comput
     end(step): each consumer warpgroup after its last tile (e.g. drain outstanding TMA stores);
     init(): warp 0, before the block's first barrier (initialise the caller's own semaphores there).
     persistent: block b takes tiles b, b + grid, …; otherwise each block does tile 0 of ``tiles`` (= 1) and
-    the caller reads its work from the block index, or, with ``tiles`` a Python int above 1, tiles 0 … tiles - 1
-    one after another, each traced as its own copy of the code (the callbacks get ``step.tile`` as a Python int,
-    so each tile's values can be block constants; the ring and the consumers' turns run on across tiles; a tile
-    of zero steps is skipped whole, ``start`` and ``finish`` included). With ``cluster`` > 1, work tiles are per cluster: its
+    the caller reads its work from the block index. With ``cluster`` > 1, work tiles are per cluster: its
     blocks all get the same tiles (cluster c takes tiles c, c + clusters, …) and tell their part by
     ``tk.cluster_rank()``.
     helper(): a warpgroup of its own after the consumers (with ``helper_registers`` per thread), called once per
@@ -145,8 +141,6 @@ def producer_consumer(*, stages: int, consumers: int, tiles, steps, load, comput
     if release_lag not in (0, 1):
         trace.fail(f"release_lag must be 0 or 1, got {release_lag!r}")
     b = trace.builder()
-    unrolled = not persistent and isinstance(tiles, int) and tiles > 1
-    b.timeline_rows = tiles if unrolled else 1
     groups = 1 + consumers + (helper is not None)
     if b.warps != 4 * groups:
         trace.fail(f"producer_consumer with {consumers} consumer warpgroups{' and a helper' if helper else ''} "
@@ -175,20 +169,6 @@ def producer_consumer(*, stages: int, consumers: int, tiles, steps, load, comput
     def walk(body, before=None, after=None):
         """The block's tiles and their steps, as each role walks them: before(t, count) at a tile's start,
         body(t, k, g, stage) per step (g counts the block's steps over all its tiles), after(t, count, g0, n)."""
-        if unrolled:  # each tile its own copy of the code; t is a Python int
-            base = 0
-            for t in range(tiles):
-                n = trace.let(steps(t), "steps") if callable(steps) else steps
-                with trace.if_(n > 0):  # (a tile of no steps is skipped whole)
-                    if before is not None:
-                        before(t, t)
-                    for k in trace.range(n):
-                        g = trace.let(base + k, "g")
-                        body(t, k, g, trace.let(g % stages, "stage"))
-                    if after is not None:
-                        after(t, t, base, n)
-                base = trace.let(base + n, "g0")
-            return
         done = trace.var(0, "g0") if callable(steps) else None  # steps of the block's earlier tiles
         for t in trace.range(first, tiles, stride):
             count = (t - first) // stride
@@ -219,13 +199,13 @@ def producer_consumer(*, stages: int, consumers: int, tiles, steps, load, comput
         slot = len(TIMELINE_BLOCK) + consumer * len(TIMELINE_CONSUMER)
 
         def begin(t, count):
-            _record(slot, tile=t if unrolled else 0)
+            _record(slot)
             if start is not None:
                 start(Step(None, t, None, None, consumer, count))
 
         def step(t, k, g, stage):
             wait(full[stage], (g // stages) % 2)
-            _record(slot + 1, k == 0, tile=t if unrolled else 0)
+            _record(slot + 1, k == 0)
             compute(Step(stage, t, k, full[stage], consumer))
             if release_lag:
                 with trace.if_(k > 0):
@@ -234,9 +214,9 @@ def producer_consumer(*, stages: int, consumers: int, tiles, steps, load, comput
                 arrive(freed[stage])
 
         def close(t, count, base, n):
-            _record(slot + 2, tile=t if unrolled else 0)
+            _record(slot + 2)
             finish(Step(None, t, None, None, consumer, count))
-            _record(slot + 3, tile=t if unrolled else 0)
+            _record(slot + 3)
             if release_lag:  # finish has waited for the last mma: release its stage
                 with trace.if_(n > 0):
                     arrive(freed[(base + n + stages - 1) % stages])

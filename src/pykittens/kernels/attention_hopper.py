@@ -37,9 +37,7 @@ def hopper_attention(q: tk.gl(tk.bf16), k: tk.gl(tk.bf16), v: tk.gl(tk.bf16), o:
                      PINGPONG: tk.constexpr = False, PV_LAG: tk.constexpr = False, DIAG64: tk.constexpr = False,
                      AHEAD: tk.constexpr = 0, EXTRA: tk.constexpr = False,
                      HEADS_FIRST: tk.constexpr = False, SPLIT: tk.constexpr = False,
-                     EARLY_TURN: tk.constexpr = False, LAZY: tk.constexpr = 0.0, TILES: tk.constexpr = 1,
-                     RESYNC: tk.constexpr = False, SKIP0: tk.constexpr = False,
-                     AHEAD2: tk.constexpr = False, PROD_REGS: tk.constexpr = 0):
+                     EARLY_TURN: tk.constexpr = False, LAZY: tk.constexpr = 0.0):
     if DIAG64 and not (CAUSAL and KV == 128):
         raise tk.KernelTypeError("hopper_attention: DIAG64 needs CAUSAL and KV = 128")
     if EXTRA and not (CAUSAL and STAGES * KV >= 64 * (2 * CONSUMERS - 2) + KV):
@@ -47,8 +45,6 @@ def hopper_attention(q: tk.gl(tk.bf16), k: tk.gl(tk.bf16), v: tk.gl(tk.bf16), o:
 
     if SPLIT and (CAUSAL or HEADS_FIRST):
         raise tk.KernelTypeError("hopper_attention: SPLIT is for non-causal launches in the plain order")
-    if TILES > 1 and (CAUSAL or SPLIT):
-        raise tk.KernelTypeError("hopper_attention: TILES is for non-causal launches without SPLIT")
     blocks = tk.grid_dim.y if HEADS_FIRST else tk.grid_dim.x  # per head
 
     def block_work(x, y, z):  # block (x, y, z)'s batch, query head, K/V head and first 64-row query tile
@@ -62,27 +58,13 @@ def hopper_attention(q: tk.gl(tk.bf16), k: tk.gl(tk.bf16), v: tk.gl(tk.bf16), o:
         tile0 = tk.let(qb * CONSUMERS - (blocks * CONSUMERS - tk.cdiv(q.rows, 64) if CAUSAL else 0))
         return z, y, tk.let(y // (q.depth // k.depth)), tile0
 
-    def tiles_work(x, y, z):  # TILES = 2: grid (X, batch, pair heads + 2 single heads); a pair head's block x runs
-        # query blocks 2x and 2x + 1, a single head's blocks lie in two planes (block x of plane p: query block x + X p)
-        zz = tk.let(tk.maximum(z - (2 * q.depth - tk.grid_dim.z), -1))  # -1: a pair head
-        single = tk.minimum(zz + 1, 1)
-        head = tk.let(z - single * (zz - zz // 2))
-        qb0 = tk.let((2 - single) * x + single * tk.grid_dim.x * (zz % 2))
-        past = single * tk.cdiv(tk.cdiv(q.rows, 64), CONSUMERS)  # a single head's second tile: past the end
-        return [(y, head, tk.let(head // (q.depth // k.depth)), tk.let(qb * CONSUMERS)) for qb in (qb0, qb0 + 1 + past)]
-
-    work = (tiles_work if TILES > 1 else lambda *xyz: [block_work(*xyz)])(tk.block_idx.x, tk.block_idx.y, tk.block_idx.z)
-    if SKIP0:  # probe: the plain grid; the block's first tile lies past the end (no steps), its second is its own
-        one = block_work(tk.block_idx.x, tk.block_idx.y, tk.block_idx.z)
-        work = [(*one[:3], tk.cdiv(q.rows, 64)), one]
-    b, h, h_kv, tile0 = work[0]
-    tile_of = lambda s: s.tile if TILES > 1 else 0  # noqa: E731 (which of the block's tiles: a Python int)
+    b, h, h_kv, tile0 = block_work(tk.block_idx.x, tk.block_idx.y, tk.block_idx.z)
     if SPLIT:  # which key half this block runs (0, 1; -1: all keys), and its split block's slot in part/stats/flags
         half = tk.let(tk.maximum(tk.block_idx.z - (q.depth - 1), -1))
         slot = tk.let(tk.block_idx.x + tk.grid_dim.x * tk.block_idx.y)
-    q_s = tk.st(tk.bf16, 64, D, count=CONSUMERS * TILES)
+    q_s = tk.st(tk.bf16, 64, D, count=CONSUMERS)
     k_s, v_s = tk.st(tk.bf16, KV, D, count=STAGES), tk.st(tk.bf16, KV, D, count=STAGES)
-    q_ready = tk.semaphore(count=CONSUMERS * TILES)
+    q_ready = tk.semaphore(count=CONSUMERS)
     att, att_bf, o_reg = tk.rt(tk.fp32, 16, KV), tk.rt(tk.bf16, 16, KV), tk.rt(tk.fp32, 16, D)
     scores, probs = {KV: att}, {KV: att_bf}  # by keys per step: DIAG64 adds views of the first 64
     if DIAG64:
@@ -95,7 +77,7 @@ def hopper_attention(q: tk.gl(tk.bf16), k: tk.gl(tk.bf16), v: tk.gl(tk.bf16), o:
     slack = tk.let(LAZY / scale_log2) if LAZY else None  # LAZY's slack in raw-score units (2^LAZY after exp2)
     pending = tk.var(0, "pending") if PV_LAG else None  # PV_LAG: 1 + the stage of a P whose P·V is not issued yet
 
-    steps = key_blocks = tk.cdiv(k.rows, KV)
+    steps = tk.cdiv(k.rows, KV)
     key_step = lambda s: s.step  # noqa: E731 (a step's key block)
     if SPLIT:  # half 0 runs the first steps // 2 key blocks, half 1 the rest (the host splits only steps >= 2)
         first_step = tk.let(tk.maximum(half, 0) * (steps // 2))
@@ -105,44 +87,36 @@ def hopper_attention(q: tk.gl(tk.bf16), k: tk.gl(tk.bf16), v: tk.gl(tk.bf16), o:
         steps = tk.minimum(steps, tk.cdiv(tk.minimum((tile0 + CONSUMERS) * 64, q.rows) + shift, KV))
 
     def init():
-        for c in range(CONSUMERS * TILES):
+        for c in range(CONSUMERS):
             tk.init_semaphore(q_ready[c], 1)
 
     def load(s):
-        kv = (work[tile_of(s)][0], work[tile_of(s)][2], key_step(s), 0)
+        kv = (b, h_kv, key_step(s), 0)
         tk.tma.load_group(s.full, (k_s[s.stage], k, kv), (v_s[s.stage], v, kv))
-        if TILES > 1 and tile_of(s) == 0:  # the second tile's Q once the first tile's first stages are on their way
-            with tk.if_((s.step == tk.minimum(1, key_blocks - 1)) & (work[1][3] * 64 < q.rows) & (not SKIP0)):
-                for c in range(CONSUMERS):
-                    tk.tma.load_group(q_ready[c + CONSUMERS], (q_s[c + CONSUMERS], q, (*work[1][:2], work[1][3] + c, 0)))
-        if AHEAD and tile_of(s) == 0:  # L2 warm-up for a later block (here, not in `init`: there ptxas serialised D=64 causal's wgmma)
+        if AHEAD:  # L2 warm-up for a later block (here, not in `init`: there ptxas serialised D=64 causal's wgmma)
             exists, *later = tk.block_after(AHEAD)
             with tk.if_((s.step == 0) & exists):
-                nb, nh, nh_kv, ntile0 = (tiles_work if TILES > 1 else lambda *xyz: [block_work(*xyz)])(*later)[0]
-                for c in range(CONSUMERS * (2 if AHEAD2 else 1)):  # (AHEAD2: both tiles' Q of a later pair)
-                    tk.tma.prefetch(q_s[c % CONSUMERS], q, (nb, nh, ntile0 + c, 0))
+                nb, nh, nh_kv, ntile0 = block_work(*later)
+                for c in range(CONSUMERS):
+                    tk.tma.prefetch(q_s[c], q, (nb, nh, ntile0 + c, 0))
                 for dst, src in ((k_s[0], k), (v_s[0], v)):
                     tk.tma.prefetch(dst, src, (nb, nh_kv, 0, 0))
 
     class Extra:  # EXTRA: leftover query tile c, run by consumer c after its own (one step, on stage 0)
         def __init__(self, c):
-            self.consumer, self.stage, self.step, self.tile = c, 0, 0, 0
-    q_tile = lambda s: s.consumer if isinstance(s, Extra) else work[tile_of(s)][3] + s.consumer  # noqa: E731
-    buf = lambda s: s.consumer + CONSUMERS * tile_of(s)  # noqa: E731 (its Q tile's buffer)
+            self.consumer, self.stage, self.step = c, 0, 0
+    q_tile = lambda s: s.consumer if isinstance(s, Extra) else tile0 + s.consumer  # noqa: E731 (its query tile)
     pingpong = lambda s: PINGPONG and not isinstance(s, Extra)  # noqa: E731 (an extra tile runs after the turns)
 
     def start(s):
         with tk.if_(tk.warp_id() % 4 == 0):  # (a tile before row 0 reads zeros: TMA coordinates are signed)
-            if tile_of(s) == 0 or SKIP0:  # (TILES: the producer loads the second tile's Q)
-                tk.tma.load_group(q_ready[buf(s)], (q_s[buf(s)], q, (b, h, q_tile(s), 0)))
+            tk.tma.load_group(q_ready[s.consumer], (q_s[s.consumer], q, (b, h, q_tile(s), 0)))
         tk.neg_infty(max_vec)
         tk.zero(max_scaled)  # read by finish even where a consumer had no rows to run
         tk.zero(norm_vec)
         tk.zero(o_reg)
-        tk.wait(q_ready[buf(s)], int(isinstance(s, Extra)))  # (an extra tile's Q: the second phase)
-        if RESYNC and tile_of(s) > 0:  # probe: every consumer starts a later tile together, as in a fresh block
-            tk.named_sync(4 + CONSUMERS, 4 * CONSUMERS)
-        if pingpong(s) and tile_of(s) == int(SKIP0):  # consumers take turns on Q·Kᵀ, in order 0, 1, ...: the last one lets the first go
+        tk.wait(q_ready[s.consumer], int(isinstance(s, Extra)))  # (an extra tile's Q: the second phase)
+        if pingpong(s):  # consumers take turns on Q·Kᵀ, in order 0, 1, ...: the last one lets the first go
             with tk.if_(s.consumer == CONSUMERS - 1):
                 tk.named_arrive(4, 8)
 
@@ -202,7 +176,7 @@ def hopper_attention(q: tk.gl(tk.bf16), k: tk.gl(tk.bf16), v: tk.gl(tk.bf16), o:
         return t if n == KV else tk.subtile(t, (n, D), (0, 0))
 
     def qk(s, n=KV):
-        tk.warpgroup.mm_ABt(scores[n], q_s[buf(s)], keys(k_s[s.stage], n))
+        tk.warpgroup.mm_ABt(scores[n], q_s[s.consumer], keys(k_s[s.stage], n))
 
     def pv(stage, n=KV):  # O += P·V, P (bf16) from registers
         tk.warpgroup.mma_AB(o_reg, probs[n], keys(v_s[stage], n))
@@ -243,14 +217,13 @@ def hopper_attention(q: tk.gl(tk.bf16), k: tk.gl(tk.bf16), v: tk.gl(tk.bf16), o:
             # Q is no longer needed: its tile stages O (the first sync: no warp still reads Q in a wgmma); a tile
             # before row 0 stores no O (a TMA store at negative coordinates faults) and its lse is clipped
             with tk.if_(q_tile(s) >= 0):
-                tk.warpgroup.store_async(o, q_s[buf(s)], o_bf, (*work[tile_of(s)][:2], q_tile(s), 0), 1 + s.consumer)
+                tk.warpgroup.store_async(o, q_s[s.consumer], o_bf, (b, h, q_tile(s), 0), 1 + s.consumer)
             tk.log2(norm_vec, norm_vec)  # lse = ln(sum exp(s * scale)) = (max·c + log2(norm)) * ln 2
             tk.add(norm_vec, norm_vec, max_scaled)
             tk.mul(norm_vec, norm_vec, math.log(2))
-            tk.store(lse, norm_vec, (*work[tile_of(s)][:2], 0, q_tile(s) * 4 + tk.warp_id() % 4), clip=True)
-            if tile_of(s) == TILES - 1:  # (an earlier tile's O buffer is not reused: the last wait covers it)
-                with tk.if_(tk.warp_id() % 4 == 0):
-                    tk.tma.store_wait(0)
+            tk.store(lse, norm_vec, (b, h, 0, q_tile(s) * 4 + tk.warp_id() % 4), clip=True)
+            with tk.if_(tk.warp_id() % 4 == 0):
+                tk.tma.store_wait(0)
 
     def combine(s):  # SPLIT: half 0 of a split block hands each warp's unnormalised O, max and sum to half 1
         w = tk.warp_id() % 4
@@ -278,10 +251,8 @@ def hopper_attention(q: tk.gl(tk.bf16), k: tk.gl(tk.bf16), v: tk.gl(tk.bf16), o:
             compute(x)
             finish(x)
 
-    if TILES > 1:  # a tile past the end of the rows runs no steps
-        steps = (lambda n: lambda t: tk.minimum(n, tk.maximum(q.rows - work[t][3] * 64, 0) * n))(steps)
-    tk.producer_consumer(stages=STAGES, consumers=CONSUMERS, tiles=TILES, steps=steps, load=load, compute=compute,
+    tk.producer_consumer(stages=STAGES, consumers=CONSUMERS, tiles=1, steps=steps, load=load, compute=compute,
                          finish=finish, start=start, end=end if EXTRA else None, init=init, persistent=False,
                          release_lag=int(PV_LAG),
-                         producer_registers=PROD_REGS or (24 if CONSUMERS == 3 else 40),
+                         producer_registers=24 if CONSUMERS == 3 else 40,
                          consumer_registers=160 if CONSUMERS == 3 else 232)

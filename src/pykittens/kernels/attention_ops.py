@@ -93,7 +93,6 @@ FORWARD_HEADS_FIRST = {64: 2048, 128: 1024, 256: 1024}
 # D=64 +0.5-0.6% at 2k, +1.2-1.3% at 4k. Not shorter (D=128 2k -0.7%, 1k -1.2%; D=64 1k -0.6%: a half's fixed cost
 # weighs more) nor with a fuller last wave (D=64 8k and 16k, 85% full: -0.3%) (NOTES.md, session 18)
 FORWARD_SPLIT = {64: 2048, 128: 4096}
-FORWARD_TILES_TAIL_WAVES = 1.0  # (probe: TILES=2's single blocks at the launch's end, in waves of 132 SMs)
 FORWARD_SPLIT_LAST_WAVE = 2 / 3  # (the most of the SMs the plain launch's last wave may keep busy)
 # head dims whose forward consumers pass the ping-pong turn once their Q·Kᵀ is issued rather than done
 # (EARLY_TURN), so the tensor cores never wait for the hand-over: D=256 (2 consumers) +3.2 to +7.4% at N = 1k-16k,
@@ -167,9 +166,6 @@ def forward_grid(n_q: int, heads: int, batch: int, config: dict) -> tuple[int, i
     """The grid of a forward launch with this configuration: (blocks per head, heads, batch), with HEADS_FIRST
     (heads, blocks per head, batch), with SPLIT (blocks per head, batch, heads + 1)."""
     blocks = forward_blocks(n_q, config)
-    if config.get("TILES", 1) > 1:  # pairs of query blocks, then the last heads' blocks one by one (the tail)
-        singles = min(heads, -(-round(FORWARD_TILES_TAIL_WAVES * 132) // (batch * blocks)))
-        return -(-blocks // 2), batch, heads + singles
     if config.get("SPLIT"):  # heads last, one more: the last head's blocks run twice, once per key half
         return blocks, batch, heads + 1
     return (heads, blocks, batch) if config.get("HEADS_FIRST") else (blocks, heads, batch)
