@@ -297,15 +297,13 @@ def _hopper_forward(q, k, v, causal: bool, scale: float, checked: _Checked | Non
         q, memory_format=torch.contiguous_format)
     # with SPLIT, a CUDA-graph capture takes the launch without it (a replay would repeat its epoch), with an lse
     capturing = f.plain is not f.kernel and q.is_cuda and torch.cuda.is_current_stream_capturing()
-    if not (with_lse or capturing):
-        scratch = SplitScratch.get(D, f.config["CONSUMERS"], f.slots, q.device) if f.slots else f.placeholders
+    launch = f.plain if capturing else f.kernel
+    scratch = f.placeholders if launch is f.plain else SplitScratch.get(D, f.config["CONSUMERS"], f.slots, q.device)
+    if not (with_lse or capturing):  # (then launch is f.kernel, whose twin this is)
         f.kernel_no_lse(q, k, v, o, f.no_lse, *scratch, scale * LOG2E)
         return o, None
     lse = torch.empty(B, H, 1, f.lse_rows, dtype=torch.float32, device=q.device)
-    if f.plain is f.kernel or capturing:
-        f.plain(q, k, v, o, lse, *f.placeholders, scale * LOG2E)
-    else:
-        f.kernel(q, k, v, o, lse, *SplitScratch.get(D, f.config["CONSUMERS"], f.slots, q.device), scale * LOG2E)
+    launch(q, k, v, o, lse, *scratch, scale * LOG2E)
     lse = lse.squeeze(2)
     return o, (lse if f.lse_rows == N else lse[..., :N].clone())
 

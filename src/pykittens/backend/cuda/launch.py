@@ -90,6 +90,9 @@ def _libcuda():
     return _LIBCUDA[0]
 
 
+_CTYPES = {"Q": ctypes.c_uint64, "i": ctypes.c_int32, "f": ctypes.c_float}  # struct code -> ctypes field
+
+
 class LaunchPlan:
     """What a launch needs that depends only on the argument layouts (dtypes, shapes, strides, device): the loaded
     kernel and a preallocated argument buffer with a precompiled ``struct`` layout (a gl is ptr, b, d, r, c, sb,
@@ -101,7 +104,7 @@ class LaunchPlan:
     def __init__(self, loaded: LoadedKernel, params, tensor_maps, runtime, device_index: int, cluster: int = 1,
                  name: str = "?"):
         self.loaded, self.device_index, self.cluster, self.name = loaded, device_index, cluster, name
-        fmt, offsets, self.template, self.slots = "=", [], [], []
+        fmt, offsets, template, values = "=", [], [], []  # values: (field index, struct code) of each runtime value
         size = 0
 
         def slot(code, nbytes):
@@ -112,19 +115,18 @@ class LaunchPlan:
             offsets.append(size)
             size += nbytes
 
-        for i, (p, a) in enumerate(zip(params, runtime)):
-            self.slots.append((i, len(self.template)))  # (argument index, where its value goes in template)
-            if isinstance(p.type, GL):
-                slot("Q", 8)
+        for p, a in zip(params, runtime):
+            code = "Q" if isinstance(p.type, GL) else "f" if p.type is f32 else "i"
+            values.append((len(template), code))  # a gl's address or a scalar: the field a launch writes
+            slot(code, 8 if code == "Q" else 4)
+            if code == "Q":
                 for _ in range(4):
                     slot("i", 4)
                 for _ in range(3):
                     slot("q", 8)
-                self.template += [0, *a.shape, *a.stride[:3]]
+                template += [0, *a.shape, *a.stride[:3]]
             else:
-                slot("f" if p.type is f32 else "i", 4)
-                self.template.append(0)
-        self.struct = struct.Struct(fmt)
+                template.append(0)
         self.tmaps = []  # (argument index, shared tile type, byte offset, {address: descriptor bytes})
         for var, st in tensor_maps:
             size += -size % 64
@@ -134,11 +136,9 @@ class LaunchPlan:
         self.buffer = (ctypes.c_ubyte * (size + 64))()
         self.base = ctypes.addressof(self.buffer)
         self.shift = -self.base % 64  # descriptors want 64-byte alignment
-        self.struct.pack_into(self.buffer, self.shift, *self.template)  # shapes and strides, once
-        # per runtime value (in parameter order): the ctypes field it is written to (a gl's address, a scalar)
-        self.fields = [(ctypes.c_uint64 if isinstance(p.type, GL) else ctypes.c_float if p.type is f32 else
-                        ctypes.c_int32).from_buffer(self.buffer, self.shift + offsets[at])
-                       for (i, at), p in zip(self.slots, params)]
+        struct.Struct(fmt).pack_into(self.buffer, self.shift, *template)  # shapes and strides, once
+        # per runtime value (in parameter order): the ctypes field a launch writes it to
+        self.fields = [_CTYPES[code].from_buffer(self.buffer, self.shift + offsets[at]) for at, code in values]
         self.array = (ctypes.c_void_p * len(offsets))(*[self.base + self.shift + o for o in offsets])
         self.pointer = ctypes.addressof(self.array)
         # layouts for descriptors (not the GlobalArgs: a cached plan must not keep its first call's tensors alive)
