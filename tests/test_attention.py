@@ -145,7 +145,9 @@ def test_forward_launch_decisions():
     assert [forward_launch(128, True, n, n)[1].get("HEADS_FIRST", False) for n in (512, 1024)] == [False, True]
     assert forward_launch(256, True, 4096, 4096, 8, 4)[0] == (8, 32, 4)  # 2 consumers: 32 blocks per head
     assert not any(forward_launch(d, False, 4096, 4096)[1].get("HEADS_FIRST") for d in (64, 128, 256))
-    assert [forward_launch(128, True, n, n, sms=132)[1]["AHEAD"] for n in (512, 1024)] == [0, 132]  # L2 warm-up
+    # L2 warm-up: none at D = 128 causal in the plain order; half an SM count ahead in a heads-first launch
+    assert [forward_launch(128, True, n, n, sms=132)[1]["AHEAD"] for n in (512, 1024)] == [0, 66]
+    assert [forward_launch(64, c, 2048, 2048, sms=132)[1]["AHEAD"] for c in (False, True)] == [132, 66]
     assert forward_launch(64, True, 2 ** 24, 2 ** 24)[0] == (87381, 1, 1)  # blocks per head past a grid's y limit
     # SPLIT (non-causal): from 2k at D = 64 and 4k at D = 128, where the last wave of 132 SMs would be <= 2/3 full
     split = lambda D, N, H, B: forward_launch(D, False, N, N, H, B, 132)[1].get("SPLIT", False)  # noqa: E731

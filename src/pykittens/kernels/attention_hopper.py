@@ -10,9 +10,9 @@ multiple of the consumers) are run by its first block's consumers after their ow
 their own (whose fixed cost outweighs one step of work). PV_LAG (FA3's intra-warpgroup overlap): each step issues its
 Q·Kᵀ and then the previous step's P·V, so the softmax runs while the tensor cores do P·V (P stays live in bf16:
 registers for it at D=64 with 3 consumers, not at D=128). DIAG64 (causal, D=64): a consumer's last key block, when
-no row of it sees the block's second 64 keys, runs 64 keys wide (wgmma on half of the score tile). AHEAD = the SM
-count: the producer warms L2 with the Q and first K/V block of the block AHEAD later in launch order, which starts
-about when this one ends (blocks run one per SM), so that block's prologue reads L2, not DRAM. HEADS_FIRST
+no row of it sees the block's second 64 keys, runs 64 keys wide (wgmma on half of the score tile). AHEAD (the SM
+count; half of it heads first): the producer warms L2 with the Q and first K/V block of the block AHEAD later in
+launch order, which starts about when this one ends (one block per SM), so its prologue reads L2, not DRAM. HEADS_FIRST
 (causal): the grid is (heads, blocks, batch), so a batch's heads start their longest blocks together and the short
 ones fill the tail, rather than (blocks, heads, batch), one head's blocks after another's. SPLIT (non-causal): the
 grid is (blocks, batch, heads + 1), so the last head's blocks run twice, once per half of the keys, at the end of the

@@ -74,7 +74,7 @@ FORWARD_DIAG64 = (64,)  # head dims whose causal forward runs a diagonal block 6
 # (head dim, causal) whose forward prefetches the next wave's Q and first K/V into L2 (AHEAD = SM count): D=64
 # +0.7-3.0% at N = 1k-2k, about 0 at 4k-16k; D=128 non-causal +0.1-0.9%; D=256 causal +0.1-5.0%. Not the others:
 # D=128 causal -0.8 to -1.6%, D=256 non-causal -0.7 to -1.8% (not understood; NOTES.md, session 12). A launch with
-# HEADS_FIRST (below) prefetches at every head dim
+# HEADS_FIRST (below) prefetches at every head dim, half as far
 FORWARD_L2_AHEAD = {(64, False), (64, True), (128, False), (256, True)}
 # head dims whose causal forward gives a head's leftover query tiles (N/64 not a multiple of the consumers) to its
 # first block instead of a block of their own (EXTRA): consumer c runs tile c after its own, on K/V stage 0, when
@@ -87,6 +87,12 @@ FORWARD_EXTRA = (64,)
 # 1k and +5.4-7.0% at 2k-16k (-0.6% at 512), D=256 +2.2% at 1k, +10% at 4k (NOTES.md, session 17). Not non-causal
 # (blocks of equal length; -1 to -2% at D=128)
 FORWARD_HEADS_FIRST = {64: 2048, 128: 1024, 256: 1024}
+# a heads-first launch's L2 warm-up distance (AHEAD), as a share of the SMs. Its blocks get shorter along the launch,
+# so more than an SM count of them start while one of its first blocks runs, and a warm-up an SM count ahead mostly
+# fetches for blocks that start long after it (or have started already). Half the SMs against all of them (causal,
+# N = 1k-16k): D=128 +0.3 to +1.6%, D=256 +0.5 to +2.3%, D=64 -0.6 to +0.9% (most +0.3 to +0.5%) (NOTES.md,
+# session 23). (No warm-up at all makes ptxas 13.0 serialise D=64's wgmma: -26 to -33%)
+FORWARD_HEADS_FIRST_AHEAD = 1 / 2
 # head dim -> the query length from which its non-causal forward runs the last head's blocks twice, once per half of
 # the keys, combined through global memory (SPLIT), where the plain launch's last wave would leave more than a third
 # of the SMs idle: the launch then ends in half-length blocks. D=128 +1.7-2.0% at 4k, +3.1% at 8k, +3.4% at 16k;
@@ -150,9 +156,9 @@ def forward_launch(D: int, causal: bool, n_q: int, n_kv: int, heads: int = 1, ba
     full, left = divmod(-(-n_q // 64), config["CONSUMERS"])
     if causal and D in FORWARD_EXTRA and full and left and 64 * left + n_kv - n_q <= config["KV"]:
         config["EXTRA"] = True
-    # (blocks per head on the grid's y: at most 65535. With heads first, D=128 causal too gains from AHEAD: +0.3-1.0%)
+    # (blocks per head on the grid's y: at most 65535)
     if causal and n_q >= FORWARD_HEADS_FIRST[D] and forward_blocks(n_q, config) <= 65535:
-        config.update(HEADS_FIRST=True, AHEAD=sms)
+        config.update(HEADS_FIRST=True, AHEAD=round(sms * FORWARD_HEADS_FIRST_AHEAD))
     if n_q >= FORWARD_LAZY.get((D, bool(causal)), n_q + 1):
         config["LAZY"] = FORWARD_LAZY_SLACK
     last_wave = forward_blocks(n_q, config) * heads * batch % sms if sms else 0  # blocks in the plain last wave
