@@ -140,9 +140,10 @@ def test_forward_launch_decisions():
     assert forward_launch(64, True, 100, 100)[0] == (1, 1, 1)  # no full block
     assert "EXTRA" not in forward_launch(64, False, 1024, 1024)[1]  # non-causal: the leftover tile is the heaviest
     assert "EXTRA" not in forward_launch(128, True, 1024 + 64, 1024 + 64)[1]  # (D = 128: 2 stages, its first block's 3 steps wrap)
-    # heads first: causal only, from 2k at D = 64 and 1k at D = 128 and 256 (measured: slower below)
+    # heads first: causal only, from 2k at D = 64, 1k at D = 128 and 512 at D = 256 (measured: slower below)
     assert [forward_launch(64, True, n, n)[1].get("HEADS_FIRST", False) for n in (1024, 2048)] == [False, True]
     assert [forward_launch(128, True, n, n)[1].get("HEADS_FIRST", False) for n in (512, 1024)] == [False, True]
+    assert [forward_launch(256, True, n, n)[1].get("HEADS_FIRST", False) for n in (256, 512)] == [False, True]
     assert forward_launch(256, True, 4096, 4096, 8, 4)[0] == (8, 32, 4)  # 2 consumers: 32 blocks per head
     assert not any(forward_launch(d, False, 4096, 4096)[1].get("HEADS_FIRST") for d in (64, 128, 256))
     # L2 warm-up: none at D = 128 causal in the plain order; half an SM count ahead in a heads-first launch
@@ -335,13 +336,13 @@ def test_warp_kernel_compiles_with_hmma_and_no_spills(D, arch):
                                          (256, True, 256), (256, True, 1024)])
 def test_hopper_kernel_compiles_with_hgmma_tma_and_no_spills(D, causal, N):
     """Every configuration ``attention`` launches (D=64 causal: with EXTRA at N = 256 and 2048, without at 384;
-    causal heads first from N = 2048 at D=64, 1024 at D=128 and 256)."""
+    causal heads first from N = 2048 at D=64, 1024 at D=128, 512 at D=256)."""
     from pykittens.kernels.attention_ops import forward_launch
     q = torch.empty(1, 1, N, D, dtype=torch.bfloat16)
     lse = torch.empty(1, 1, 1, N)
     config = forward_launch(D, causal, N, N, sms=132)[1]
     assert config.get("EXTRA", False) == (D == 64 and causal and N in (256, 2048))
-    assert config.get("HEADS_FIRST", False) == (causal and N >= 1024 and (D > 64 or N >= 2048))
+    assert config.get("HEADS_FIRST", False) == (causal and N >= {64: 2048, 128: 1024, 256: 512}[D])
     assert config["EARLY_TURN"] == (D == 256)  # (2 consumers: the turn passes once Q·Kᵀ is issued)
     assert bool(config.get("LAZY")) == (D == 256 or D == 64 and (not causal or N >= 2048))
     ck = hopper_attention.compile(q, q, q, q, lse, *_no_split(D, config["CONSUMERS"], q.device), 1.0, D=D,

@@ -84,9 +84,10 @@ FORWARD_EXTRA = (64,)
 # head dim -> the query length from which its causal forward launches a batch's heads together, each head's blocks
 # longest first (HEADS_FIRST: grid (heads, blocks, batch)), instead of one head's blocks after another's. The long
 # blocks then start early and the short ones fill the tail: D=64 +2.5-3.5% at 2k-16k (-1.3% at 1k), D=128 +1.5% at
-# 1k and +5.4-7.0% at 2k-16k (-0.6% at 512), D=256 +2.2% at 1k, +10% at 4k (NOTES.md, session 17). Not non-causal
-# (blocks of equal length; -1 to -2% at D=128)
-FORWARD_HEADS_FIRST = {64: 2048, 128: 1024, 256: 1024}
+# 1k and +5.4-7.0% at 2k-16k (-0.6% at 512), D=256 +2.2% at 1k, +10% at 4k (NOTES.md, session 17), +2.4-2.6% at
+# 512 (session 23, warm-up at half the SMs; D=128 +0.3% there, D=64 -0.6% at 1k). Not non-causal (blocks of equal
+# length; -1 to -2% at D=128)
+FORWARD_HEADS_FIRST = {64: 2048, 128: 1024, 256: 512}
 # a heads-first launch's L2 warm-up distance (AHEAD), as a share of the SMs. Its blocks get shorter along the launch,
 # so more than an SM count of them start while one of its first blocks runs, and a warm-up an SM count ahead mostly
 # fetches for blocks that start long after it (or have started already). Half the SMs against all of them (causal,
