@@ -25,4 +25,4 @@ from .kernel import kernel, gl, constexpr, Kernel  # noqa: F401
 from .ops import *  # noqa: F401,F403
 from . import tma  # noqa: F401,E402  (tk.tma.load_async, ...)
 from . import warpgroup  # noqa: F401,E402  (tk.warpgroup.mma_AB, ...)
-from .pipeline import producer_consumer, grouped_tile_order, tail_columns_first, timeline, timeline_slots, stamped  # noqa: F401,E402
+from .pipeline import producer_consumer, grouped_tile_order, timeline, timeline_slots, stamped  # noqa: F401,E402

@@ -259,21 +259,3 @@ def grouped_tile_order(t, tiles_m, tiles_n, group: int = 8):
     size = trace.let(trace.minimum(tiles_m - first_m, group), "group_m")
     local = trace.let(t % per_group, "local")
     return trace.let(first_m + local % size, "tm"), trace.let(local // size, "tn")
-
-
-def tail_columns_first(x, y, z, rows: int):
-    """The block a grid position (x, y, z) runs when the grid's last ``rows`` rows (a row: the grid.x blocks of one
-    (y, z)) are walked column by column (block x = 0 of each such row, then x = 1, ...) and the rest in launch order.
-    On a (blocks per head, heads, batch) grid this ends the launch with the last ``rows`` heads' last blocks, e.g.
-    short partial blocks filling its ragged end, while those heads' other blocks still run side by side (their K/V
-    shared in L2). ``rows``: a Python int, at most grid.y · grid.z (the host checks it). Positions before the tail
-    pay one compare; the tail's divisions (by the grid's y) run in its own branch."""
-    row_count = trace.grid_dim.y * trace.grid_dim.z
-    r = trace.let((y + trace.grid_dim.y * z - (row_count - rows)) * trace.grid_dim.x + x, "tail_position")
-    bx, by, bz = trace.var(x, "bx"), trace.var(y, "by"), trace.var(z, "bz")
-    with trace.if_(r >= 0):
-        row = trace.let(row_count - rows + r % rows, "tail_row")
-        trace.assign(bx, r // rows)
-        trace.assign(by, row % trace.grid_dim.y)
-        trace.assign(bz, row // trace.grid_dim.y)
-    return bx, by, bz

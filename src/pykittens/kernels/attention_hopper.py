@@ -37,7 +37,7 @@ def hopper_attention(q: tk.gl(tk.bf16), k: tk.gl(tk.bf16), v: tk.gl(tk.bf16), o:
                      PINGPONG: tk.constexpr = False, PV_LAG: tk.constexpr = False, DIAG64: tk.constexpr = False,
                      AHEAD: tk.constexpr = 0, EXTRA: tk.constexpr = False,
                      HEADS_FIRST: tk.constexpr = False, SPLIT: tk.constexpr = False,
-                     EARLY_TURN: tk.constexpr = False, LAZY: tk.constexpr = 0.0, DEFER: tk.constexpr = 0):
+                     EARLY_TURN: tk.constexpr = False, LAZY: tk.constexpr = 0.0):
     if DIAG64 and not (CAUSAL and KV == 128):
         raise tk.KernelTypeError("hopper_attention: DIAG64 needs CAUSAL and KV = 128")
     if EXTRA and not (CAUSAL and STAGES * KV >= 64 * (2 * CONSUMERS - 2) + KV):
@@ -48,7 +48,6 @@ def hopper_attention(q: tk.gl(tk.bf16), k: tk.gl(tk.bf16), v: tk.gl(tk.bf16), o:
     blocks = tk.grid_dim.y if HEADS_FIRST else tk.grid_dim.x  # per head
 
     def block_work(x, y, z):  # block (x, y, z)'s batch, query head, K/V head and first 64-row query tile
-        x, y, z = tk.tail_columns_first(x, y, z, DEFER) if DEFER else (x, y, z)  # (DEFER: partial blocks last)
         x, y = (y, x) if HEADS_FIRST else (x, y)  # HEADS_FIRST: grid (heads, blocks, batch)
         if SPLIT:  # grid (blocks, batch, heads + 1): the last head's blocks twice, once per key half
             y, z = tk.minimum(z, q.depth - 1), y
